@@ -1,0 +1,25 @@
+"""CancelFineTune: stop a job that outlasted max_wait_seconds."""
+
+from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.parser import event_parser
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from synthtune import adapters
+from synthtune.finetune.stages import cancel_fine_tune
+from synthtune.observability import logger, metrics, tracer
+from synthtune.workflow import FineTuneCheck
+
+
+@logger.inject_lambda_context(correlation_id_path="run.run_id")
+@metrics.log_metrics
+@tracer.capture_lambda_handler
+@event_parser(model=FineTuneCheck)
+def lambda_handler(event: FineTuneCheck, context: LambdaContext) -> dict[str, Any]:
+    backend = adapters.fine_tune_backend(event.finetune.backend)
+    job = cancel_fine_tune(event, backend=backend, runs=adapters.runs())
+    metrics.add_metric(name="FineTuneJobsCancelled", unit=MetricUnit.Count, value=1)
+    logger.warning(
+        "fine-tuning job cancelled after the maximum wait", extra={"job_id": job.job_id, "status": job.status}
+    )
+    return job.model_dump(mode="json")

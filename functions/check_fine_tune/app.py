@@ -1,0 +1,23 @@
+"""CheckFineTune: the job's current status, for the wait-and-poll loop."""
+
+from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.parser import event_parser
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from synthtune import adapters
+from synthtune.finetune.stages import check_fine_tune
+from synthtune.observability import logger, metrics, tracer
+from synthtune.workflow import FineTuneCheck
+
+
+@logger.inject_lambda_context(correlation_id_path="run.run_id")
+@metrics.log_metrics
+@tracer.capture_lambda_handler
+@event_parser(model=FineTuneCheck)
+def lambda_handler(event: FineTuneCheck, context: LambdaContext) -> dict[str, Any]:
+    backend = adapters.fine_tune_backend(event.finetune.backend)
+    job = check_fine_tune(event, backend=backend, runs=adapters.runs())
+    metrics.add_metric(name="FineTunePolls", unit=MetricUnit.Count, value=1)
+    logger.info("fine-tuning job", extra={"job_id": job.job_id, "status": job.status})
+    return job.model_dump(mode="json")

@@ -1,0 +1,24 @@
+"""GenerateShard: the teacher answers one shard of problems (one iteration of the Generate Map)."""
+
+from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.parser import event_parser
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from synthtune import adapters
+from synthtune.generation import generate_shard
+from synthtune.observability import logger, metrics, tracer
+from synthtune.workflow import ShardTask
+
+
+@logger.inject_lambda_context(correlation_id_path="run.run_id")
+@metrics.log_metrics
+@tracer.capture_lambda_handler
+@event_parser(model=ShardTask)
+def lambda_handler(event: ShardTask, context: LambdaContext) -> dict[str, Any]:
+    logger.append_keys(shard=event.shard.index)
+    result = generate_shard(event, data=adapters.artifacts(), runs=adapters.runs(), chat=adapters.chat())
+    metrics.add_metric(name="TeacherAnswersVerified", unit=MetricUnit.Count, value=result.verified)
+    metrics.add_metric(name="TeacherAnswersRejected", unit=MetricUnit.Count, value=result.rejected)
+    metrics.add_metric(name="TeacherAnswersFailed", unit=MetricUnit.Count, value=result.failed)
+    return result.model_dump(mode="json")

@@ -1,0 +1,33 @@
+"""Prepare: validate the problem set and configuration, split, write the shard manifest."""
+
+import datetime as dt
+from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.parser import event_parser
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from synthtune import adapters
+from synthtune.observability import logger, metrics, tracer
+from synthtune.prepare import prepare_run
+from synthtune.workflow import PrepareInput
+
+
+@logger.inject_lambda_context(correlation_id_path="run_id")
+@metrics.log_metrics
+@tracer.capture_lambda_handler
+@event_parser(model=PrepareInput)
+def lambda_handler(event: PrepareInput, context: LambdaContext) -> dict[str, Any]:
+    prepared = prepare_run(
+        event,
+        data=adapters.artifacts(),
+        bucket_store=adapters.artifacts,
+        runs=adapters.runs(),
+        backend_for=adapters.fine_tune_backend,
+        today=dt.datetime.now(dt.UTC).date(),
+    )
+    metrics.add_metric(
+        name="ProblemsPrepared", unit=MetricUnit.Count, value=prepared.generation.problem_count
+    )
+    metrics.add_metric(name="ShardsPlanned", unit=MetricUnit.Count, value=prepared.generation.shard_count)
+    logger.info("run prepared", extra={"splits": prepared.generation.splits.model_dump()})
+    return prepared.model_dump(mode="json")

@@ -1,0 +1,23 @@
+"""RecordFailure: every Catch ends here; the run record gets its status, failed state, error and cause."""
+
+from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.parser import event_parser
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from synthtune import adapters
+from synthtune.observability import logger, metrics, tracer
+from synthtune.report import record_failure
+from synthtune.workflow import FailureInput
+
+
+@logger.inject_lambda_context(correlation_id_path="run_id")
+@metrics.log_metrics
+@tracer.capture_lambda_handler
+@event_parser(model=FailureInput)
+def lambda_handler(event: FailureInput, context: LambdaContext) -> dict[str, Any]:
+    failure = record_failure(event, runs=adapters.runs())
+    metrics.add_dimension(name="Error", value=failure.error)
+    metrics.add_metric(name="RunsFailed", unit=MetricUnit.Count, value=1)
+    logger.error("run failed", extra=failure.model_dump())
+    return failure.model_dump(mode="json")

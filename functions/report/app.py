@@ -1,0 +1,23 @@
+"""Report: results to DynamoDB, benchmark.json, report.md and summary.json to S3."""
+
+from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.parser import event_parser
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from synthtune import adapters
+from synthtune.observability import logger, metrics, tracer
+from synthtune.report import write_report
+from synthtune.workflow import ReportInput
+
+
+@logger.inject_lambda_context(correlation_id_path="run.run_id")
+@metrics.log_metrics
+@tracer.capture_lambda_handler
+@event_parser(model=ReportInput)
+def lambda_handler(event: ReportInput, context: LambdaContext) -> dict[str, Any]:
+    report = write_report(event, data=adapters.artifacts(), runs=adapters.runs())
+    metrics.add_metric(name="RunsSucceeded", unit=MetricUnit.Count, value=1)
+    metrics.add_metric(name="RunCostUSD", unit=MetricUnit.NoUnit, value=report.cost_usd)
+    logger.info("run finished", extra={"accuracy": report.accuracy, "cost_usd": report.cost_usd})
+    return report.model_dump(mode="json")

@@ -1,0 +1,23 @@
+"""StartFineTune: upload the dataset and create the job, or pick up the one this run already has."""
+
+from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.parser import event_parser
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from synthtune import adapters
+from synthtune.finetune.stages import start_fine_tune
+from synthtune.observability import logger, metrics, tracer
+from synthtune.workflow import FineTuneInput
+
+
+@logger.inject_lambda_context(correlation_id_path="run.run_id")
+@metrics.log_metrics
+@tracer.capture_lambda_handler
+@event_parser(model=FineTuneInput)
+def lambda_handler(event: FineTuneInput, context: LambdaContext) -> dict[str, Any]:
+    backend = adapters.fine_tune_backend(event.run.config.fine_tune_backend)
+    job = start_fine_tune(event, backend=backend, data=adapters.artifacts(), runs=adapters.runs())
+    metrics.add_metric(name="FineTuneJobsStarted", unit=MetricUnit.Count, value=1)
+    logger.info("fine-tuning job", extra={"job_id": job.job_id, "status": job.status})
+    return job.model_dump(mode="json")

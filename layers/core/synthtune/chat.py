@@ -1,0 +1,56 @@
+"""What the pipeline needs from a chat model, independent of who serves it.
+
+The domain code (generation, grading, benchmark) depends on this protocol only; `openai_chat` is the
+implementation for the OpenAI API and any OpenAI-compatible server. A Bedrock implementation would be
+a second class with the same three methods.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from pydantic import BaseModel, ConfigDict
+
+from synthtune.prompts import Solution, Verdict
+from synthtune.usage import Usage
+
+
+class Reply(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    model: str
+    text: str | None
+    finish_reason: str
+    usage: Usage
+    refusal: str | None = None
+
+
+class SolveResult(BaseModel):
+    """A structured solution, or None with the reply that explains why there is none."""
+
+    model_config = ConfigDict(frozen=True)
+
+    solution: Solution | None
+    reply: Reply
+
+
+class ChatModel(Protocol):
+    def solve(self, model: str, question: str, *, temperature: float, max_tokens: int) -> SolveResult:
+        """A step-by-step solution through structured outputs (the teacher)."""
+
+    def answer(self, model: str, question: str, *, max_tokens: int) -> Reply:
+        """A free-text reply in the training format (every benchmark contestant)."""
+
+    def judge(self, model: str, question: str, reference: str, candidate: str) -> tuple[Verdict, Usage]:
+        """Whether `candidate` means the same as `reference`."""
+
+
+class ModelJudge:
+    """Binds a ChatModel and a judge model name into the `grading.Judge` protocol."""
+
+    def __init__(self, chat: ChatModel, model: str) -> None:
+        self.chat = chat
+        self.model = model
+
+    def judge(self, question: str, reference: str, candidate: str) -> tuple[Verdict, Usage]:
+        return self.chat.judge(self.model, question, reference, candidate)

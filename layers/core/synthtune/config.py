@@ -1,0 +1,132 @@
+"""RunConfig: every choice a run makes, each with a documented default.
+
+A run's configuration comes from the execution input's `config` object (or the CLI's `--config FILE`),
+validated here once in Prepare and then carried, resolved, through every state. Unknown fields are
+rejected so that a typo (`shard_sise`) fails loudly instead of silently running with a default.
+Model names are defaults here; their prices and retirement dates live in `synthtune.catalog`.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from synthtune.errors import InvalidConfig
+
+Contestant = Literal["base", "fine_tuned", "teacher"]
+CONTESTANTS: tuple[Contestant, ...] = ("base", "fine_tuned", "teacher")
+
+
+class FineTuneHyperparameters(BaseModel):
+    """Passed to the fine-tuning backend; "auto" lets the provider choose."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    n_epochs: Annotated[int, Field(ge=1, le=50)] | Literal["auto"] = Field(
+        default="auto", description="Passes over the training set."
+    )
+    batch_size: Annotated[int, Field(ge=1, le=256)] | Literal["auto"] = Field(
+        default="auto", description="Examples per gradient step."
+    )
+    learning_rate_multiplier: Annotated[float, Field(gt=0, le=10)] | Literal["auto"] = Field(
+        default="auto", description="Scales the provider's base learning rate."
+    )
+
+
+class RunConfig(BaseModel):
+    """The knobs of one run. Every field has a default; pass only what you change."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    teacher_model: str = Field(
+        default="gpt-4.1-2025-04-14", min_length=1, description="Writes the step-by-step answers."
+    )
+    student_model: str = Field(
+        default="gpt-4.1-nano-2025-04-14", min_length=1, description="The model that is fine-tuned."
+    )
+    judge_model: str | None = Field(
+        default="gpt-4.1-mini-2025-04-14",
+        description="Grades answers that do not match the reference after normalisation; "
+        "null grades by normalised match alone.",
+    )
+    fine_tune_backend: Literal["openai"] = Field(
+        default="openai", description="Where the student is fine-tuned."
+    )
+    holdout_fraction: float = Field(
+        default=0.2,
+        gt=0,
+        lt=1,
+        description="Share of problems with a reference answer and no explicit split that are held out "
+        "for the benchmark.",
+    )
+    validation_fraction: float = Field(
+        default=0.1,
+        ge=0,
+        lt=1,
+        description="Share of the remaining problems without an explicit split used as the fine-tuning "
+        "validation file.",
+    )
+    split_seed: str = Field(
+        default="synthtune", description="Changes which problems land in which split, deterministically."
+    )
+    shard_size: int = Field(default=25, ge=1, le=1000, description="Problems per Generate shard.")
+    max_concurrency: int = Field(
+        default=10, ge=1, le=1000, description="Shards and benchmark contestants running at once."
+    )
+    request_concurrency: int = Field(
+        default=4, ge=1, le=64, description="Model requests in flight inside one Lambda invocation."
+    )
+    teacher_temperature: float = Field(default=0.0, ge=0, le=2, description="Teacher sampling temperature.")
+    max_output_tokens: int = Field(
+        default=1024, ge=16, le=32768, description="Cap on each answer's length, for every model."
+    )
+    keep_unreferenced: bool = Field(
+        default=True,
+        description="Keep training examples for problems that have no reference answer to check against.",
+    )
+    fine_tune: FineTuneHyperparameters = Field(default_factory=FineTuneHyperparameters)
+    fine_tune_suffix: str = Field(
+        default="synthtune",
+        max_length=18,
+        pattern=r"^[a-zA-Z0-9_-]*$",
+        description="Appears in the fine-tuned model's name.",
+    )
+    poll_interval_seconds: int = Field(
+        default=60, ge=1, le=3600, description="Wait between fine-tuning status checks."
+    )
+    max_wait_seconds: int = Field(
+        default=86_400,
+        ge=1,
+        le=7 * 86_400,
+        description="Longest the run waits for fine-tuning before cancelling the job and failing.",
+    )
+    benchmark_contestants: list[Contestant] = Field(
+        default_factory=lambda: list(CONTESTANTS),
+        min_length=1,
+        description="Which models answer the held-out problems.",
+    )
+
+    @model_validator(mode="after")
+    def _benchmark_contestants_unique(self) -> RunConfig:
+        if len(set(self.benchmark_contestants)) != len(self.benchmark_contestants):
+            raise ValueError("benchmark_contestants lists a contestant twice")
+        return self
+
+
+def load_run_config(overrides: object, source: str = "config") -> RunConfig:
+    """Validate user-supplied overrides; the error names every bad field and what was expected."""
+    if overrides is None:
+        return RunConfig()
+    if not isinstance(overrides, dict):
+        raise InvalidConfig(
+            f"{source}: expected a JSON object of RunConfig fields, got {type(overrides).__name__}"
+        )
+    try:
+        return RunConfig.model_validate(overrides)
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in issue['loc']) or '(root)'}: {issue['msg']}"
+            for issue in error.errors()
+        )
+        raise InvalidConfig(f"{source}: {problems}") from None

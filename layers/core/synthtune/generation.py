@@ -1,0 +1,123 @@
+"""Generate: the teacher answers one shard of problems, and each answer is checked as it arrives.
+
+Requests run concurrently (RunConfig.request_concurrency) so one invocation spends its time waiting
+on several answers at once. Each answer is graded against the problem's reference answer, when it has
+one, with the same rules the benchmark uses; Assemble later keeps only what deserves training.
+A provider failure that outlasts the client's retries (RateLimited, ModelUnavailable) fails the
+shard, and Step Functions retries it.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from synthtune.artifacts import ArtifactStore
+from synthtune.chat import ChatModel, ModelJudge
+from synthtune.grading import GradeMethod, grade_answer
+from synthtune.layout import RunLayout
+from synthtune.problems import Problem, Split
+from synthtune.runs import RunStore, shard_sk
+from synthtune.usage import UsageByModel, add_usage
+from synthtune.workflow import RunRef, ShardResult, ShardTask
+
+AnswerStatus = Literal["verified", "rejected", "unverified", "failed"]
+
+
+class GeneratedAnswer(BaseModel):
+    """One line of a shard's output: the teacher's answer to one problem and what we know of it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    problem_id: str
+    split: Split
+    category: str
+    question: str
+    reference: str | None
+    status: AnswerStatus = Field(
+        description="verified: matches the reference; rejected: does not; unverified: no reference to "
+        "check; failed: no usable answer (see failure)"
+    )
+    steps: list[str] = Field(default_factory=list)
+    final_answer: str | None = None
+    grade_method: GradeMethod | None = None
+    failure: str | None = None
+    finish_reason: str
+    usage: UsageByModel
+
+
+def answer_problem(problem: Problem, run: RunRef, chat: ChatModel) -> GeneratedAnswer:
+    config = run.config
+    result = chat.solve(
+        config.teacher_model,
+        problem.question,
+        temperature=config.teacher_temperature,
+        max_tokens=config.max_output_tokens,
+    )
+    usage: UsageByModel = {config.teacher_model: result.reply.usage}
+    base = {
+        "problem_id": problem.id,
+        "split": problem.split or "train",
+        "category": problem.category,
+        "question": problem.question,
+        "reference": problem.answer,
+        "finish_reason": result.reply.finish_reason,
+    }
+    solution = result.solution
+    if solution is None or not solution.final_answer.strip():
+        if result.reply.refusal:
+            failure = "refused"
+        elif result.reply.finish_reason == "length":
+            failure = "truncated"
+        else:
+            failure = "no_answer"
+        return GeneratedAnswer(**base, status="failed", failure=failure, usage=usage)
+    if problem.answer is None:
+        return GeneratedAnswer(
+            **base, status="unverified", steps=solution.steps, final_answer=solution.final_answer, usage=usage
+        )
+    judge = ModelJudge(chat, config.judge_model) if config.judge_model else None
+    grade, judge_usage = grade_answer(problem.question, problem.answer, solution.final_answer, judge)
+    if config.judge_model and judge_usage.requests:
+        add_usage(usage, config.judge_model, judge_usage)
+    return GeneratedAnswer(
+        **base,
+        status="verified" if grade.correct else "rejected",
+        steps=solution.steps,
+        final_answer=solution.final_answer,
+        grade_method=grade.method,
+        usage=usage,
+    )
+
+
+def generate_shard(task: ShardTask, *, data: ArtifactStore, runs: RunStore, chat: ChatModel) -> ShardResult:
+    layout = RunLayout(task.run.run_id)
+    problems = list(data.read_jsonl(layout.shard_input(task.shard.index), Problem))
+    with ThreadPoolExecutor(
+        max_workers=task.run.config.request_concurrency, thread_name_prefix="teacher"
+    ) as executor:
+        answers = list(executor.map(lambda problem: answer_problem(problem, task.run, chat), problems))
+    data.write_jsonl(layout.shard_output(task.shard.index), answers)
+
+    counts = dict.fromkeys(("verified", "rejected", "unverified", "failed"), 0)
+    usage: UsageByModel = {}
+    for answer in answers:
+        counts[answer.status] += 1
+        for model, model_usage in answer.usage.items():
+            add_usage(usage, model, model_usage)
+    result = ShardResult(
+        index=task.shard.index,
+        problems=len(problems),
+        answered=len(problems) - counts["failed"],
+        verified=counts["verified"],
+        rejected=counts["rejected"],
+        failed=counts["failed"],
+    )
+    runs.put(
+        task.run.run_id,
+        shard_sk(task.shard.index),
+        {**result.model_dump(), "usage": {model: u.model_dump() for model, u in usage.items()}},
+    )
+    return result

@@ -1,0 +1,57 @@
+"""Where a run keeps its data in S3. The one place object keys are spelled out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+PROBLEM_SET_PREFIX = "problem-sets/"
+
+
+@dataclass(frozen=True)
+class RunLayout:
+    run_id: str
+
+    @property
+    def prefix(self) -> str:
+        return f"runs/{self.run_id}/"
+
+    @property
+    def config(self) -> str:
+        return f"{self.prefix}config.json"
+
+    @property
+    def manifest(self) -> str:
+        return f"{self.prefix}shards/manifest.json"
+
+    def shard_input(self, index: int) -> str:
+        return f"{self.prefix}shards/{index:05d}.problems.jsonl"
+
+    def shard_output(self, index: int) -> str:
+        return f"{self.prefix}shards/{index:05d}.answers.jsonl"
+
+    @property
+    def holdout(self) -> str:
+        return f"{self.prefix}holdout.jsonl"
+
+    @property
+    def train(self) -> str:
+        return f"{self.prefix}dataset/train.jsonl"
+
+    @property
+    def validation(self) -> str:
+        return f"{self.prefix}dataset/validation.jsonl"
+
+    def benchmark_answers(self, contestant: str) -> str:
+        return f"{self.prefix}benchmark/{contestant}.jsonl"
+
+    @property
+    def benchmark(self) -> str:
+        return f"{self.prefix}report/benchmark.json"
+
+    @property
+    def report(self) -> str:
+        return f"{self.prefix}report/report.md"
+
+    @property
+    def summary(self) -> str:
+        return f"{self.prefix}report/summary.json"

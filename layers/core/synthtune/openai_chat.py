@@ -1,0 +1,104 @@
+"""ChatModel over the OpenAI chat completions API (or any server that speaks it)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from synthtune.chat import Reply, SolveResult
+from synthtune.openai_client import provider_errors
+from synthtune.prompts import JUDGE_SYSTEM_PROMPT, SOLVER_SYSTEM_PROMPT, Solution, Verdict, judge_request
+from synthtune.usage import Usage
+
+if TYPE_CHECKING:
+    from openai import OpenAI
+    from openai.types.chat import ChatCompletion
+
+JUDGE_MAX_TOKENS = 256
+
+
+def _usage(completion: ChatCompletion) -> Usage:
+    usage = completion.usage
+    if usage is None:
+        return Usage(requests=1)
+    details = usage.prompt_tokens_details
+    cached = (details.cached_tokens or 0) if details is not None else 0
+    return Usage(
+        requests=1,
+        input_tokens=usage.prompt_tokens,
+        cached_input_tokens=cached,
+        output_tokens=usage.completion_tokens,
+    )
+
+
+def _reply(completion: ChatCompletion) -> Reply:
+    choice = completion.choices[0]
+    return Reply(
+        model=completion.model,
+        text=choice.message.content,
+        finish_reason=choice.finish_reason,
+        usage=_usage(completion),
+        refusal=getattr(choice.message, "refusal", None),
+    )
+
+
+def _solver_messages(question: str) -> list[dict[str, str]]:
+    return [{"role": "system", "content": SOLVER_SYSTEM_PROMPT}, {"role": "user", "content": question}]
+
+
+class OpenAIChat:
+    def __init__(self, client: OpenAI, secret_hint: str = "") -> None:
+        self._client = client
+        self._secret_hint = secret_hint
+
+    def solve(self, model: str, question: str, *, temperature: float, max_tokens: int) -> SolveResult:
+        import openai
+
+        messages: Any = _solver_messages(question)
+        with provider_errors(f"{model} solving a problem", self._secret_hint):
+            try:
+                completion = self._client.chat.completions.parse(
+                    model=model,
+                    messages=messages,
+                    response_format=Solution,
+                    temperature=temperature,
+                    max_completion_tokens=max_tokens,
+                )
+            except (openai.LengthFinishReasonError, openai.ContentFilterFinishReasonError) as stopped:
+                # The reply was cut off or filtered: no solution, but the tokens were still billed.
+                if stopped.completion is None:
+                    reason = "content_filter"
+                    return SolveResult(
+                        solution=None,
+                        reply=Reply(model=model, text=None, finish_reason=reason, usage=Usage(requests=1)),
+                    )
+                return SolveResult(solution=None, reply=_reply(stopped.completion))
+        parsed = completion.choices[0].message.parsed
+        return SolveResult(solution=parsed, reply=_reply(completion))
+
+    def answer(self, model: str, question: str, *, max_tokens: int) -> Reply:
+        messages: Any = _solver_messages(question)
+        with provider_errors(f"{model} answering a problem", self._secret_hint):
+            completion = self._client.chat.completions.create(
+                model=model, messages=messages, temperature=0, max_completion_tokens=max_tokens
+            )
+        return _reply(completion)
+
+    def judge(self, model: str, question: str, reference: str, candidate: str) -> tuple[Verdict, Usage]:
+        messages: Any = [
+            {"role": "system", "content": JUDGE_SYSTEM_PROMPT},
+            {"role": "user", "content": judge_request(question, reference, candidate)},
+        ]
+        with provider_errors(f"{model} judging an answer", self._secret_hint):
+            completion = self._client.chat.completions.parse(
+                model=model,
+                messages=messages,
+                response_format=Verdict,
+                temperature=0,
+                max_completion_tokens=JUDGE_MAX_TOKENS,
+            )
+        parsed = completion.choices[0].message.parsed
+        usage = _usage(completion)
+        if parsed is None:
+            # A judge that refuses counts as "not shown to be equal": the answer stays unverified.
+            return Verdict(correct=False, explanation="the judge gave no verdict"), usage
+        return parsed, usage

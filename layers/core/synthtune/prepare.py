@@ -1,0 +1,135 @@
+"""Prepare: validate everything a run needs before a single token is paid for.
+
+Reads and validates the problem set and the configuration, checks that the student can be fine-tuned
+at all, splits the problems, and writes the shard manifest the Generate Map reads. Any failure here
+costs nothing and says exactly what to fix.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterator, Sequence
+from itertools import islice
+from urllib.parse import unquote_plus
+
+from pydantic import ValidationError
+
+from synthtune.artifacts import ArtifactStore
+from synthtune.config import load_run_config
+from synthtune.dataset import MIN_TRAINING_EXAMPLES
+from synthtune.errors import InvalidConfig, InvalidProblemSet
+from synthtune.finetune.backend import FineTuneBackend
+from synthtune.layout import RunLayout
+from synthtune.problems import Problem, detect_format, parse_problem_set
+from synthtune.runs import RunStore, now_iso
+from synthtune.split import split_problems
+from synthtune.workflow import (
+    BenchmarkPlan,
+    GenerationPlan,
+    PrepareInput,
+    PrepareOutput,
+    RunRef,
+    S3Location,
+    ShardRef,
+    StartRequest,
+)
+
+
+def _start_request(raw: dict[str, object]) -> StartRequest:
+    try:
+        return StartRequest.model_validate(raw)
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in issue['loc']) or '(root)'}: {issue['msg']}"
+            for issue in error.errors()
+        )
+        raise InvalidConfig(
+            f'execution input: {problems} (expected {{"key": ..., "bucket"?, "config"?}})'
+        ) from None
+
+
+def _resolve_problem_set(store: ArtifactStore, key: str) -> str:
+    """The key as given, or URL-decoded: S3 event payloads carry keys URL-encoded (spaces as '+')."""
+    if store.exists(key):
+        return key
+    decoded = unquote_plus(key)
+    if decoded != key and store.exists(decoded):
+        return decoded
+    raise InvalidProblemSet(f"{store.uri(key)} does not exist")
+
+
+def _read_problems(store: ArtifactStore, key: str) -> list[Problem]:
+    file_format = detect_format(key, store.head(key))
+    return parse_problem_set(store.iter_lines(key), store.uri(key), file_format)
+
+
+def _chunks(problems: Sequence[Problem], size: int) -> Iterator[list[Problem]]:
+    iterator = iter(problems)
+    while chunk := list(islice(iterator, size)):
+        yield chunk
+
+
+def prepare_run(
+    task: PrepareInput,
+    *,
+    data: ArtifactStore,
+    bucket_store: Callable[[str], ArtifactStore],
+    runs: RunStore,
+    backend_for: Callable[[str], FineTuneBackend],
+    today: dt.date,
+) -> PrepareOutput:
+    run_id = task.run_id
+    runs.update(run_id, status="RUNNING", stage="prepare", started_at=now_iso())
+
+    request = _start_request(task.input)
+    config = load_run_config(request.config, source="execution input config")
+    problem_store = data if request.bucket in (None, data.bucket) else bucket_store(request.bucket)
+    key = _resolve_problem_set(problem_store, request.key)
+    location = S3Location(bucket=problem_store.bucket, key=key)
+    runs.update(run_id, problem_set=location.model_dump(), config=config.model_dump(mode="json"))
+
+    backend_for(config.fine_tune_backend).check_available(config.student_model, today)
+
+    problems = _read_problems(problem_store, key)
+    split = split_problems(problems, config.holdout_fraction, config.validation_fraction, config.split_seed)
+    if not split.holdout:
+        raise InvalidProblemSet(
+            f"{location.uri}: no problem can be held out for the benchmark; held-out problems need a "
+            "reference 'answer' (give more problems answers, or mark some with split 'holdout')"
+        )
+    if len(split.train) < MIN_TRAINING_EXAMPLES:
+        raise InvalidProblemSet(
+            f"{location.uri}: {len(split.train)} problems left for training after holding out "
+            f"{len(split.holdout)} and {len(split.validation)} for validation; fine-tuning needs at least "
+            f"{MIN_TRAINING_EXAMPLES}"
+        )
+
+    layout = RunLayout(run_id)
+    shards: list[ShardRef] = []
+    for index, chunk in enumerate(_chunks([*split.train, *split.validation], config.shard_size)):
+        data.write_jsonl(layout.shard_input(index), chunk)
+        shards.append(ShardRef(index=index, problem_count=len(chunk)))
+    data.write_json(layout.manifest, [shard.model_dump() for shard in shards])
+    data.write_jsonl(layout.holdout, split.holdout)
+    data.write_json(layout.config, config.model_dump(mode="json"))
+
+    generation = GenerationPlan(
+        manifest_key=layout.manifest,
+        shard_count=len(shards),
+        problem_count=len(split.train) + len(split.validation),
+        splits=split.counts,
+    )
+    runs.update(
+        run_id,
+        stage="generate",
+        splits=split.counts.model_dump(),
+        shard_count=len(shards),
+        problem_count=len(problems),
+    )
+    return PrepareOutput(
+        run=RunRef(run_id=run_id, bucket=data.bucket, problem_set=location, config=config),
+        generation=generation,
+        benchmark=BenchmarkPlan(
+            problem_count=len(split.holdout), contestants=list(config.benchmark_contestants)
+        ),
+    )

@@ -1,0 +1,115 @@
+"""DynamoDB adapter: the run record and its results.
+
+One item collection per run (pk `RUN#<run_id>`):
+  sk `RUN`             status, stage, problem set, config, counts, fine-tuning job, error and cause
+  sk `SHARD#<index>`   one Generate shard's outcome and token usage (rewritten, never added to, on retry)
+  sk `DATASET`         what Assemble kept and dropped
+  sk `FINETUNE`        the fine-tuning job as last seen
+  sk `SCORE#<name>`    one benchmark contestant's score and usage
+Totals are summed from the items when the report is written, so a retried stage never counts twice.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+RUN_SK = "RUN"
+DATASET_SK = "DATASET"
+FINETUNE_SK = "FINETUNE"
+
+_serializer = TypeSerializer()
+_deserializer = TypeDeserializer()
+
+
+def shard_sk(index: int) -> str:
+    return f"SHARD#{index:05d}"
+
+
+def score_sk(contestant: str) -> str:
+    return f"SCORE#{contestant}"
+
+
+def run_pk(run_id: str) -> str:
+    return f"RUN#{run_id}"
+
+
+def now_iso() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+
+
+def _to_dynamodb(value: Any) -> Any:
+    # DynamoDB takes no floats; a JSON round trip turns them into Decimals (and models into plain data).
+    return _serializer.serialize(json.loads(json.dumps(value), parse_float=Decimal))
+
+
+def _from_dynamodb(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, dict):
+        return {key: _from_dynamodb(item) for key, item in value.items()}
+    if isinstance(value, list | set):
+        return [_from_dynamodb(item) for item in value]
+    return value
+
+
+class RunStore:
+    def __init__(self, table: str, dynamodb: DynamoDBClient) -> None:
+        self.table = table
+        self._dynamodb = dynamodb
+
+    def put(self, run_id: str, sk: str, attributes: dict[str, Any]) -> None:
+        item = {"pk": run_pk(run_id), "sk": sk, "run_id": run_id, "updated_at": now_iso(), **attributes}
+        self._dynamodb.put_item(
+            TableName=self.table, Item={name: _to_dynamodb(value) for name, value in item.items()}
+        )
+
+    def update(self, run_id: str, sk: str = RUN_SK, **attributes: Any) -> None:
+        """Set attributes, creating the item if needed (a failure can be recorded before Prepare's)."""
+        attributes = {"run_id": run_id, "updated_at": now_iso(), **attributes}
+        names = {f"#a{i}": name for i, name in enumerate(attributes)}
+        values = {f":v{i}": _to_dynamodb(value) for i, value in enumerate(attributes.values())}
+        assignments = ", ".join(f"#a{i} = :v{i}" for i in range(len(attributes)))
+        self._dynamodb.update_item(
+            TableName=self.table,
+            Key={"pk": {"S": run_pk(run_id)}, "sk": {"S": sk}},
+            UpdateExpression=f"SET {assignments}",
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=values,
+        )
+
+    def get(self, run_id: str, sk: str = RUN_SK) -> dict[str, Any] | None:
+        response = self._dynamodb.get_item(
+            TableName=self.table, Key={"pk": {"S": run_pk(run_id)}, "sk": {"S": sk}}, ConsistentRead=True
+        )
+        item = response.get("Item")
+        return None if item is None else self._decode(item)
+
+    def items(self, run_id: str, sk_prefix: str | None = None) -> list[dict[str, Any]]:
+        """Every item of the run (or those whose sk starts with `sk_prefix`), in sort-key order."""
+        condition = "pk = :pk"
+        values: dict[str, Any] = {":pk": {"S": run_pk(run_id)}}
+        if sk_prefix is not None:
+            condition += " AND begins_with(sk, :prefix)"
+            values[":prefix"] = {"S": sk_prefix}
+        paginator = self._dynamodb.get_paginator("query")
+        found: list[dict[str, Any]] = []
+        for page in paginator.paginate(
+            TableName=self.table,
+            KeyConditionExpression=condition,
+            ExpressionAttributeValues=values,
+            ConsistentRead=True,
+        ):
+            found.extend(self._decode(item) for item in page.get("Items", []))
+        return found
+
+    @staticmethod
+    def _decode(item: dict[str, Any]) -> dict[str, Any]:
+        return {name: _from_dynamodb(_deserializer.deserialize(value)) for name, value in item.items()}

@@ -1,0 +1,136 @@
+"""Where the data and the API key live: the bucket, the table, the secret, and what the outputs expose."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from synthtune_cli.template import resources_of_type
+
+RETAIN = {"DeletionPolicy": "Retain", "UpdateReplacePolicy": "Retain"}
+SECRET_LIKE_NAME = re.compile(r"KEY|SECRET|TOKEN|PASSWORD|CREDENTIAL", re.IGNORECASE)
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def test_bucket_is_encrypted_private_and_retained(template: dict[str, Any]) -> None:
+    bucket = template["Resources"]["DataBucket"]
+    assert {key: bucket.get(key) for key in RETAIN} == RETAIN
+    properties = bucket["Properties"]
+    assert "BucketName" not in properties, "a fixed name would collide across stacks and accounts"
+
+    (encryption,) = properties["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    algorithm = encryption["ServerSideEncryptionByDefault"]["SSEAlgorithm"]
+    assert algorithm in {"AES256", "aws:kms"}
+    if algorithm == "aws:kms":
+        assert encryption.get("BucketKeyEnabled") is True
+
+    assert properties["PublicAccessBlockConfiguration"] == {
+        "BlockPublicAcls": True,
+        "BlockPublicPolicy": True,
+        "IgnorePublicAcls": True,
+        "RestrictPublicBuckets": True,
+    }
+    assert properties["OwnershipControls"] == {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]}
+
+
+def test_bucket_aborts_incomplete_multipart_uploads(template: dict[str, Any]) -> None:
+    rules = template["Resources"]["DataBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]
+    assert any(
+        rule["Status"] == "Enabled" and rule["AbortIncompleteMultipartUpload"] == {"DaysAfterInitiation": 7}
+        for rule in rules
+    )
+
+
+def test_bucket_refuses_requests_without_tls(template: dict[str, Any]) -> None:
+    policies = [
+        policy
+        for policy in resources_of_type(template, "AWS::S3::BucketPolicy").values()
+        if policy["Properties"]["Bucket"] == {"Ref": "DataBucket"}
+    ]
+    assert len(policies) == 1
+    statements = policies[0]["Properties"]["PolicyDocument"]["Statement"]
+    tls_only = [
+        statement
+        for statement in statements
+        if statement["Effect"] == "Deny"
+        and str(statement.get("Condition", {}).get("Bool", {}).get("aws:SecureTransport")).lower() == "false"
+    ]
+    assert len(tls_only) == 1, "one Deny statement conditioned on aws:SecureTransport false"
+    (statement,) = tls_only
+    assert statement["Principal"] == "*"
+    assert _as_list(statement["Action"]) == ["s3:*"]
+    assert sorted(map(json.dumps, _as_list(statement["Resource"]))) == sorted(
+        map(json.dumps, [{"Fn::GetAtt": ["DataBucket", "Arn"]}, {"Fn::Sub": "${DataBucket.Arn}/*"}])
+    )
+
+
+def test_runs_table_is_on_demand_keyed_by_pk_and_sk_encrypted_and_recoverable(
+    template: dict[str, Any],
+) -> None:
+    table = template["Resources"]["RunsTable"]
+    assert table["Type"] == "AWS::DynamoDB::Table"
+    assert {key: table.get(key) for key in RETAIN} == RETAIN
+    properties = table["Properties"]
+    assert properties["BillingMode"] == "PAY_PER_REQUEST"
+    assert "ProvisionedThroughput" not in properties
+    assert properties["KeySchema"] == [
+        {"AttributeName": "pk", "KeyType": "HASH"},
+        {"AttributeName": "sk", "KeyType": "RANGE"},
+    ]
+    assert sorted(properties["AttributeDefinitions"], key=lambda attribute: attribute["AttributeName"]) == [
+        {"AttributeName": "pk", "AttributeType": "S"},
+        {"AttributeName": "sk", "AttributeType": "S"},
+    ]
+    assert properties["SSESpecification"]["SSEEnabled"] is True
+    assert properties["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+
+
+def test_secret_holds_a_generated_placeholder_never_the_key(template: dict[str, Any]) -> None:
+    secret = template["Resources"]["OpenAIApiKeySecret"]
+    assert secret["Type"] == "AWS::SecretsManager::Secret"
+    properties = secret["Properties"]
+    assert "SecretString" not in properties
+    assert "GenerateSecretString" in properties
+    assert properties["Name"] == {"Fn::Sub": "${AWS::StackName}/openai-api-key"}
+    assert "aws secretsmanager put-secret-value" in json.dumps(properties["Description"])
+
+
+def test_no_environment_variable_holds_a_key(
+    template: dict[str, Any], translated_template: dict[str, Any]
+) -> None:
+    environments = [template["Globals"]["Function"]["Environment"]["Variables"]] + [
+        function["Properties"].get("Environment", {}).get("Variables", {})
+        for function in resources_of_type(translated_template, "AWS::Lambda::Function").values()
+    ]
+    for variables in environments:
+        for name, value in variables.items():
+            if SECRET_LIKE_NAME.search(name):
+                # Only a pointer to the secret, which the function reads at run time.
+                assert name.endswith("_ARN"), name
+                assert value == {"Ref": "OpenAIApiKeySecret"}, name
+            serialized = json.dumps(value)
+            assert "resolve:secretsmanager" not in serialized, name
+            assert "sk-" not in serialized, name
+
+
+def test_template_never_contains_an_openai_key(template: dict[str, Any]) -> None:
+    serialized = json.dumps(template)
+    assert re.search(r"sk-[A-Za-z0-9_-]{16,}", serialized) is None
+    # A dynamic reference would copy the key into whatever property holds it.
+    assert "resolve:secretsmanager" not in serialized
+    # A key passed as a parameter would sit in the stack's parameters and change sets.
+    assert [name for name in template["Parameters"] if SECRET_LIKE_NAME.search(name)] == []
+
+
+def test_outputs_name_what_the_cli_needs(template: dict[str, Any]) -> None:
+    assert {name: output["Value"] for name, output in template["Outputs"].items()} == {
+        "StateMachineArn": {"Ref": "PipelineStateMachine"},
+        "DataBucketName": {"Ref": "DataBucket"},
+        "ProblemSetUploadPrefix": {"Fn::Sub": "s3://${DataBucket}/problem-sets/"},
+        "RunsTableName": {"Ref": "RunsTable"},
+        "OpenAIApiKeySecretArn": {"Ref": "OpenAIApiKeySecret"},
+    }

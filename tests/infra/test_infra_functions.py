@@ -1,0 +1,222 @@
+"""The Lambda functions: code on disk, one shared environment, tracing, the layer, least privilege, logs."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from typing import Any
+
+import pytest
+from synthtune_cli.template import PROJECT_ROOT, load_template, resources_of_type
+
+FUNCTION_IDS = sorted(resources_of_type(load_template(), "AWS::Serverless::Function"))
+
+DATA_BUCKET = {"Ref": "DataBucket"}
+RUNS_TABLE = {"Ref": "RunsTable"}
+SECRET = {"Ref": "OpenAIApiKeySecret"}
+READ_WRITE_DATA = {"S3ReadPolicy", "S3WritePolicy"}
+READ_WRITE_RUNS = {"DynamoDBReadPolicy", "DynamoDBWritePolicy"}
+READ_SECRET = {"AWSSecretsManagerGetSecretValuePolicy"}
+
+# The functions that call OpenAI, and so the only ones that may read its API key.
+OPENAI_CALLERS = {
+    "GenerateShardFunction",
+    "StartFineTuneFunction",
+    "CheckFineTuneFunction",
+    "CancelFineTuneFunction",
+    "BenchmarkFunction",
+}
+
+# Least privilege, function by function: the SAM policy templates each one is granted.
+EXPECTED_POLICIES: dict[str, set[str]] = {
+    "PrepareFunction": READ_WRITE_DATA | READ_WRITE_RUNS,
+    "GenerateShardFunction": READ_WRITE_DATA | READ_WRITE_RUNS | READ_SECRET,
+    "AssembleFunction": READ_WRITE_DATA | READ_WRITE_RUNS,
+    "StartFineTuneFunction": {"S3ReadPolicy"} | READ_WRITE_RUNS | READ_SECRET,
+    "CheckFineTuneFunction": READ_WRITE_RUNS | READ_SECRET,
+    "CancelFineTuneFunction": READ_WRITE_RUNS | READ_SECRET,
+    "BenchmarkFunction": READ_WRITE_DATA | READ_WRITE_RUNS | READ_SECRET,
+    "ReportFunction": READ_WRITE_DATA | READ_WRITE_RUNS,
+    "RecordFailureFunction": READ_WRITE_RUNS,
+}
+
+# What each policy template must be scoped to.
+POLICY_TARGETS: dict[str, tuple[str, dict[str, str]]] = {
+    "S3ReadPolicy": ("BucketName", DATA_BUCKET),
+    "S3WritePolicy": ("BucketName", DATA_BUCKET),
+    "DynamoDBReadPolicy": ("TableName", RUNS_TABLE),
+    "DynamoDBWritePolicy": ("TableName", RUNS_TABLE),
+    "AWSSecretsManagerGetSecretValuePolicy": ("SecretArn", SECRET),
+}
+
+
+def _function_setting(template: dict[str, Any], function: dict[str, Any], name: str) -> Any:
+    """A property as deployed: the function's own value, else the Globals one."""
+    return function["Properties"].get(name, template["Globals"]["Function"].get(name))
+
+
+def _policy_templates(function: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    policies: list[dict[str, Any]] = function["Properties"].get("Policies", [])
+    assert all(isinstance(policy, dict) and len(policy) == 1 for policy in policies), (
+        "only SAM policy templates, no managed policy names or inline statements"
+    )
+    names = [next(iter(policy)) for policy in policies]
+    assert len(names) == len(set(names)), f"repeated policy templates: {names}"
+    return {name: arguments for policy in policies for name, arguments in policy.items()}
+
+
+def _lambda_environment(template: dict[str, Any]) -> dict[str, str]:
+    """The Globals environment with each reference replaced by a plausible value, as Lambda would."""
+    environment: dict[str, str] = {}
+    for name, value in template["Globals"]["Function"]["Environment"]["Variables"].items():
+        if isinstance(value, str):
+            environment[name] = value
+        elif value.get("Ref") in template["Parameters"]:
+            environment[name] = str(template["Parameters"][value["Ref"]].get("Default", ""))
+        elif template["Resources"][value["Ref"]]["Type"] == "AWS::SecretsManager::Secret":
+            environment[name] = (
+                f"arn:aws:secretsmanager:us-east-1:123456789012:secret:infra-test-{value['Ref']}"
+            )
+        else:
+            environment[name] = f"infra-test-{value['Ref'].lower()}"
+    return environment
+
+
+def test_functions_are_the_expected_ones(functions: dict[str, dict[str, Any]]) -> None:
+    assert set(functions) == set(EXPECTED_POLICIES)
+
+
+@pytest.mark.parametrize("function_id", FUNCTION_IDS)
+def test_code_folder_has_the_handler_module(
+    template: dict[str, Any], functions: dict[str, dict[str, Any]], function_id: str
+) -> None:
+    code_dir = PROJECT_ROOT / functions[function_id]["Properties"]["CodeUri"]
+    handler_module = _function_setting(template, functions[function_id], "Handler").rsplit(".", 1)[0]
+    assert code_dir.is_dir(), f"{function_id}: CodeUri {code_dir} is missing"
+    assert (code_dir / f"{handler_module.replace('.', '/')}.py").is_file()
+    assert (code_dir / "app.py").is_file()
+
+
+@pytest.mark.parametrize("function_id", FUNCTION_IDS)
+def test_handler_is_importable_and_callable(
+    template: dict[str, Any],
+    functions: dict[str, dict[str, Any]],
+    function_id: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name, value in _lambda_environment(template).items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "1")
+
+    module_path, attribute = _function_setting(template, functions[function_id], "Handler").rsplit(".", 1)
+    code_dir = PROJECT_ROOT / functions[function_id]["Properties"]["CodeUri"]
+    source = code_dir / f"{module_path.replace('.', '/')}.py"
+    # Every handler module is called app: import each under its own name so they do not shadow each other.
+    module_name = f"synthtune_infra_handler_{function_id}"
+    assert source.is_file(), f"{function_id}: handler module {source} is missing"
+    spec = importlib.util.spec_from_file_location(module_name, source)
+    assert spec is not None, f"{function_id}: no module at {source}"
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, module_name, module)
+    spec.loader.exec_module(module)
+
+    assert callable(getattr(module, attribute, None)), f"{source} defines no callable {attribute}"
+
+
+def test_environment_comes_from_globals_only(
+    template: dict[str, Any], functions: dict[str, dict[str, Any]]
+) -> None:
+    # The offline runtime runs every function in one process, with the Globals environment.
+    assert [fid for fid, function in functions.items() if "Environment" in function["Properties"]] == []
+    assert template["Globals"]["Function"]["Environment"]["Variables"] == {
+        "POWERTOOLS_SERVICE_NAME": "synthtune",
+        "POWERTOOLS_METRICS_NAMESPACE": "Synthtune",
+        "POWERTOOLS_LOG_LEVEL": {"Ref": "LogLevel"},
+        "RUNS_TABLE_NAME": RUNS_TABLE,
+        "DATA_BUCKET_NAME": DATA_BUCKET,
+        "OPENAI_API_KEY_SECRET_ARN": SECRET,
+        "OPENAI_BASE_URL": {"Ref": "OpenAIBaseUrl"},
+    }
+
+
+def test_deployed_functions_share_one_environment(
+    template: dict[str, Any], translated_template: dict[str, Any]
+) -> None:
+    lambdas = resources_of_type(translated_template, "AWS::Lambda::Function")
+    assert set(lambdas) == set(FUNCTION_IDS)
+    expected = template["Globals"]["Function"]["Environment"]
+    assert {
+        fid: function["Properties"].get("Environment") for fid, function in lambdas.items()
+    } == dict.fromkeys(lambdas, expected)
+
+
+def test_every_function_is_traced_and_uses_the_core_layer(translated_template: dict[str, Any]) -> None:
+    resources = translated_template["Resources"]
+    for function_id, function in resources_of_type(translated_template, "AWS::Lambda::Function").items():
+        properties = function["Properties"]
+        assert properties.get("TracingConfig") == {"Mode": "Active"}, function_id
+        layers = properties.get("Layers", [])
+        assert len(layers) == 1, function_id
+        layer_id = layers[0]["Ref"]
+        assert layer_id.startswith("CoreLayer"), function_id
+        assert resources[layer_id]["Type"] == "AWS::Lambda::LayerVersion"
+        assert properties["Runtime"] == "python3.13", function_id
+        assert properties["Architectures"] == ["arm64"], function_id
+        assert properties["Handler"] == "app.lambda_handler", function_id
+
+
+def test_layer_is_built_for_the_functions_runtime(template: dict[str, Any]) -> None:
+    layer = template["Resources"]["CoreLayer"]
+    function_globals = template["Globals"]["Function"]
+    assert layer["Type"] == "AWS::Serverless::LayerVersion"
+    assert (PROJECT_ROOT / layer["Properties"]["ContentUri"] / "requirements.txt").is_file()
+    assert (PROJECT_ROOT / layer["Properties"]["ContentUri"] / "synthtune" / "__init__.py").is_file()
+    assert layer["Properties"]["CompatibleRuntimes"] == [function_globals["Runtime"]]
+    assert layer["Properties"]["CompatibleArchitectures"] == function_globals["Architectures"]
+    assert layer["Metadata"] == {
+        "BuildMethod": function_globals["Runtime"],
+        "BuildArchitecture": function_globals["Architectures"][0],
+    }
+
+
+@pytest.mark.parametrize("function_id", FUNCTION_IDS)
+def test_policies_are_least_privilege(functions: dict[str, dict[str, Any]], function_id: str) -> None:
+    granted = _policy_templates(functions[function_id])
+    assert set(granted) == EXPECTED_POLICIES[function_id]
+    for policy_name, arguments in granted.items():
+        parameter, target = POLICY_TARGETS[policy_name]
+        assert arguments == {parameter: target}, f"{function_id}: {policy_name} scoped to {arguments}"
+
+
+def test_only_openai_callers_can_read_the_api_key(translated_template: dict[str, Any]) -> None:
+    resources = translated_template["Resources"]
+    readers: set[str] = set()
+    for function_id, function in resources_of_type(translated_template, "AWS::Lambda::Function").items():
+        role = resources[function["Properties"]["Role"]["Fn::GetAtt"][0]]
+        for policy in role["Properties"].get("Policies", []):
+            for statement in policy["PolicyDocument"]["Statement"]:
+                actions = (
+                    statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+                )
+                assert "*" not in actions, (function_id, statement)
+                assert statement.get("Resource") != "*", (function_id, statement)
+                if any(action.startswith("secretsmanager:") for action in actions):
+                    readers.add(function_id)
+    assert readers == OPENAI_CALLERS
+
+
+@pytest.mark.parametrize("function_id", FUNCTION_IDS)
+def test_each_function_has_a_log_group_with_retention(
+    template: dict[str, Any], functions: dict[str, dict[str, Any]], function_id: str
+) -> None:
+    groups = [
+        group
+        for group in resources_of_type(template, "AWS::Logs::LogGroup").values()
+        if group["Properties"]["LogGroupName"] == {"Fn::Sub": f"/aws/lambda/${{{function_id}}}"}
+    ]
+    assert len(groups) == 1, f"{function_id} needs exactly one log group named /aws/lambda/<its name>"
+    assert groups[0]["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}
+    # The group above is the function's default one; redirecting its logs elsewhere would orphan it.
+    assert "LogGroup" not in (_function_setting(template, functions[function_id], "LoggingConfig") or {})
