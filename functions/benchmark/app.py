@@ -5,6 +5,7 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
+
 from synthtune import adapters
 from synthtune.benchmark import run_benchmark
 from synthtune.observability import logger, metrics, tracer

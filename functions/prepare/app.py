@@ -6,6 +6,7 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
+
 from synthtune import adapters
 from synthtune.observability import logger, metrics, tracer
 from synthtune.prepare import prepare_run

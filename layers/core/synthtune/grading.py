@@ -7,7 +7,6 @@ benchmark answer mean the same thing.
 
 from __future__ import annotations
 
-import math
 import re
 import unicodedata
 from fractions import Fraction
@@ -47,6 +46,8 @@ class NumericAnswer(BaseModel):
 
     value: Fraction
     unit: str | None
+    decimals: int | None = None
+    """Decimal places as written (`0.333` has 3); None for integers and fractions."""
 
 
 def parse_numeric(answer: str) -> NumericAnswer | None:
@@ -55,7 +56,9 @@ def parse_numeric(answer: str) -> NumericAnswer | None:
     match = _NUMBER.match(text)
     if match is None:
         return None
-    value = Fraction(match["number"].replace(",", ""))
+    number = match["number"].replace(",", "")
+    value = Fraction(number)
+    decimals = len(number.split(".")[1]) if "." in number and match["denominator"] is None else None
     if match["denominator"] is not None:
         denominator = Fraction(match["denominator"])
         if denominator == 0:
@@ -64,14 +67,26 @@ def parse_numeric(answer: str) -> NumericAnswer | None:
     if match["sign"] in {"-", "−"}:
         value = -value
     unit = (match["unit"] or "").strip().casefold() or None
-    return NumericAnswer(value=value, unit=unit)
+    return NumericAnswer(value=value, unit=unit, decimals=decimals)
 
 
-def _numbers_equal(left: Fraction, right: Fraction) -> bool:
-    # Decimals rounded by the writer (0.333 for 1/3) count as equal to 3 significant figures.
-    if left == right:
+def _numbers_equal(left: NumericAnswer, right: NumericAnswer) -> bool:
+    """Exactly equal, or a decimal that is the other side rounded (0.333 or 0.33 for 1/3).
+
+    Rounding is allowed only against a number written without decimals (a fraction or an integer):
+    0.48 does not equal 0.475 just because one rounds to the other, but 0.33 does stand for 1/3.
+    """
+    if left.value == right.value:
         return True
-    return math.isclose(float(left), float(right), rel_tol=5e-4, abs_tol=1e-9)
+    for rounded, exact in ((left, right), (right, left)):
+        if rounded.decimals is None or rounded.decimals < 2:
+            continue
+        if exact.decimals is not None:
+            continue
+        step = Fraction(1, 10**rounded.decimals)
+        if abs(exact.value - rounded.value) <= step / 2:
+            return True
+    return False
 
 
 def answers_match(reference: str, candidate: str) -> GradeMethod:
@@ -81,7 +96,7 @@ def answers_match(reference: str, candidate: str) -> GradeMethod:
         units_agree = (
             ref_number.unit is None or cand_number.unit is None or ref_number.unit == cand_number.unit
         )
-        if units_agree and _numbers_equal(ref_number.value, cand_number.value):
+        if units_agree and _numbers_equal(ref_number, cand_number):
             return "numeric"
         return "mismatch"
     return "match" if normalise_text(reference) == normalise_text(candidate) else "mismatch"

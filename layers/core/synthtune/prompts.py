@@ -28,7 +28,9 @@ JUDGE_SYSTEM_PROMPT = (
 ANSWER_PREFIX = "Answer:"
 
 # The last line that starts with "Answer:" (or "Final answer:"), tolerating markdown emphasis around it.
-_ANSWER_LINE = re.compile(r"^[\s*_#>]*(?:final\s+)?answer\s*[:：]\s*(?P<answer>.*?)[\s*_]*$", re.IGNORECASE)
+_ANSWER_LINE = re.compile(
+    r"^[\s*_#>]*(?:final\s+)?answer\s*[:：][\s*_]*(?P<answer>.*?)[\s*_]*$", re.IGNORECASE
+)
 
 
 class Solution(BaseModel):

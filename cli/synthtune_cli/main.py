@@ -1,0 +1,147 @@
+"""The `synthtune` command."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from synthtune.config import load_run_config
+from synthtune.errors import InvalidConfig, InvalidProblemSet
+from synthtune.problems import detect_format, parse_problem_set
+from synthtune.split import split_problems
+
+
+def _read_config(path: Path | None) -> dict[str, Any] | None:
+    """The --config file's fields, validated as RunConfig here so a typo fails before anything runs."""
+    if path is None:
+        return None
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InvalidConfig(f"{path}: no such file") from None
+    except json.JSONDecodeError as error:
+        raise InvalidConfig(f"{path}: not valid JSON ({error.msg} at line {error.lineno})") from None
+    load_run_config(document, source=str(path))
+    return dict(document)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from synthtune_cli.runner import RunSetupError, run_locally
+
+    try:
+        config = _read_config(args.config)
+        outcome = run_locally(
+            args.problem_set, config=config, out_dir=args.out, openai=args.openai, run_id=args.run_id
+        )
+    except (InvalidConfig, RunSetupError) as error:
+        print(f"synthtune: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("synthtune: interrupted; the execution was stopped", file=sys.stderr)
+        return 130
+
+    timing = f"{outcome.wall_seconds:.1f} s"
+    if outcome.emulated_seconds is not None:
+        timing += f" (emulated time {outcome.emulated_seconds / 60:.0f} min)"
+    print(f"{outcome.status}  {outcome.run_id}  in {timing}")
+    if outcome.status == "SUCCEEDED":
+        accuracy = {score["contestant"]: score["accuracy"] for score in outcome.summary.get("scores", [])}
+        parts = [f"{name} {value * 100:.1f}%" for name, value in accuracy.items()]
+        if "base" in accuracy and "fine_tuned" in accuracy:
+            parts.append(f"fine-tuning {100 * (accuracy['fine_tuned'] - accuracy['base']):+.1f} points")
+        print(f"  accuracy on held-out problems: {', '.join(parts)}")
+        dataset = outcome.summary.get("dataset") or {}
+        dropped = sum((dataset.get("dropped") or {}).values())
+        print(
+            f"  dataset: {dataset.get('train_examples', 0)} train / {dataset.get('validation_examples', 0)} "
+            f"validation examples, {dropped} answers dropped"
+        )
+        print(f"  cost at list prices: ${outcome.summary.get('cost_usd', 0):.4f}")
+    else:
+        print(f"  error: {outcome.error}", file=sys.stderr)
+        print(f"  cause: {outcome.cause}", file=sys.stderr)
+    print(f"  artifacts: {outcome.run_dir}/")
+    return 0 if outcome.status == "SUCCEEDED" else 1
+
+
+def _validate(args: argparse.Namespace) -> int:
+    """What Prepare would say, without starting anything."""
+    try:
+        config = load_run_config(_read_config(args.config), source=str(args.config or "config"))
+        if not args.problem_set.is_file():
+            raise InvalidProblemSet(f"{args.problem_set}: no such file")
+        data = args.problem_set.read_bytes()
+        problems = parse_problem_set(
+            data.splitlines(), str(args.problem_set), detect_format(args.problem_set.name, data[:64])
+        )
+    except (InvalidConfig, InvalidProblemSet) as error:
+        print(f"{type(error).__name__}: {error}", file=sys.stderr)
+        return 1
+    split = split_problems(problems, config.holdout_fraction, config.validation_fraction, config.split_seed)
+    categories = sorted({problem.category for problem in problems})
+    with_answers = sum(problem.answer is not None for problem in problems)
+    print(f"{args.problem_set}: {len(problems)} problems, {with_answers} with reference answers")
+    print(f"  categories: {', '.join(categories)}")
+    counts = split.counts
+    print(f"  split: {counts.train} train, {counts.validation} validation, {counts.holdout} holdout")
+    print(f"  shards of {config.shard_size}: {-(-(counts.train + counts.validation) // config.shard_size)}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from synthtune_cli.emulator.command import add_emulator_arguments
+
+    parser = argparse.ArgumentParser(
+        prog="synthtune",
+        description="Distil a strong teacher model into a cheaper student: generate verified step-by-step "
+        "answers, fine-tune, and benchmark base vs fine-tuned vs teacher.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser(
+        "run",
+        help="run the whole pipeline locally (AWS emulated; OpenAI emulated by default)",
+        description="Runs statemachine/pipeline.asl.json on moto's Step Functions interpreter with the "
+        "Lambda handlers in-process, and writes the run's artifacts to OUT/<run id>/.",
+    )
+    run.add_argument("problem_set", type=Path, metavar="PROBLEM_SET", help=".jsonl, .json (array) or .csv")
+    run.add_argument("--config", type=Path, metavar="FILE", help="JSON object of RunConfig fields to change")
+    run.add_argument("--out", type=Path, default=Path("runs"), metavar="DIR", help="default: runs/")
+    run.add_argument(
+        "--openai",
+        choices=["emulator", "live"],
+        default="emulator",
+        help="emulator (default): the project's simulated OpenAI on loopback; live: the OpenAI API, or the "
+        "OpenAI-compatible server in OPENAI_BASE_URL, with OPENAI_API_KEY",
+    )
+    run.add_argument("--run-id", help="execution name (default: <problem set>-<UTC time>-<random>)")
+    run.set_defaults(handler=_run)
+
+    validate = commands.add_parser("validate", help="check a problem set and config without running anything")
+    validate.add_argument("problem_set", type=Path, metavar="PROBLEM_SET")
+    validate.add_argument("--config", type=Path, metavar="FILE")
+    validate.set_defaults(handler=_validate)
+
+    emulator = commands.add_parser("emulator", help="serve the OpenAI emulator over HTTP on loopback")
+    add_emulator_arguments(emulator)
+    emulator.set_defaults(handler=_emulator)
+    return parser
+
+
+def _emulator(args: argparse.Namespace) -> int:
+    from synthtune_cli.emulator.command import run_emulator
+
+    return run_emulator(args)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    result: int = args.handler(args)
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,479 @@
+"""The offline runtime: template.yaml and the real state machine on moto, the handlers in-process.
+
+Everything comes from the two files that are deployed: resource properties, function handlers and
+the shared environment from template.yaml; the workflow from statemachine/pipeline.asl.json with its
+DefinitionSubstitutions resolved as CloudFormation would. moto's Step Functions interpreter executes
+the definition; each Lambda task it reaches is dispatched to the handler named by the function's
+CodeUri and Handler, in this process. There is no second copy of the workflow.
+
+Each function gets one execution environment, which serves one invocation at a time; different
+functions (and the Map's iterations of different functions) run concurrently on moto's threads.
+
+Time: with a `VirtualClock`, Wait states and retry intervals advance the clock instead of sleeping, so
+the fine-tuning poll loop turns as often as it would in the cloud and finishes in milliseconds. With
+the `WallClock` (runs against the real OpenAI API) they sleep for real.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import json
+import logging
+import os
+import sys
+import threading
+import time
+import traceback
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType, SimpleNamespace
+from typing import IO, Any
+from unittest import mock
+
+import boto3
+
+from synthtune_cli.clock import Clock, WallClock
+from synthtune_cli.template import PROJECT_ROOT, TEMPLATE_PATH, load_template, resources_of_type
+
+ACCOUNT_ID = "123456789012"
+DEFAULT_REGION = "us-east-1"
+ASL_PATH = PROJECT_ROOT / "statemachine" / "pipeline.asl.json"
+FINAL_STATUSES = frozenset({"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"})
+
+# Offline stand-ins for the names CloudFormation would generate.
+BUCKET_NAME = "synthtune-local-data"
+TABLE_NAME = "synthtune-local-runs"
+SECRET_NAME = "synthtune-local/openai-api-key"
+STATE_MACHINE_NAME = "synthtune-local-pipeline"
+
+_MOTO_CONFIG = {"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}
+
+
+class TemplateNotRunnable(RuntimeError):
+    """template.yaml uses something the offline runtime cannot resolve."""
+
+
+@dataclass(frozen=True)
+class LambdaContext:
+    """The attributes of the Lambda context object that handlers and Powertools read."""
+
+    function_name: str
+    timeout_seconds: int
+    memory_limit_in_mb: int
+    region: str
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def invoked_function_arn(self) -> str:
+        return f"arn:aws:lambda:{self.region}:{ACCOUNT_ID}:function:{self.function_name}"
+
+    @property
+    def function_version(self) -> str:
+        return "$LATEST"
+
+    @property
+    def log_group_name(self) -> str:
+        return f"/aws/lambda/{self.function_name}"
+
+    @property
+    def log_stream_name(self) -> str:
+        return "offline"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self.timeout_seconds - (time.monotonic() - self.started)) * 1000))
+
+
+@dataclass(frozen=True)
+class FunctionSpec:
+    logical_id: str
+    code_path: Path
+    handler_module: str
+    handler_name: str
+    timeout_seconds: int
+    memory_mb: int
+
+
+def _function_specs(template: dict[str, Any]) -> dict[str, FunctionSpec]:
+    defaults = template.get("Globals", {}).get("Function", {})
+    specs = {}
+    for logical_id, resource in resources_of_type(template, "AWS::Serverless::Function").items():
+        properties = {**defaults, **resource.get("Properties", {})}
+        module_name, _, handler_name = str(properties["Handler"]).rpartition(".")
+        specs[logical_id] = FunctionSpec(
+            logical_id=logical_id,
+            code_path=PROJECT_ROOT / str(properties["CodeUri"]) / f"{module_name.replace('.', '/')}.py",
+            handler_module=module_name,
+            handler_name=handler_name,
+            timeout_seconds=int(properties.get("Timeout", 3)),
+            memory_mb=int(properties.get("MemorySize", 128)),
+        )
+    return specs
+
+
+class _Resolver:
+    """Resolves the intrinsic functions template.yaml uses, against the offline resources."""
+
+    def __init__(self, template: dict[str, Any], region: str, references: dict[str, str]) -> None:
+        self.template = template
+        self.region = region
+        self.references = references
+
+    def value(self, node: Any, where: str) -> str:
+        if isinstance(node, str | int | float):
+            return str(node)
+        if isinstance(node, dict) and set(node) == {"Ref"}:
+            return self._ref(str(node["Ref"]), where)
+        if isinstance(node, dict) and set(node) == {"Fn::GetAtt"}:
+            logical_id, attribute = node["Fn::GetAtt"]
+            resource = self.template["Resources"].get(logical_id, {})
+            if resource.get("Type") == "AWS::Serverless::Function" and attribute == "Arn":
+                return f"arn:aws:lambda:{self.region}:{ACCOUNT_ID}:function:{logical_id}"
+        raise TemplateNotRunnable(f"{where}: cannot resolve {node!r} offline")
+
+    def _ref(self, name: str, where: str) -> str:
+        if name in self.references:
+            return self.references[name]
+        parameter = self.template.get("Parameters", {}).get(name)
+        if parameter is not None and "Default" in parameter:
+            return str(parameter["Default"])
+        raise TemplateNotRunnable(f"{where}: cannot resolve Ref {name} offline")
+
+
+class OfflineStack:
+    """The stack of template.yaml on moto, with the Lambda handlers running in this process.
+
+    Use as a context manager. `parameters` overrides template parameters (e.g. OpenAIBaseUrl);
+    `openai_api_key` is stored in the offline Secrets Manager secret the handlers read.
+    """
+
+    def __init__(
+        self,
+        *,
+        openai_api_key: str,
+        parameters: dict[str, str] | None = None,
+        clock: Clock | None = None,
+        region: str = DEFAULT_REGION,
+        log_stream: IO[str] | None = None,
+        extra_environment: dict[str, str] | None = None,
+        template_path: Path = TEMPLATE_PATH,
+    ) -> None:
+        self.template = load_template(template_path)
+        self.region = region
+        self.clock = clock or WallClock()
+        self._openai_api_key = openai_api_key
+        self._parameters = parameters or {}
+        self._log_stream = log_stream
+        self._extra_environment = extra_environment or {}
+        self._functions = _function_specs(self.template)
+        self._handlers: dict[str, Callable[[dict[str, Any], Any], Any]] = {}
+        self._import_lock = threading.Lock()
+        # One execution environment per function: like a Lambda environment, it serves one invocation at
+        # a time, so Powertools' per-invocation state (log keys, metric dimensions) stays per invocation.
+        self._environment_locks = {logical_id: threading.Lock() for logical_id in self._functions}
+        self._exit_stack = contextlib.ExitStack()
+        self.invocations: list[tuple[str, str]] = []
+        self.state_machine_arn = ""
+
+    # -- lifecycle --------------------------------------------------------------------------------
+
+    def __enter__(self) -> OfflineStack:
+        try:
+            self._start()
+        except BaseException:
+            self._exit_stack.close()
+            raise
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        try:
+            self._stop_running_executions()
+        finally:
+            self._exit_stack.close()
+
+    def _start(self) -> None:
+        from moto import mock_aws
+
+        stack = self._exit_stack
+        stack.enter_context(_quiet_moto(self._log_stream))
+        if self._log_stream is not None:
+            # What Lambda sends to CloudWatch Logs — Powertools' JSON logs and EMF metrics, both printed
+            # to stdout — goes to the run's log file instead of the user's terminal.
+            stack.enter_context(contextlib.redirect_stdout(self._log_stream))
+        stack.enter_context(mock.patch.dict(os.environ, {"AWS_DEFAULT_REGION": self.region}))
+        stack.enter_context(mock_aws(config=_MOTO_CONFIG))  # type: ignore[arg-type]
+        self._patch_interpreter()
+
+        secret_arn = self.client("secretsmanager").create_secret(
+            Name=SECRET_NAME, SecretString=self._openai_api_key
+        )["ARN"]
+        references = {
+            "DataBucket": BUCKET_NAME,
+            "RunsTable": TABLE_NAME,
+            "OpenAIApiKeySecret": secret_arn,
+            **self._parameters,
+        }
+        resolver = _Resolver(self.template, self.region, references)
+        stack.enter_context(mock.patch.dict(os.environ, self._environment(resolver)))
+        self._create_bucket()
+        self._create_table()
+        self.state_machine_arn = self._create_state_machine(resolver)
+
+        from synthtune import adapters
+
+        adapters.reset()
+        stack.callback(adapters.reset)
+
+    def _environment(self, resolver: _Resolver) -> dict[str, str]:
+        """The functions' shared environment (template Globals), plus the offline switches."""
+        variables = (
+            self.template.get("Globals", {}).get("Function", {}).get("Environment", {}).get("Variables", {})
+        )
+        for logical_id, resource in resources_of_type(self.template, "AWS::Serverless::Function").items():
+            if resource.get("Properties", {}).get("Environment"):
+                # One process hosts every handler, so they can share one environment only.
+                raise TemplateNotRunnable(
+                    f"{logical_id} sets its own Environment; offline needs Globals only"
+                )
+        environment = {
+            name: resolver.value(value, f"Globals environment {name}") for name, value in variables.items()
+        }
+        environment.update(
+            {
+                "POWERTOOLS_TRACE_DISABLED": "true",  # no X-Ray daemon offline
+                "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "1024",
+            }
+        )
+        environment.update(self._extra_environment)
+        return environment
+
+    def _create_bucket(self) -> None:
+        s3 = self.client("s3")
+        if self.region == "us-east-1":
+            s3.create_bucket(Bucket=BUCKET_NAME)
+        else:
+            s3.create_bucket(
+                Bucket=BUCKET_NAME, CreateBucketConfiguration={"LocationConstraint": self.region}
+            )
+
+    def _create_table(self) -> None:
+        properties = self.template["Resources"]["RunsTable"]["Properties"]
+        self.client("dynamodb").create_table(
+            TableName=TABLE_NAME,
+            KeySchema=properties["KeySchema"],
+            AttributeDefinitions=properties["AttributeDefinitions"],
+            BillingMode=properties.get("BillingMode", "PAY_PER_REQUEST"),
+        )
+
+    def _create_state_machine(self, resolver: _Resolver) -> str:
+        machines = resources_of_type(self.template, "AWS::Serverless::StateMachine")
+        if len(machines) != 1:
+            raise TemplateNotRunnable(f"expected one state machine in template.yaml, found {len(machines)}")
+        ((logical_id, machine),) = machines.items()
+        properties = machine["Properties"]
+        definition = (PROJECT_ROOT / properties["DefinitionUri"]).read_text(encoding="utf-8")
+        for name, value in properties.get("DefinitionSubstitutions", {}).items():
+            definition = definition.replace(f"${{{name}}}", resolver.value(value, f"{logical_id} {name}"))
+        arn: str = self.client("stepfunctions").create_state_machine(
+            name=STATE_MACHINE_NAME,
+            definition=definition,
+            roleArn=f"arn:aws:iam::{ACCOUNT_ID}:role/synthtune-local-pipeline",
+            type=properties.get("Type", "STANDARD"),
+        )["stateMachineArn"]
+        return arn
+
+    # -- moto's interpreter -----------------------------------------------------------------------
+
+    def _patch_interpreter(self) -> None:
+        from moto.awslambda_simple.models import LambdaSimpleBackend
+
+        stack = self._exit_stack
+        dispatch = self._dispatch
+
+        def invoke(
+            backend: object,
+            function_name: str,
+            qualifier: str | None,
+            body: Any,
+            headers: Any,
+            response_headers: Any,
+        ) -> bytes:
+            return dispatch(function_name, body, response_headers)
+
+        stack.enter_context(mock.patch.object(LambdaSimpleBackend, "invoke", invoke))
+        if isinstance(self.clock, WallClock):
+            return
+        from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
+        from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import (
+            WaitFunction,
+        )
+
+        clock = self.clock
+
+        def wait_interval(function: object, env: object, wait_seconds: int) -> None:
+            clock.sleep(wait_seconds)
+
+        stack.enter_context(mock.patch.object(WaitFunction, "_wait_interval", wait_interval))
+        # The retrier calls time.sleep(interval) on its module's `time`; give it the clock's sleep.
+        stack.enter_context(mock.patch.object(retrier_decl, "time", SimpleNamespace(sleep=clock.sleep)))
+
+    def _handler(self, logical_id: str) -> Callable[[dict[str, Any], Any], Any]:
+        with self._import_lock:
+            if logical_id not in self._handlers:
+                spec = self._functions[logical_id]
+                module = _load_module(f"synthtune_functions.{logical_id}", spec.code_path)
+                self._handlers[logical_id] = getattr(module, spec.handler_name)
+                _redirect_powertools_logs(sys.stdout)
+            return self._handlers[logical_id]
+
+    def _dispatch(self, function_name: str, body: Any, response_headers: dict[str, str]) -> bytes:
+        # "arn:aws:lambda:<region>:<account>:function:<name>[:<qualifier>]" or a bare name.
+        logical_id = function_name.rsplit(":function:", maxsplit=1)[-1].split(":", maxsplit=1)[0]
+        if logical_id not in self._functions:
+            response_headers["x-amz-function-error"] = "Unhandled"
+            return _error_payload(
+                "ResourceNotFoundException", f"no function {logical_id} in template.yaml", []
+            )
+        spec = self._functions[logical_id]
+        event = json.loads(body) if body else {}
+        self.invocations.append((logical_id, json.dumps(event)[:200]))
+        context = LambdaContext(logical_id, spec.timeout_seconds, spec.memory_mb, self.region)
+        try:
+            with self._environment_locks[logical_id]:
+                result = self._handler(logical_id)(event, context)
+        except Exception as error:  # a real Lambda reports any exception as a function error
+            response_headers["x-amz-function-error"] = "Unhandled"
+            return _error_payload(type(error).__name__, str(error), traceback.format_tb(error.__traceback__))
+        return json.dumps(result).encode()
+
+    # -- using the stack --------------------------------------------------------------------------
+
+    def client(self, service: str) -> Any:
+        return boto3.client(service, region_name=self.region)
+
+    @property
+    def bucket(self) -> str:
+        return BUCKET_NAME
+
+    @property
+    def table(self) -> str:
+        return TABLE_NAME
+
+    def upload(self, key: str, body: bytes) -> None:
+        self.client("s3").put_object(Bucket=BUCKET_NAME, Key=key, Body=body)
+
+    def download(self, key: str) -> bytes | None:
+        s3 = self.client("s3")
+        try:
+            return bytes(s3.get_object(Bucket=BUCKET_NAME, Key=key)["Body"].read())
+        except s3.exceptions.NoSuchKey:
+            return None
+
+    def start_execution(self, name: str, execution_input: dict[str, Any]) -> str:
+        arn: str = self.client("stepfunctions").start_execution(
+            stateMachineArn=self.state_machine_arn, name=name, input=json.dumps(execution_input)
+        )["executionArn"]
+        return arn
+
+    def describe(self, execution_arn: str) -> dict[str, Any]:
+        description: dict[str, Any] = self.client("stepfunctions").describe_execution(
+            executionArn=execution_arn
+        )
+        return description
+
+    def history(self, execution_arn: str) -> list[dict[str, Any]]:
+        events: list[dict[str, Any]] = self.client("stepfunctions").get_execution_history(
+            executionArn=execution_arn
+        )["events"]
+        return events
+
+    def wait(
+        self,
+        execution_arn: str,
+        *,
+        timeout_seconds: float = 600,
+        poll_seconds: float = 0.05,
+        on_poll: Callable[[dict[str, Any]], None] | None = None,
+    ) -> dict[str, Any]:
+        """Poll until the execution leaves RUNNING; stop it and raise if it outlives the timeout."""
+        deadline = time.monotonic() + timeout_seconds
+        while True:
+            description = self.describe(execution_arn)
+            if on_poll is not None:
+                on_poll(description)
+            if description["status"] in FINAL_STATUSES:
+                return description
+            if time.monotonic() > deadline:
+                self.stop(execution_arn, "timed out waiting offline")
+                raise TimeoutError(f"{execution_arn} still running after {timeout_seconds} s")
+            time.sleep(poll_seconds)
+
+    def stop(self, execution_arn: str, cause: str) -> None:
+        with contextlib.suppress(Exception):
+            self.client("stepfunctions").stop_execution(
+                executionArn=execution_arn, error="Stopped", cause=cause
+            )
+
+    def records(self, run_id: str) -> list[dict[str, Any]]:
+        from synthtune.runs import RunStore
+
+        return RunStore(TABLE_NAME, self.client("dynamodb")).items(run_id)
+
+    def _stop_running_executions(self) -> None:
+        # An execution still running when mock_aws exits would call localhost:5000 and fail noisily.
+        if not self.state_machine_arn:
+            return
+        sfn = self.client("stepfunctions")
+        for execution in sfn.list_executions(stateMachineArn=self.state_machine_arn, statusFilter="RUNNING")[
+            "executions"
+        ]:
+            self.stop(execution["executionArn"], "the offline runtime is shutting down")
+            with contextlib.suppress(TimeoutError):
+                self.wait(execution["executionArn"], timeout_seconds=5)
+
+
+def _error_payload(error_type: str, message: str, stack_trace: list[str]) -> bytes:
+    return json.dumps({"errorType": error_type, "errorMessage": message, "stackTrace": stack_trace}).encode()
+
+
+_modules: dict[Path, ModuleType] = {}
+
+
+def _load_module(name: str, path: Path) -> ModuleType:
+    """Import a handler file once per process, under a name of its own (every handler is app.py)."""
+    if path in _modules:
+        return _modules[path]
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise TemplateNotRunnable(f"cannot load a handler from {path}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    _modules[path] = module
+    return module
+
+
+def _redirect_powertools_logs(stream: IO[str]) -> None:
+    """Point the shared Powertools logger at this stack's stdout (it keeps the stream it was born with)."""
+    from synthtune.observability import logger
+
+    handler = logger.registered_handler
+    if isinstance(handler, logging.StreamHandler):
+        handler.setStream(stream)
+
+
+@contextlib.contextmanager
+def _quiet_moto(stream: IO[str] | None) -> Iterator[None]:
+    """moto logs every failed state at ERROR: useful in a log file, noise on a user's terminal."""
+    moto_logger = logging.getLogger("moto")
+    handler: logging.Handler = logging.StreamHandler(stream) if stream is not None else logging.NullHandler()
+    previous = moto_logger.propagate
+    moto_logger.addHandler(handler)
+    moto_logger.propagate = False
+    try:
+        yield
+    finally:
+        moto_logger.removeHandler(handler)
+        moto_logger.propagate = previous

@@ -1,0 +1,303 @@
+"""`synthtune run`: one pipeline run on this machine, start to finish, and its artifacts on disk.
+
+AWS is always emulated here (the offline runtime); OpenAI is either the project's emulator, served on
+loopback with the problem set as its world knowledge, or the live API (or any OpenAI-compatible server
+named by OPENAI_BASE_URL).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import secrets
+import sys
+import time
+import warnings
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any, Literal
+
+from synthtune.layout import PROBLEM_SET_PREFIX, RunLayout
+from synthtune.problems import detect_format, parse_problem_set
+from synthtune.report import render_report, summarise_run
+from synthtune_cli.clock import Clock, VirtualClock, WallClock
+from synthtune_cli.offline import OfflineStack
+
+OpenAIMode = Literal["emulator", "live"]
+
+EMULATOR_API_KEY = "sk-emulator"
+# Offline, the poll loop costs nothing, so the whole run is bounded by real seconds, not the config.
+EMULATED_RUN_TIMEOUT_SECONDS = 1800.0
+
+
+class RunSetupError(Exception):
+    """The run could not start (missing file, missing key); nothing was executed."""
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    run_id: str
+    status: str
+    error: str | None
+    cause: str | None
+    run_dir: Path
+    summary: dict[str, Any]
+    wall_seconds: float
+    emulated_seconds: float | None
+
+
+def new_run_id(problem_set: Path) -> str:
+    """Execution names allow letters, digits, '-' and '_', up to 80 characters."""
+    stem = "".join(ch if ch.isalnum() else "-" for ch in problem_set.stem.lower()).strip("-")[:32] or "run"
+    return f"{stem}-{dt.datetime.now(dt.UTC):%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
+
+
+def _knowledge(problem_set: Path) -> list[Any]:
+    """The problem set as the emulator's world knowledge; none if it is unreadable (Prepare says why)."""
+    from synthtune.errors import InvalidProblemSet
+    from synthtune_cli.emulator import KnowledgeItem
+
+    try:
+        with problem_set.open("rb") as stream:
+            head = stream.read(64)
+        lines = problem_set.read_bytes().splitlines()
+        problems = parse_problem_set(lines, str(problem_set), detect_format(problem_set.name, head))
+    except InvalidProblemSet:
+        return []
+    return [KnowledgeItem(question=p.question, answer=p.answer, category=p.category) for p in problems]
+
+
+@contextmanager
+def _openai_endpoint(mode: OpenAIMode, problem_set: Path, clock: Clock) -> Iterator[tuple[str, str, str]]:
+    """(base URL, API key, description) of the OpenAI service the run talks to."""
+    if mode == "live":
+        api_key = os.environ.get("OPENAI_API_KEY", "").strip()
+        if not api_key:
+            raise RunSetupError("--openai live needs OPENAI_API_KEY in the environment")
+        base_url = os.environ.get("OPENAI_BASE_URL", "").strip()
+        yield base_url, api_key, base_url or "the OpenAI API"
+        return
+    from synthtune_cli.emulator import OpenAIEmulator
+
+    emulator = OpenAIEmulator(clock=clock)
+    emulator.add_knowledge(_knowledge(problem_set))
+    with emulator.serve(host="127.0.0.1", port=0) as server:
+        yield (
+            server.base_url,
+            EMULATOR_API_KEY,
+            f"the OpenAI emulator at {server.base_url} (simulated models)",
+        )
+
+
+class Progress:
+    """Prints the run's progress from its execution history: every stage, every shard count change,
+    every fine-tuning status change — however fast emulated time runs."""
+
+    def __init__(self, stack: OfflineStack, run_id: str, stream: IO[str]) -> None:
+        self.stack = stack
+        self.run_id = run_id
+        self.stream = stream
+        self.started = time.monotonic()
+        self._events_seen = 0
+        self._last_poll = 0.0
+        self._generating = False
+        self._shards: tuple[int, int] | None = None
+        self._job_status: str | None = None
+
+    def __call__(self, description: dict[str, Any]) -> None:
+        final = description["status"] != "RUNNING"
+        if not final and time.monotonic() - self._last_poll < 0.1:
+            return
+        self._last_poll = time.monotonic()
+        history = self.stack.history(description["executionArn"])
+        for event in history[self._events_seen :]:
+            self._on_event(event)
+        self._events_seen = len(history)
+        if self._generating:
+            self._report_shards()
+
+    def _say(self, line: str) -> None:
+        print(f"  [{time.monotonic() - self.started:6.1f}s] {line}", file=self.stream, flush=True)
+
+    def _on_event(self, event: dict[str, Any]) -> None:
+        kind = event["type"]
+        entered = event.get("stateEnteredEventDetails")
+        exited = event.get("stateExitedEventDetails")
+        if entered is not None:
+            self._on_enter(str(entered["name"]), json.loads(entered.get("input") or "{}"))
+        elif exited is not None and kind in {"TaskStateExited", "MapStateExited"}:
+            self._on_exit(str(exited["name"]), json.loads(exited.get("output") or "{}"))
+
+    def _on_enter(self, state: str, state_input: dict[str, Any]) -> None:
+        if state == "Prepare":
+            self._say("Prepare: reading and validating the problem set")
+        elif state == "Generate":
+            plan = state_input["generation"]
+            problems, shards = plan["problem_count"], plan["shard_count"]
+            self._say(f"Generate: the teacher answers {problems} problems in {shards} shards")
+            self._generating = True
+        elif state in {"Assemble", "StartFineTune", "Report", "RecordFailure"}:
+            self._generating = False
+            self._say(state)
+        elif state == "Benchmark":
+            plan = state_input["benchmark"]
+            contestants = ", ".join(plan["contestants"])
+            self._say(f"Benchmark: {contestants} answer {plan['problem_count']} held-out problems")
+
+    def _on_exit(self, state: str, output: dict[str, Any]) -> None:
+        if state == "Prepare" and "generation" in output:
+            splits = output["generation"]["splits"]
+            train, validation, holdout = splits["train"], splits["validation"], splits["holdout"]
+            self._say(f"  split: {train} train, {validation} validation, {holdout} held out")
+        elif state == "Generate":
+            self._report_shards()
+            self._generating = False
+        elif state == "Assemble" and "dataset" in output:
+            dataset = output["dataset"]
+            dropped = (
+                ", ".join(f"{reason} {count}" for reason, count in dataset["dropped"].items()) or "nothing"
+            )
+            self._say(
+                f"  dataset: {dataset['train_examples']} train, {dataset['validation_examples']} validation; "
+                f"dropped {dropped}"
+            )
+        elif state in {"StartFineTune", "CheckFineTune", "CancelFineTune"} and "finetune" in output:
+            job = output["finetune"]
+            if job["status"] != self._job_status:
+                self._job_status = job["status"]
+                waited = output.get("wait", {}).get("waited_seconds", 0)
+                polled = _duration(waited)
+                self._say(f"  fine-tuning job {job['job_id']}: {job['status']} (after {polled} of polling)")
+        elif state == "Benchmark" and "scores" in output:
+            scores = ", ".join(f"{s['contestant']} {s['accuracy'] * 100:.1f}%" for s in output["scores"])
+            self._say(f"  accuracy: {scores}")
+
+    def _report_shards(self) -> None:
+        records = self.stack.records(self.run_id)
+        run = next((item for item in records if item["sk"] == "RUN"), {})
+        shards = (
+            sum(1 for item in records if item["sk"].startswith("SHARD#")),
+            int(run.get("shard_count", 0)),
+        )
+        if shards != self._shards:
+            self._shards = shards
+            self._say(f"  {shards[0]}/{shards[1]} shards done")
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(seconds)
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{(seconds % 3600) // 60:02d}m"
+
+
+def _write_json(path: Path, document: Any) -> None:
+    path.write_text(json.dumps(document, indent=2, default=str, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def _export(stack: OfflineStack, run_id: str, description: dict[str, Any], run_dir: Path) -> dict[str, Any]:
+    """Everything the run left behind, copied from the emulated S3 and DynamoDB into run_dir."""
+    layout = RunLayout(run_id)
+    records = stack.records(run_id)
+    _write_json(run_dir / "records.json", records)
+    _write_json(run_dir / "history.json", stack.history(description["executionArn"]))
+    for key, name in (
+        (layout.train, "train.jsonl"),
+        (layout.validation, "validation.jsonl"),
+        (layout.benchmark, "benchmark.json"),
+        (layout.report, "report.md"),
+    ):
+        body = stack.download(key)
+        if body is not None:
+            (run_dir / name).write_bytes(body)
+    for contestant in ("base", "fine_tuned", "teacher"):
+        body = stack.download(layout.benchmark_answers(contestant))
+        if body is not None:
+            (run_dir / "benchmark").mkdir(exist_ok=True)
+            (run_dir / "benchmark" / f"{contestant}.jsonl").write_bytes(body)
+
+    stored = stack.download(layout.summary)
+    if stored is not None:
+        summary: dict[str, Any] = json.loads(stored)
+    else:
+        # A failed run has no report of its own: summarise what its records hold.
+        partial = summarise_run(run_id, records)
+        summary = partial.model_dump(mode="json")
+        if not (run_dir / "report.md").exists():
+            (run_dir / "report.md").write_text(render_report(partial, {}), encoding="utf-8")
+    summary["execution"] = {
+        "arn": description["executionArn"],
+        "status": description["status"],
+        "error": description.get("error"),
+        "cause": description.get("cause"),
+    }
+    _write_json(run_dir / "summary.json", summary)
+    return summary
+
+
+def run_locally(
+    problem_set: Path,
+    *,
+    config: dict[str, Any] | None,
+    out_dir: Path,
+    openai: OpenAIMode = "emulator",
+    run_id: str | None = None,
+    progress_stream: IO[str] = sys.stderr,
+) -> RunOutcome:
+    if not problem_set.is_file():
+        raise RunSetupError(f"{problem_set}: no such file")
+    run_id = run_id or new_run_id(problem_set)
+    run_dir = out_dir / run_id
+    run_dir.mkdir(parents=True, exist_ok=False)
+    clock: Clock = VirtualClock() if openai == "emulator" else WallClock()
+    started = time.monotonic()
+    emulated_start = clock.now()
+
+    with ExitStack() as stack_of_contexts, warnings.catch_warnings():
+        # Metrics are not published offline, so Powertools' "no metrics" warning is noise here.
+        warnings.filterwarnings("ignore", message="No application metrics to publish")
+        log = stack_of_contexts.enter_context((run_dir / "lambda.log").open("w", encoding="utf-8"))
+        base_url, api_key, described = stack_of_contexts.enter_context(
+            _openai_endpoint(openai, problem_set, clock)
+        )
+        stack = stack_of_contexts.enter_context(
+            OfflineStack(
+                openai_api_key=api_key, parameters={"OpenAIBaseUrl": base_url}, clock=clock, log_stream=log
+            )
+        )
+        print(f"synthtune run {run_id}", file=progress_stream)
+        print(
+            f"  problem set {problem_set} · AWS emulated by moto · OpenAI: {described}", file=progress_stream
+        )
+        key = f"{PROBLEM_SET_PREFIX}{problem_set.name}"
+        stack.upload(key, problem_set.read_bytes())
+        execution_input: dict[str, Any] = {"key": key}
+        if config is not None:
+            execution_input["config"] = config
+        execution_arn = stack.start_execution(run_id, execution_input)
+        timeout = EMULATED_RUN_TIMEOUT_SECONDS
+        if openai == "live":
+            timeout = float((config or {}).get("max_wait_seconds", 86_400)) + 6 * 3600
+        description = stack.wait(
+            execution_arn,
+            timeout_seconds=timeout,
+            poll_seconds=0.05,
+            on_poll=Progress(stack, run_id, progress_stream),
+        )
+        summary = _export(stack, run_id, description, run_dir)
+
+    return RunOutcome(
+        run_id=run_id,
+        status=description["status"],
+        error=description.get("error"),
+        cause=description.get("cause"),
+        run_dir=run_dir,
+        summary=summary,
+        wall_seconds=time.monotonic() - started,
+        emulated_seconds=clock.now() - emulated_start if isinstance(clock, VirtualClock) else None,
+    )

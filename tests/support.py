@@ -1,0 +1,95 @@
+"""Helpers for the integration and state-machine tests (fixtures live in conftest.py)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from synthtune_cli.offline import OfflineStack
+from synthtune_cli.template import PROJECT_ROOT
+
+SAMPLE_PROBLEM_SET = PROJECT_ROOT / "events" / "problem-set.sample.jsonl"
+EVENTS = PROJECT_ROOT / "events"
+
+
+def sample_rows(per_category: int | None = None) -> list[dict[str, Any]]:
+    """The sample problem set's rows; with `per_category`, the first n of each category."""
+    rows = [
+        json.loads(line)
+        for line in SAMPLE_PROBLEM_SET.read_text(encoding="utf-8").splitlines()
+        if line.strip()
+    ]
+    if per_category is None:
+        return rows
+    kept: dict[str, int] = {}
+    selected = []
+    for row in rows:
+        if kept.get(row["category"], 0) < per_category:
+            kept[row["category"]] = kept.get(row["category"], 0) + 1
+            selected.append(row)
+    return selected
+
+
+def jsonl(rows: list[dict[str, Any]]) -> bytes:
+    return "".join(json.dumps(row) + "\n" for row in rows).encode()
+
+
+@dataclass
+class Execution:
+    run_id: str
+    arn: str
+    description: dict[str, Any]
+    history: list[dict[str, Any]]
+    records: dict[str, dict[str, Any]]
+
+    @property
+    def status(self) -> str:
+        return str(self.description["status"])
+
+    @property
+    def output(self) -> dict[str, Any]:
+        return dict(json.loads(self.description["output"]))
+
+    def entered(self, state: str) -> int:
+        return sum(
+            1 for event in self.history if event.get("stateEnteredEventDetails", {}).get("name") == state
+        )
+
+    def lambda_failures(self) -> list[str]:
+        return [
+            event["lambdaFunctionFailedEventDetails"]["error"]
+            for event in self.history
+            if event["type"] == "LambdaFunctionFailed"
+        ]
+
+
+def execute(
+    stack: OfflineStack,
+    rows: list[dict[str, Any]] | bytes,
+    *,
+    run_id: str = "test-run",
+    config: dict[str, Any] | None = None,
+    key: str = "problem-sets/test.jsonl",
+    execution_input: dict[str, Any] | None = None,
+) -> Execution:
+    """Upload a problem set, run the real state machine on it, and collect what it left behind."""
+    stack.upload(key, rows if isinstance(rows, bytes) else jsonl(rows))
+    start: dict[str, Any] = execution_input or {"key": key, **({"config": config} if config else {})}
+    arn = stack.start_execution(run_id, start)
+    description = stack.wait(arn, timeout_seconds=120)
+    return Execution(
+        run_id=run_id,
+        arn=arn,
+        description=description,
+        history=stack.history(arn),
+        records={item["sk"]: item for item in stack.records(run_id)},
+    )
+
+
+FAST_CONFIG = {"poll_interval_seconds": 60, "shard_size": 8}
+"""Small shards so the Generate Map has several iterations even on a small problem set."""
+
+
+def event(name: str) -> dict[str, Any]:
+    return dict(json.loads((EVENTS / name).read_text(encoding="utf-8")))

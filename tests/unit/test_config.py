@@ -1,0 +1,28 @@
+import pytest
+
+from synthtune.config import RunConfig, load_run_config
+from synthtune.errors import InvalidConfig
+
+
+def test_every_field_has_a_documented_default() -> None:
+    config = load_run_config(None)
+    assert config == RunConfig()
+    for name, field in RunConfig.model_fields.items():
+        if name != "fine_tune":
+            assert field.description, f"{name} has no description"
+
+
+def test_errors_name_each_bad_field() -> None:
+    with pytest.raises(InvalidConfig) as raised:
+        load_run_config(
+            {"shard_sise": 5, "holdout_fraction": 1.5, "fine_tune": {"n_epochs": 0}}, source="cfg.json"
+        )
+    message = str(raised.value)
+    assert message.startswith("cfg.json: ")
+    assert "shard_sise: Extra inputs are not permitted" in message
+    assert "holdout_fraction: Input should be less than 1" in message
+    assert "fine_tune.n_epochs" in message
+    with pytest.raises(InvalidConfig, match="expected a JSON object"):
+        load_run_config(["not", "an", "object"])
+    with pytest.raises(InvalidConfig, match="lists a contestant twice"):
+        load_run_config({"benchmark_contestants": ["base", "base"]})

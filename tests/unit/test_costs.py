@@ -1,0 +1,37 @@
+import datetime as dt
+
+import pytest
+
+from synthtune.catalog import OPENAI_FINE_TUNING_ENDS, base_model_of, model_info
+from synthtune.errors import FineTuneUnavailable
+from synthtune.finetune.openai_backend import OpenAIFineTuneBackend
+from synthtune.usage import Usage, inference_cost_usd, training_cost_usd
+
+
+def no_client() -> object:
+    raise AssertionError("check_available must not call the provider")
+
+
+def test_prices_per_million_tokens() -> None:
+    usage = Usage(requests=1, input_tokens=1_000_000, cached_input_tokens=200_000, output_tokens=500_000)
+    # gpt-4.1: $2 input, $0.50 cached input, $8 output per million
+    assert inference_cost_usd("gpt-4.1-2025-04-14", usage) == pytest.approx(0.8 * 2 + 0.2 * 0.5 + 0.5 * 8)
+    assert inference_cost_usd("gpt-4.1", usage) == inference_cost_usd("gpt-4.1-2025-04-14", usage)
+    fine_tuned = "ft:gpt-4.1-nano-2025-04-14:org:synthtune:abc123"
+    assert base_model_of(fine_tuned) == "gpt-4.1-nano-2025-04-14"
+    assert inference_cost_usd(fine_tuned, Usage(input_tokens=1_000_000)) == pytest.approx(0.20)
+    assert training_cost_usd("gpt-4.1-nano-2025-04-14", 2_000_000) == pytest.approx(3.0)
+    assert inference_cost_usd("some-new-model", usage) is None
+    assert model_info("gpt-5") is not None and not model_info("gpt-5").fine_tunable  # type: ignore[union-attr]
+
+
+def test_fine_tuning_availability_follows_the_dated_table() -> None:
+    official = OpenAIFineTuneBackend(no_client, base_url=None)  # type: ignore[arg-type]
+    official.check_available("gpt-4.1-nano-2025-04-14", dt.date(2026, 11, 21))
+    with pytest.raises(FineTuneUnavailable, match="after 2027-01-06"):
+        official.check_available("gpt-4.1-nano-2025-04-14", OPENAI_FINE_TUNING_ENDS + dt.timedelta(days=1))
+    with pytest.raises(FineTuneUnavailable, match="does not offer fine-tuning for gpt-5"):
+        official.check_available("gpt-5", dt.date(2026, 11, 21))
+    # Another OpenAI-compatible server sets its own rules.
+    compatible = OpenAIFineTuneBackend(no_client, base_url="http://127.0.0.1:8787/v1")  # type: ignore[arg-type]
+    compatible.check_available("gpt-5", dt.date(2027, 6, 1))
