@@ -461,7 +461,9 @@ def _redirect_powertools_logs(stream: IO[str]) -> None:
 
     handler = logger.registered_handler
     if isinstance(handler, logging.StreamHandler):
-        handler.setStream(stream)
+        # Not setStream(): it flushes the old stream, which an earlier stack may have closed.
+        with handler.lock or contextlib.nullcontext():
+            handler.stream = stream
 
 
 @contextlib.contextmanager

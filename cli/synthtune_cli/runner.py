@@ -247,24 +247,27 @@ def run_locally(
     out_dir: Path,
     openai: OpenAIMode = "emulator",
     run_id: str | None = None,
-    progress_stream: IO[str] = sys.stderr,
+    progress_stream: IO[str] | None = None,
 ) -> RunOutcome:
+    progress_stream = progress_stream or sys.stderr
     if not problem_set.is_file():
         raise RunSetupError(f"{problem_set}: no such file")
     run_id = run_id or new_run_id(problem_set)
     run_dir = out_dir / run_id
-    run_dir.mkdir(parents=True, exist_ok=False)
+    if run_dir.exists():
+        raise RunSetupError(f"{run_dir} already exists; choose another --run-id or --out")
     clock: Clock = VirtualClock() if openai == "emulator" else WallClock()
     started = time.monotonic()
     emulated_start = clock.now()
 
     with ExitStack() as stack_of_contexts, warnings.catch_warnings():
-        # Metrics are not published offline, so Powertools' "no metrics" warning is noise here.
+        # A handler that fails before adding a metric makes Powertools warn; the failure says more.
         warnings.filterwarnings("ignore", message="No application metrics to publish")
-        log = stack_of_contexts.enter_context((run_dir / "lambda.log").open("w", encoding="utf-8"))
         base_url, api_key, described = stack_of_contexts.enter_context(
             _openai_endpoint(openai, problem_set, clock)
         )
+        run_dir.mkdir(parents=True)
+        log = stack_of_contexts.enter_context((run_dir / "lambda.log").open("w", encoding="utf-8"))
         stack = stack_of_contexts.enter_context(
             OfflineStack(
                 openai_api_key=api_key, parameters={"OpenAIBaseUrl": base_url}, clock=clock, log_stream=log

@@ -185,67 +185,78 @@ def _usd(value: float | None) -> str:
     return "unpriced" if value is None else f"${value:,.4f}"
 
 
-def render_report(summary: RunSummary, by_category: dict[str, dict[str, CategoryScore]]) -> str:
-    lines = [f"# synthtune run `{summary.run_id}`", ""]
-    if summary.problem_set:
-        lines.append(f"Problem set: `s3://{summary.problem_set['bucket']}/{summary.problem_set['key']}`  ")
-    lines += [
-        f"Started {summary.started_at} · finished {summary.finished_at} · status **{summary.status}**",
+def _failure_section(summary: RunSummary) -> list[str]:
+    if summary.error is None:
+        return []
+    return [
+        f"## Failed in {summary.failed_state or 'an unknown state'}: `{summary.error}`",
+        "",
+        "```",
+        summary.cause or "(no cause recorded)",
+        "```",
+        "",
+        "What the run produced before it failed stays in the bucket under its prefix.",
         "",
     ]
 
-    scores = {score.contestant: score for score in summary.scores}
-    if scores:
-        total = next(iter(scores.values())).total
-        lines += [
-            f"## Benchmark: {total} held-out problems",
-            "",
-            "| contestant | model | accuracy | correct | gave an answer |",
-            "|---|---|---:|---:|---:|",
-        ]
-        for score in summary.scores:
-            lines.append(
-                f"| {CONTESTANT_LABELS[score.contestant]} | `{score.model}` | {_percent(score.accuracy)} "
-                f"| {score.correct}/{score.total} | {score.answered}/{score.total} |"
-            )
-        lines.append("")
-        if "base" in scores and "fine_tuned" in scores:
-            base, tuned = scores["base"], scores["fine_tuned"]
-            delta = (tuned.accuracy - base.accuracy) * 100
-            lines.append(
-                f"Fine-tuning changed the student's accuracy by **{delta:+.1f} points** "
-                f"({_percent(base.accuracy)} → {_percent(tuned.accuracy)})."
-                + (
-                    f" The teacher scores {_percent(scores['teacher'].accuracy)}."
-                    if "teacher" in scores
-                    else ""
-                )
-            )
-            lines.append("")
-        categories = sorted({category for per in by_category.values() for category in per})
-        if categories:
-            contestants = [score.contestant for score in summary.scores]
-            lines += [
-                "### By category",
-                "",
-                "| category | " + " | ".join(CONTESTANT_LABELS[c] for c in contestants) + " |",
-                "|---|" + "---:|" * len(contestants),
-            ]
-            for category in categories:
-                cells = []
-                for contestant in contestants:
-                    cell = by_category.get(contestant, {}).get(category)
-                    cells.append(f"{_percent(cell.accuracy)} ({cell.correct}/{cell.total})" if cell else "–")
-                lines.append(f"| {category} | " + " | ".join(cells) + " |")
-            lines.append("")
 
-    generation = summary.generation
+def _benchmark_section(summary: RunSummary, by_category: dict[str, dict[str, CategoryScore]]) -> list[str]:
+    scores = {score.contestant: score for score in summary.scores}
+    if not scores:
+        return []
+    total = next(iter(scores.values())).total
+    lines = [
+        f"## Benchmark: {total} held-out problems",
+        "",
+        "| contestant | model | accuracy | correct | gave an answer |",
+        "|---|---|---:|---:|---:|",
+    ]
+    for score in summary.scores:
+        lines.append(
+            f"| {CONTESTANT_LABELS[score.contestant]} | `{score.model}` | {_percent(score.accuracy)} "
+            f"| {score.correct}/{score.total} | {score.answered}/{score.total} |"
+        )
+    lines.append("")
+    if "base" in scores and "fine_tuned" in scores:
+        base, tuned = scores["base"], scores["fine_tuned"]
+        delta = (tuned.accuracy - base.accuracy) * 100
+        teacher = (
+            f" The teacher scores {_percent(scores['teacher'].accuracy)}." if "teacher" in scores else ""
+        )
+        lines += [
+            f"Fine-tuning changed the student's accuracy by **{delta:+.1f} points** "
+            f"({_percent(base.accuracy)} → {_percent(tuned.accuracy)}).{teacher}",
+            "",
+        ]
+    categories = sorted({category for per in by_category.values() for category in per})
+    if not categories:
+        return lines
+    contestants = [score.contestant for score in summary.scores]
     lines += [
+        "### By category",
+        "",
+        "| category | " + " | ".join(CONTESTANT_LABELS[c] for c in contestants) + " |",
+        "|---|" + "---:|" * len(contestants),
+    ]
+    for category in categories:
+        cells = []
+        for contestant in contestants:
+            cell = by_category.get(contestant, {}).get(category)
+            cells.append(f"{_percent(cell.accuracy)} ({cell.correct}/{cell.total})" if cell else "–")
+        lines.append(f"| {category} | " + " | ".join(cells) + " |")
+    return [*lines, ""]
+
+
+def _training_data_section(summary: RunSummary) -> list[str]:
+    generation = summary.generation
+    if not generation.shards_done:
+        return []
+    unreferenced = generation.problems - generation.verified - generation.rejected - generation.failed
+    lines = [
         "## Training data",
         "",
         f"Teacher answers: {generation.verified} verified against the reference, {generation.rejected} wrong "
-        f"(dropped), {generation.problems - generation.verified - generation.rejected - generation.failed} "
-        f"without a reference, {generation.failed} without a usable answer.",
+        f"(dropped), {unreferenced} without a reference, {generation.failed} without a usable answer.",
         "",
     ]
     if summary.dataset is not None:
@@ -257,18 +268,28 @@ def render_report(summary: RunSummary, by_category: dict[str, dict[str, Category
             f"- dropped: {dropped}",
             "",
         ]
-    if summary.fine_tune is not None:
-        job = summary.fine_tune
-        lines += [
-            "## Fine-tuning",
-            "",
-            f"- job `{job.job_id}` ({job.backend}), status {job.status}",
-            f"- base model `{job.base_model}` → `{job.fine_tuned_model or '–'}`",
-            f"- trained tokens: {job.trained_tokens or 0:,}"
-            + (f", final training loss {job.training_loss:.3f}" if job.training_loss is not None else ""),
-            "",
-        ]
-    lines += [
+    return lines
+
+
+def _fine_tune_section(summary: RunSummary) -> list[str]:
+    job = summary.fine_tune
+    if job is None:
+        return []
+    loss = f", final training loss {job.training_loss:.3f}" if job.training_loss is not None else ""
+    return [
+        "## Fine-tuning",
+        "",
+        f"- job `{job.job_id}` ({job.backend}), status {job.status}",
+        f"- base model `{job.base_model}` → `{job.fine_tuned_model or '–'}`",
+        f"- trained tokens: {job.trained_tokens or 0:,}{loss}",
+        "",
+    ]
+
+
+def _cost_section(summary: RunSummary) -> list[str]:
+    if not summary.costs.lines:
+        return ["## Cost", "", "Nothing was spent: no model was called.", ""]
+    lines = [
         f"## Cost at list prices (table of {summary.prices_as_of})",
         "",
         "| item | model | requests | input tokens | output tokens | trained tokens | USD |",
@@ -282,10 +303,28 @@ def render_report(summary: RunSummary, by_category: dict[str, dict[str, Category
         )
     lines.append(f"| **total** | | | | | | **{_usd(summary.costs.total_usd)}** |")
     if summary.costs.unpriced:
-        lines.append("")
-        lines.append(f"Not in the price table, so not in the total: {', '.join(summary.costs.unpriced)}.")
-    lines.append("")
-    return "\n".join(lines)
+        lines += ["", f"Not in the price table, so not in the total: {', '.join(summary.costs.unpriced)}."]
+    return [*lines, ""]
+
+
+def render_report(summary: RunSummary, by_category: dict[str, dict[str, CategoryScore]]) -> str:
+    """report.md: what a person reads first. Works for finished and failed runs alike."""
+    header = [f"# synthtune run `{summary.run_id}`", ""]
+    if summary.problem_set:
+        header.append(f"Problem set: `s3://{summary.problem_set['bucket']}/{summary.problem_set['key']}`  ")
+    header += [
+        f"Started {summary.started_at} · finished {summary.finished_at} · status **{summary.status}**",
+        "",
+    ]
+    sections = [
+        header,
+        _failure_section(summary),
+        _benchmark_section(summary, by_category),
+        _training_data_section(summary),
+        _fine_tune_section(summary),
+        _cost_section(summary),
+    ]
+    return "\n".join(line for section in sections for line in section)
 
 
 def write_report(task: ReportInput, *, data: ArtifactStore, runs: RunStore) -> ReportOutput:

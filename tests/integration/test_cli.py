@@ -1,0 +1,146 @@
+"""`synthtune` as a user runs it: exit codes, progress, and the files a run leaves in its directory."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from synthtune_cli.clock import ScaledClock
+from synthtune_cli.emulator import KnowledgeItem, OpenAIEmulator
+from synthtune_cli.main import main
+from tests.support import SAMPLE_PROBLEM_SET, jsonl, sample_rows
+
+RUN_FILES = {
+    "summary.json",
+    "train.jsonl",
+    "validation.jsonl",
+    "benchmark.json",
+    "report.md",
+    "records.json",
+    "history.json",
+    "lambda.log",
+    "benchmark",
+}
+
+
+def test_run_writes_every_artifact(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["run", str(SAMPLE_PROBLEM_SET), "--out", str(tmp_path), "--run-id", "demo"])
+
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    run_dir = tmp_path / "demo"
+    assert {path.name for path in run_dir.iterdir()} == RUN_FILES
+    assert out.startswith("SUCCEEDED  demo")
+    assert "accuracy on held-out problems: base" in out
+    for stage in (
+        "Prepare",
+        "Generate",
+        "Assemble",
+        "StartFineTune",
+        "fine-tuning job",
+        "Benchmark",
+        "Report",
+    ):
+        assert stage in err
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "SUCCEEDED"
+    assert summary["execution"]["status"] == "SUCCEEDED"
+    assert {score["contestant"] for score in summary["scores"]} == {"base", "fine_tuned", "teacher"}
+    train_lines = (run_dir / "train.jsonl").read_text().splitlines()
+    assert len(train_lines) == summary["dataset"]["train_examples"]
+    records = json.loads((run_dir / "records.json").read_text())
+    assert {item["sk"] for item in records} >= {"RUN", "DATASET", "FINETUNE", "SCORE#base"}
+    history = json.loads((run_dir / "history.json").read_text())
+    assert history[-1]["type"] == "ExecutionSucceeded"
+    assert "| Fine-tuned student |" in (run_dir / "report.md").read_text()
+    assert '"correlation_id":"demo"' in (run_dir / "lambda.log").read_text()
+
+
+def test_failed_run_exits_non_zero_and_keeps_what_it_has(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "bad.jsonl"
+    bad.write_bytes(jsonl([*sample_rows(per_category=5), {"question": ""}]))
+
+    code = main(["run", str(bad), "--out", str(tmp_path / "runs"), "--run-id", "bad"])
+
+    _, err = capsys.readouterr()
+    assert code == 1
+    assert "error: InvalidProblemSet" in err
+    assert "line 16: field 'question' is required" in err
+    summary = json.loads((tmp_path / "runs" / "bad" / "summary.json").read_text())
+    assert (summary["status"], summary["failed_state"], summary["error"]) == (
+        "FAILED",
+        "Prepare",
+        "InvalidProblemSet",
+    )
+    assert "line 16" in (tmp_path / "runs" / "bad" / "report.md").read_text()
+
+
+def test_bad_config_is_refused_before_anything_runs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"shard_sise": 10}))
+
+    code = main(["run", str(SAMPLE_PROBLEM_SET), "--config", str(config), "--out", str(tmp_path / "runs")])
+
+    assert code == 2
+    assert "shard_sise: Extra inputs are not permitted" in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()
+
+
+def test_validate_reports_the_split(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["validate", str(SAMPLE_PROBLEM_SET)]) == 0
+    out = capsys.readouterr().out
+    assert "60 problems, 60 with reference answers" in out
+    assert "split: 43 train, 5 validation, 12 holdout" in out
+
+
+def test_live_mode_talks_to_any_openai_compatible_server(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The emulator served over HTTP stands in for the live API; Wait states sleep for real here,
+    # so its clock runs 600 times faster than real time and the run polls every second.
+    emulator = OpenAIEmulator(clock=ScaledClock(600))
+    emulator.add_knowledge(
+        KnowledgeItem(**{k: row[k] for k in ("question", "answer", "category")}) for row in sample_rows()
+    )
+    config = tmp_path / "config.json"
+    config.write_text(
+        json.dumps({"poll_interval_seconds": 1, "benchmark_contestants": ["base", "fine_tuned"]})
+    )
+    with emulator.serve() as server:
+        monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
+        monkeypatch.setenv("OPENAI_API_KEY", "sk-live-test")
+        code = main(
+            [
+                "run",
+                str(SAMPLE_PROBLEM_SET),
+                "--openai",
+                "live",
+                "--config",
+                str(config),
+                "--out",
+                str(tmp_path),
+            ]
+        )
+
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert f"OpenAI: {server.base_url}" in err
+    assert len(emulator.fine_tuning_jobs) == 1
+    assert {request.path for request in emulator.requests} >= {
+        "/v1/chat/completions",
+        "/v1/files",
+        "/v1/fine_tuning/jobs",
+    }
+
+
+def test_live_mode_needs_a_key(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["run", str(SAMPLE_PROBLEM_SET), "--openai", "live", "--out", str(tmp_path)])
+
+    assert code == 2
+    assert "OPENAI_API_KEY" in capsys.readouterr().err
