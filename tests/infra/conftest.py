@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from synthtune_cli.template import PROJECT_ROOT, load_template, resources_of_type
 
 STATE_MACHINE_ID = "PipelineStateMachine"

@@ -7,6 +7,7 @@ import sys
 from typing import Any
 
 import pytest
+
 from synthtune_cli.template import PROJECT_ROOT, load_template, resources_of_type
 
 FUNCTION_IDS = sorted(resources_of_type(load_template(), "AWS::Serverless::Function"))

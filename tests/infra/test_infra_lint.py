@@ -12,6 +12,7 @@ from typing import Any
 
 from cfnlint.api import lint, lint_file
 from cfnlint.rules import Match
+
 from synthtune_cli.template import TEMPLATE_PATH
 
 

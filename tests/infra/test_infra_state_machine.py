@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from synthtune_cli.template import resources_of_type
 
 PLACEHOLDER = re.compile(r"\$\{([^}]+)\}")

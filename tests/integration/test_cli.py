@@ -128,7 +128,7 @@ def test_live_mode_talks_to_any_openai_compatible_server(
             ]
         )
 
-    out, err = capsys.readouterr()
+    err = capsys.readouterr().err
     assert code == 0, err
     assert f"OpenAI: {server.base_url}" in err
     assert len(emulator.fine_tuning_jobs) == 1

@@ -47,14 +47,23 @@ def test_happy_path_from_an_s3_upload_event(stack: OfflineStack, emulator: OpenA
     s3_event["detail"]["object"]["key"] = "problem-sets/uploaded.jsonl"
     stack.upload("problem-sets/uploaded.jsonl", jsonl(SMALL_SET))
 
-    execution = execute(stack, SMALL_SET, key="problem-sets/uploaded.jsonl", execution_input=render_input_transformer(s3_event))
+    execution = execute(
+        stack,
+        SMALL_SET,
+        key="problem-sets/uploaded.jsonl",
+        execution_input=render_input_transformer(s3_event),
+    )
 
     assert execution.status == "SUCCEEDED", execution.description.get("cause")
     output = execution.output
     assert set(output["accuracy"]) == {"base", "fine_tuned", "teacher"}
     assert output["summary"]["key"] == RunLayout("test-run").summary
     run = execution.records["RUN"]
-    assert (run["status"], run["stage"], run["splits"]) == ("SUCCEEDED", "done", {"train": 17, "validation": 2, "holdout": 5})
+    assert (run["status"], run["stage"], run["splits"]) == (
+        "SUCCEEDED",
+        "done",
+        {"train": 17, "validation": 2, "holdout": 5},
+    )
     # Every train/validation problem was answered once by the teacher, in one of the shards.
     shards = [item for sk, item in execution.records.items() if sk.startswith("SHARD#")]
     assert sum(shard["problems"] for shard in shards) == 19
@@ -62,7 +71,9 @@ def test_happy_path_from_an_s3_upload_event(stack: OfflineStack, emulator: OpenA
     assert train is not None
     examples = [json.loads(line) for line in train.splitlines()]
     assert len(examples) == execution.records["DATASET"]["train_examples"] >= 10
-    assert all([m["role"] for m in example["messages"]] == ["system", "user", "assistant"] for example in examples)
+    assert all(
+        [m["role"] for m in example["messages"]] == ["system", "user", "assistant"] for example in examples
+    )
     assert all(re.search(r"\nAnswer: .+$", example["messages"][2]["content"]) for example in examples)
     # One fine-tuning job, and the model that was benchmarked is the one it produced.
     (job,) = emulator.fine_tuning_jobs.values()
@@ -87,8 +98,14 @@ def test_poll_loop_goes_round_until_the_job_succeeds(stack: OfflineStack, emulat
     assert execution.entered("WaitForFineTune") == execution.entered("CheckFineTune")
 
 
-def test_invalid_problem_set_fails_before_any_model_call(stack: OfflineStack, emulator: OpenAIEmulator) -> None:
-    rows: list[dict[str, Any]] = [*SMALL_SET[:3], {"question": "What is 1+1?", "anwser": "2"}, {"answer": "x"}]
+def test_invalid_problem_set_fails_before_any_model_call(
+    stack: OfflineStack, emulator: OpenAIEmulator
+) -> None:
+    rows: list[dict[str, Any]] = [
+        *SMALL_SET[:3],
+        {"question": "What is 1+1?", "anwser": "2"},
+        {"answer": "x"},
+    ]
 
     execution = execute(stack, rows)
 
@@ -123,7 +140,11 @@ def test_fine_tune_failure_keeps_partial_results(stack: OfflineStack, emulator: 
     assert "ended failed" in execution.description["cause"]
     assert "Simulated GPU failure" in execution.description["cause"]
     run = execution.records["RUN"]
-    assert (run["status"], run["failed_state"], run["fine_tune_status"]) == ("FAILED", "CheckFineTune", "failed")
+    assert (run["status"], run["failed_state"], run["fine_tune_status"]) == (
+        "FAILED",
+        "CheckFineTune",
+        "failed",
+    )
     # What was already paid for is still there: the teacher's answers and the assembled dataset.
     assert stack.download(RunLayout("test-run").train) is not None
     assert execution.records["DATASET"]["train_examples"] >= 10
@@ -133,7 +154,9 @@ def test_fine_tune_failure_keeps_partial_results(stack: OfflineStack, emulator: 
 def test_fine_tune_that_outlasts_max_wait_is_cancelled(stack: OfflineStack, emulator: OpenAIEmulator) -> None:
     emulator.configure(min_training_seconds=10_000)
 
-    execution = execute(stack, SMALL_SET, config={**FAST_CONFIG, "poll_interval_seconds": 300, "max_wait_seconds": 1200})
+    execution = execute(
+        stack, SMALL_SET, config={**FAST_CONFIG, "poll_interval_seconds": 300, "max_wait_seconds": 1200}
+    )
 
     assert execution.status == "FAILED"
     assert execution.description["error"] == "FineTuneTimedOut"
