@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType, SimpleNamespace
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 from unittest import mock
 
 import boto3
@@ -49,7 +49,13 @@ TABLE_NAME = "synthtune-local-runs"
 SECRET_NAME = "synthtune-local/openai-api-key"
 STATE_MACHINE_NAME = "synthtune-local-pipeline"
 
-_MOTO_CONFIG = {"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}
+if TYPE_CHECKING:
+    from moto.core.config import DefaultConfig
+
+_MOTO_CONFIG: DefaultConfig = {
+    "stepfunctions": {"execute_state_machine": True},
+    "lambda": {"use_docker": False},
+}
 
 
 class TemplateNotRunnable(RuntimeError):
@@ -204,7 +210,7 @@ class OfflineStack:
             # to stdout — goes to the run's log file instead of the user's terminal.
             stack.enter_context(contextlib.redirect_stdout(self._log_stream))
         stack.enter_context(mock.patch.dict(os.environ, {"AWS_DEFAULT_REGION": self.region}))
-        stack.enter_context(mock_aws(config=_MOTO_CONFIG))  # type: ignore[arg-type]
+        stack.enter_context(mock_aws(config=_MOTO_CONFIG))
         self._patch_interpreter()
 
         secret_arn = self.client("secretsmanager").create_secret(
@@ -352,7 +358,8 @@ class OfflineStack:
     # -- using the stack --------------------------------------------------------------------------
 
     def client(self, service: str) -> Any:
-        return boto3.client(service, region_name=self.region)
+        """A boto3 client of this stack's region (the mock intercepts it)."""
+        return boto3.client(service, region_name=self.region)  # type: ignore[call-overload]
 
     @property
     def bucket(self) -> str:

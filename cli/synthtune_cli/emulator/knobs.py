@@ -1,0 +1,29 @@
+"""The knobs that turn the emulator from a perfect service into a slow, limited or failing one."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class EmulatorKnobs(BaseModel):
+    """Service behaviour. The defaults are a perfect service: no latency, no limits, no faults.
+
+    The fine-tuning timings default to plausible real-world values; under a `VirtualClock` they cost
+    nothing, because jobs advance only when the clock does.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    latency_seconds: float = Field(0.0, ge=0, description="Slept on the emulator's clock per /v1 request.")
+    requests_per_minute: int | None = Field(None, ge=1, description="Chat requests per sliding 60 s.")
+    tokens_per_minute: int | None = Field(None, ge=1, description="Chat tokens per sliding 60 s.")
+    error_rate: float = Field(0.0, ge=0, le=1, description="Share of /v1 requests that fail, seeded.")
+    error_status: int = Field(500, ge=400, le=599, description="Status of the error_rate failures.")
+    validation_seconds: float = Field(30.0, ge=0, description="Time a job spends in validating_files.")
+    queue_seconds: float = Field(60.0, ge=0, description="Time a job spends queued.")
+    training_seconds_per_1k_tokens: float = Field(
+        2.0, ge=0, description="Running time per 1k trained tokens."
+    )
+    min_training_seconds: float = Field(120.0, ge=0, description="Shortest running time.")
+    fine_tune_failure: str | None = Field(None, description="When set, running jobs fail with this message.")
+    accept_unknown_models: bool = Field(False, description="Serve any model name as a generic base model.")
