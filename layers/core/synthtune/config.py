@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from synthtune.errors import InvalidConfig
+from synthtune.errors import InvalidConfig, describe_fields
 
 Contestant = Literal["base", "fine_tuned", "teacher"]
 CONTESTANTS: tuple[Contestant, ...] = ("base", "fine_tuned", "teacher")
@@ -125,8 +125,4 @@ def load_run_config(overrides: object, source: str = "config") -> RunConfig:
     try:
         return RunConfig.model_validate(overrides)
     except ValidationError as error:
-        problems = "; ".join(
-            f"{'.'.join(str(part) for part in issue['loc']) or '(root)'}: {issue['msg']}"
-            for issue in error.errors()
-        )
-        raise InvalidConfig(f"{source}: {problems}") from None
+        raise InvalidConfig(f"{source}: {describe_fields(error)}") from None

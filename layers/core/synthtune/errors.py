@@ -7,6 +7,16 @@ records the rest on the run. Rename a class only together with statemachine/pipe
 
 from __future__ import annotations
 
+from pydantic import ValidationError
+
+
+def describe_fields(error: ValidationError) -> str:
+    """pydantic's errors as one line a user can act on: `field.path: what is wrong; ...`."""
+    return "; ".join(
+        f"{'.'.join(str(part) for part in issue['loc']) or '(root)'}: {issue['msg']}"
+        for issue in error.errors()
+    )
+
 
 class SynthtuneError(Exception):
     """Base class; never raised itself."""

@@ -17,7 +17,7 @@ from pydantic import ValidationError
 from synthtune.artifacts import ArtifactStore
 from synthtune.config import load_run_config
 from synthtune.dataset import MIN_TRAINING_EXAMPLES
-from synthtune.errors import InvalidConfig, InvalidProblemSet
+from synthtune.errors import InvalidConfig, InvalidProblemSet, describe_fields
 from synthtune.finetune.backend import FineTuneBackend
 from synthtune.layout import RunLayout
 from synthtune.problems import Problem, detect_format, parse_problem_set
@@ -39,13 +39,8 @@ def _start_request(raw: dict[str, object]) -> StartRequest:
     try:
         return StartRequest.model_validate(raw)
     except ValidationError as error:
-        problems = "; ".join(
-            f"{'.'.join(str(part) for part in issue['loc']) or '(root)'}: {issue['msg']}"
-            for issue in error.errors()
-        )
-        raise InvalidConfig(
-            f'execution input: {problems} (expected {{"key": ..., "bucket"?, "config"?}})'
-        ) from None
+        expected = '{"key": ..., "bucket"?, "config"?}'
+        raise InvalidConfig(f"execution input: {describe_fields(error)} (expected {expected})") from None
 
 
 def _resolve_problem_set(store: ArtifactStore, key: str) -> str:

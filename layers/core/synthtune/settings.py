@@ -8,6 +8,7 @@ the Secrets Manager secret that holds it.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from functools import lru_cache
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -19,36 +20,19 @@ class Settings(BaseModel):
     runs_table_name: str = Field(min_length=1)
     data_bucket_name: str = Field(min_length=1)
     openai_api_key_secret_arn: str = Field(min_length=1)
-    openai_base_url: str | None = None
+    openai_base_url: str | None = Field(default=None, description="Empty or unset: the official API.")
     openai_max_retries: int = Field(default=2, ge=0, le=10)
     openai_timeout_seconds: float = Field(default=120.0, gt=0)
 
     @classmethod
-    def from_environment(cls, environ: dict[str, str] | None = None) -> Settings:
+    def from_environment(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Each field from the variable of the same name in upper case; empty counts as unset."""
         env = os.environ if environ is None else environ
-        values = {
-            "runs_table_name": env.get("RUNS_TABLE_NAME", ""),
-            "data_bucket_name": env.get("DATA_BUCKET_NAME", ""),
-            "openai_api_key_secret_arn": env.get("OPENAI_API_KEY_SECRET_ARN", ""),
-            # An empty OpenAIBaseUrl parameter means the official endpoint.
-            "openai_base_url": env.get("OPENAI_BASE_URL") or None,
-            "openai_max_retries": env.get("OPENAI_MAX_RETRIES", "2"),
-            "openai_timeout_seconds": env.get("OPENAI_TIMEOUT_SECONDS", "120"),
-        }
+        values = {name: env[name.upper()] for name in cls.model_fields if env.get(name.upper())}
         try:
             return cls.model_validate(values)
         except ValidationError as error:
-            names = {
-                "runs_table_name": "RUNS_TABLE_NAME",
-                "data_bucket_name": "DATA_BUCKET_NAME",
-                "openai_api_key_secret_arn": "OPENAI_API_KEY_SECRET_ARN",
-                "openai_max_retries": "OPENAI_MAX_RETRIES",
-                "openai_timeout_seconds": "OPENAI_TIMEOUT_SECONDS",
-            }
-            bad = ", ".join(
-                f"{names.get(str(issue['loc'][0]), issue['loc'][0])} ({issue['msg']})"
-                for issue in error.errors()
-            )
+            bad = ", ".join(f"{str(issue['loc'][0]).upper()} ({issue['msg']})" for issue in error.errors())
             raise RuntimeError(f"Lambda environment is incomplete: {bad}") from None
 
 
