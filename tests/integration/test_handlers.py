@@ -186,3 +186,16 @@ def test_record_failure_keeps_the_message_not_the_stack_trace(stack: OfflineStac
     assert record["cause"].endswith("line 3: field 'question' is required and must not be empty")
     (run,) = stack.records("sample-run")
     assert (run["status"], run["failed_state"], run["cause"]) == ("FAILED", "Prepare", record["cause"])
+
+
+def test_prepare_names_a_missing_problem_set(stack: OfflineStack) -> None:
+    with pytest.raises(
+        FunctionError, match=r"s3://synthtune-local-data/problem-sets/missing.jsonl does not exist"
+    ):
+        invoke(stack, "PrepareFunction", {"run_id": "r", "input": {"key": "problem-sets/missing.jsonl"}})
+    with pytest.raises(FunctionError, match=r"s3://someone-elses-bucket/x.jsonl does not exist"):
+        invoke(
+            stack,
+            "PrepareFunction",
+            {"run_id": "r", "input": {"bucket": "someone-elses-bucket", "key": "x.jsonl"}},
+        )

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from pydantic import BaseModel
 
 from synthtune.chat import Reply, SolveResult
 from synthtune.openai_client import provider_errors
@@ -14,6 +16,8 @@ if TYPE_CHECKING:
     from openai.types.chat import ChatCompletion
 
 JUDGE_MAX_TOKENS = 256
+
+ParsedT = TypeVar("ParsedT", bound=BaseModel)
 
 
 def _usage(completion: ChatCompletion) -> Usage:
@@ -50,30 +54,35 @@ class OpenAIChat:
         self._client = client
         self._secret_hint = secret_hint
 
-    def solve(self, model: str, question: str, *, temperature: float, max_tokens: int) -> SolveResult:
+    def _parse(
+        self, action: str, model: str, messages: Any, schema: type[ParsedT], **options: Any
+    ) -> tuple[ParsedT | None, Reply]:
+        """A structured reply, or None when it was cut off or filtered (its tokens are still billed)."""
         import openai
 
-        messages: Any = _solver_messages(question)
-        with provider_errors(f"{model} solving a problem", self._secret_hint):
+        with provider_errors(action, self._secret_hint):
             try:
                 completion = self._client.chat.completions.parse(
-                    model=model,
-                    messages=messages,
-                    response_format=Solution,
-                    temperature=temperature,
-                    max_completion_tokens=max_tokens,
+                    model=model, messages=messages, response_format=schema, **options
                 )
             except (openai.LengthFinishReasonError, openai.ContentFilterFinishReasonError) as stopped:
-                # The reply was cut off or filtered: no solution, but the tokens were still billed.
                 if stopped.completion is None:
-                    reason = "content_filter"
-                    return SolveResult(
-                        solution=None,
-                        reply=Reply(model=model, text=None, finish_reason=reason, usage=Usage(requests=1)),
+                    return None, Reply(
+                        model=model, text=None, finish_reason="content_filter", usage=Usage(requests=1)
                     )
-                return SolveResult(solution=None, reply=_reply(stopped.completion))
-        parsed = completion.choices[0].message.parsed
-        return SolveResult(solution=parsed, reply=_reply(completion))
+                return None, _reply(stopped.completion)
+        return completion.choices[0].message.parsed, _reply(completion)
+
+    def solve(self, model: str, question: str, *, temperature: float, max_tokens: int) -> SolveResult:
+        solution, reply = self._parse(
+            f"{model} solving a problem",
+            model,
+            _solver_messages(question),
+            Solution,
+            temperature=temperature,
+            max_completion_tokens=max_tokens,
+        )
+        return SolveResult(solution=solution, reply=reply)
 
     def answer(self, model: str, question: str, *, max_tokens: int) -> Reply:
         messages: Any = _solver_messages(question)
@@ -88,17 +97,15 @@ class OpenAIChat:
             {"role": "system", "content": JUDGE_SYSTEM_PROMPT},
             {"role": "user", "content": judge_request(question, reference, candidate)},
         ]
-        with provider_errors(f"{model} judging an answer", self._secret_hint):
-            completion = self._client.chat.completions.parse(
-                model=model,
-                messages=messages,
-                response_format=Verdict,
-                temperature=0,
-                max_completion_tokens=JUDGE_MAX_TOKENS,
-            )
-        parsed = completion.choices[0].message.parsed
-        usage = _usage(completion)
-        if parsed is None:
-            # A judge that refuses counts as "not shown to be equal": the answer stays unverified.
-            return Verdict(correct=False, explanation="the judge gave no verdict"), usage
-        return parsed, usage
+        verdict, reply = self._parse(
+            f"{model} judging an answer",
+            model,
+            messages,
+            Verdict,
+            temperature=0,
+            max_completion_tokens=JUDGE_MAX_TOKENS,
+        )
+        if verdict is None:
+            # A judge that refuses or rambles counts as "not shown to be equal".
+            return Verdict(correct=False, explanation="the judge gave no verdict"), reply.usage
+        return verdict, reply.usage

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator, Sequence
 from itertools import islice
 from urllib.parse import unquote_plus
 
+from botocore.exceptions import ClientError
 from pydantic import ValidationError
 
 from synthtune.artifacts import ArtifactStore
@@ -45,11 +46,18 @@ def _start_request(raw: dict[str, object]) -> StartRequest:
 
 def _resolve_problem_set(store: ArtifactStore, key: str) -> str:
     """The key as given, or URL-decoded: S3 event payloads carry keys URL-encoded (spaces as '+')."""
-    if store.exists(key):
-        return key
-    decoded = unquote_plus(key)
-    if decoded != key and store.exists(decoded):
-        return decoded
+    try:
+        if store.exists(key):
+            return key
+        decoded = unquote_plus(key)
+        if decoded != key and store.exists(decoded):
+            return decoded
+    except ClientError as error:
+        code = error.response.get("Error", {}).get("Code", "error")
+        raise InvalidProblemSet(
+            f"cannot read {store.uri(key)} ({code}); the deployed functions read problem sets from the "
+            "stack's data bucket only"
+        ) from error
     raise InvalidProblemSet(f"{store.uri(key)} does not exist")
 
 

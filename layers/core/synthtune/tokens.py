@@ -57,10 +57,6 @@ def encoding_for(model: str) -> tiktoken.Encoding:
         return tiktoken.get_encoding(name)
 
 
-def count_tokens(text: str, model: str) -> int:
-    return len(encoding_for(model).encode(text, disallowed_special=()))
-
-
 # Per-message framing tokens in the chat format (OpenAI's published counting recipe).
 TOKENS_PER_MESSAGE = 3
 TOKENS_PER_REPLY = 3

@@ -10,7 +10,7 @@ from synthtune.catalog import OPENAI_FINE_TUNING_ENDS, model_info
 from synthtune.errors import FineTuneUnavailable
 from synthtune.finetune.backend import FineTuneRequest
 from synthtune.openai_client import is_official_endpoint, provider_errors
-from synthtune.workflow import FineTuneState
+from synthtune.workflow import FINAL_FINE_TUNE_STATUSES, FineTuneState
 
 if TYPE_CHECKING:
     from openai import OpenAI
@@ -87,7 +87,7 @@ class OpenAIFineTuneBackend:
     def cancel(self, job_id: str, base_model: str) -> FineTuneState:
         with provider_errors(f"cancelling fine-tuning job {job_id}", self._secret_hint):
             job = self._client.fine_tuning.jobs.retrieve(job_id)
-            if job.status not in {"succeeded", "failed", "cancelled"}:
+            if job.status not in FINAL_FINE_TUNE_STATUSES:
                 job = self._client.fine_tuning.jobs.cancel(job_id)
         return self._state(job)
 
