@@ -178,10 +178,8 @@ class Progress:
     def _report_shards(self) -> None:
         records = self.stack.records(self.run_id)
         run = next((item for item in records if item["sk"] == "RUN"), {})
-        shards = (
-            sum(1 for item in records if item["sk"].startswith("SHARD#")),
-            int(run.get("shard_count", 0)),
-        )
+        done = sum(1 for item in records if item["sk"].startswith("SHARD#") and item.get("status") == "done")
+        shards = (done, int(run.get("shard_count", 0)))
         if shards != self._shards:
             self._shards = shards
             self._say(f"  {shards[0]}/{shards[1]} shards done")

@@ -199,3 +199,26 @@ def test_prepare_names_a_missing_problem_set(stack: OfflineStack) -> None:
             "PrepareFunction",
             {"run_id": "r", "input": {"bucket": "someone-elses-bucket", "key": "x.jsonl"}},
         )
+
+
+def test_record_failure_of_generate_names_each_failed_shard(stack: OfflineStack) -> None:
+    # What AWS reports when a Distributed Map iteration fails (moto never fails a Map, see test_pipeline).
+    failure = {
+        "Generate": {
+            "Error": "States.ExceedToleratedFailureThreshold",
+            "Cause": "The specified tolerated failure threshold was exceeded",
+        }
+    }
+    prepared = prepare(stack, sample_rows(), run_id="map-run", teacher_model="gpt-4.1-typo")
+    with pytest.raises(FunctionError, match=r"gpt-4\.1-typo solving a problem: HTTP 404"):
+        generate_all(stack, prepared)
+
+    record = invoke(stack, "RecordFailureFunction", {"run_id": "map-run", "failure": failure})
+
+    assert record["error"] == "States.ExceedToleratedFailureThreshold"
+    assert record["cause"].splitlines()[0] == "The specified tolerated failure threshold was exceeded"
+    assert (
+        record["cause"]
+        .splitlines()[1]
+        .startswith("shard 0: ModelRequestRejected: gpt-4.1-typo solving a problem")
+    )

@@ -199,3 +199,25 @@ def test_rate_limited_shard_is_retried_and_every_problem_answered_once(
     assert sorted(answered) == sorted({*answered})
     assert len(answered) == 19
     assert [request.status for request in emulator.requests].count(429) == 1
+
+
+def test_a_shard_that_cannot_succeed_fails_the_run_and_says_why(
+    stack: OfflineStack, emulator: OpenAIEmulator
+) -> None:
+    execution = execute(stack, SMALL_SET, config={**FAST_CONFIG, "teacher_model": "gpt-4.1-typo"})
+
+    assert execution.status == "FAILED"
+    # In AWS the Distributed Map fails here (States.ExceedToleratedFailureThreshold); moto's never
+    # fails a Map, so Assemble's check that every shard has answers is what stops the run offline.
+    # Either way, the cause names each shard's own error.
+    assert execution.description["error"] in {
+        "States.ExceedToleratedFailureThreshold",
+        "GenerationIncomplete",
+    }
+    cause = execution.description["cause"]
+    assert "3 of 3 shards have no answers" in cause
+    for index in range(3):
+        assert f"shard {index}: ModelRequestRejected: gpt-4.1-typo solving a problem: HTTP 404" in cause
+    shards = [item for sk, item in execution.records.items() if sk.startswith("SHARD#")]
+    assert [shard["status"] for shard in shards] == ["failed"] * 3
+    assert execution.entered("StartFineTune") == 0

@@ -14,10 +14,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from synthtune.artifacts import ArtifactNotFound, ArtifactStore
+from synthtune.artifacts import ArtifactStore
 from synthtune.config import RunConfig
-from synthtune.errors import InvalidDataset
-from synthtune.generation import GeneratedAnswer
+from synthtune.errors import GenerationIncomplete, InvalidDataset
+from synthtune.generation import GeneratedAnswer, failed_shards
 from synthtune.layout import RunLayout
 from synthtune.prompts import SOLVER_SYSTEM_PROMPT, Solution, render_solution
 from synthtune.runs import DATASET_SK, RunStore
@@ -67,9 +67,20 @@ def drop_reason(answer: GeneratedAnswer, config: RunConfig) -> str | None:
     return None
 
 
-def _answers(data: ArtifactStore, layout: RunLayout, manifest_key: str) -> list[tuple[int, str]]:
+def _shard_outputs(
+    data: ArtifactStore, runs: RunStore, layout: RunLayout, manifest_key: str
+) -> list[tuple[int, str]]:
+    """Every shard's answers file; all of them must exist, or the dataset would silently lose problems."""
     shards = [ShardRef.model_validate(entry) for entry in data.read_json(manifest_key)]
-    return [(shard.index, layout.shard_output(shard.index)) for shard in shards]
+    outputs = [(shard.index, layout.shard_output(shard.index)) for shard in shards]
+    missing = [index for index, key in outputs if not data.exists(key)]
+    if missing:
+        causes = failed_shards(runs, layout.run_id) or "no shard recorded an error"
+        numbers = ", ".join(map(str, missing))
+        raise GenerationIncomplete(
+            f"{len(missing)} of {len(shards)} shards have no answers (shards {numbers}):\n{causes}"
+        )
+    return outputs
 
 
 def assemble_dataset(task: AssembleInput, *, data: ArtifactStore, runs: RunStore) -> DatasetSummary:
@@ -81,12 +92,8 @@ def assemble_dataset(task: AssembleInput, *, data: ArtifactStore, runs: RunStore
         data.jsonl_writer(layout.train) as train,
         data.jsonl_writer(layout.validation, skip_empty=True) as validation,
     ):
-        for index, key in _answers(data, layout, task.generation.manifest_key):
-            try:
-                answers = list(data.read_jsonl(key, GeneratedAnswer))
-            except ArtifactNotFound:
-                raise InvalidDataset(f"shard {index} has no answers at {data.uri(key)}") from None
-            for answer in answers:
+        for _, key in _shard_outputs(data, runs, layout, task.generation.manifest_key):
+            for answer in data.read_jsonl(key, GeneratedAnswer):
                 reason = drop_reason(answer, config)
                 if reason is not None:
                     dropped[reason] += 1

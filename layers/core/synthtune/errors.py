@@ -31,6 +31,10 @@ class InvalidConfig(SynthtuneError):
     """The run's configuration has unknown or out-of-range fields."""
 
 
+class GenerationIncomplete(SynthtuneError):
+    """Some shards have no answers: a Generate iteration failed (the message lists each shard's error)."""
+
+
 class InvalidDataset(SynthtuneError):
     """The assembled training data cannot be fine-tuned on (too few verified examples, bad format)."""
 

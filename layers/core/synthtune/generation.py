@@ -93,6 +93,34 @@ def answer_problem(problem: Problem, run: RunRef, chat: ChatModel) -> GeneratedA
 
 
 def generate_shard(task: ShardTask, *, data: ArtifactStore, runs: RunStore, chat: ChatModel) -> ShardResult:
+    """Answer one shard; a shard that fails records why on its item before the error propagates.
+
+    Step Functions reports a failed Distributed Map iteration only as a threshold exceeded, so the
+    shard's own record is where a user (and RecordFailure) finds the root cause.
+    """
+    try:
+        return _generate_shard(task, data=data, runs=runs, chat=chat)
+    except Exception as error:
+        runs.put(
+            task.run.run_id,
+            shard_sk(task.shard.index),
+            {
+                "index": task.shard.index,
+                "status": "failed",
+                "error": type(error).__name__,
+                "message": str(error),
+            },
+        )
+        raise
+
+
+def failed_shards(runs: RunStore, run_id: str) -> str:
+    """One line per shard whose last attempt failed, with its error: empty when none did."""
+    failures = [item for item in runs.items(run_id, "SHARD#") if item.get("status") == "failed"]
+    return "\n".join(f"shard {item['index']}: {item['error']}: {item['message']}" for item in failures)
+
+
+def _generate_shard(task: ShardTask, *, data: ArtifactStore, runs: RunStore, chat: ChatModel) -> ShardResult:
     layout = RunLayout(task.run.run_id)
     problems = list(data.read_jsonl(layout.shard_input(task.shard.index), Problem))
     with ThreadPoolExecutor(
@@ -118,6 +146,10 @@ def generate_shard(task: ShardTask, *, data: ArtifactStore, runs: RunStore, chat
     runs.put(
         task.run.run_id,
         shard_sk(task.shard.index),
-        {**result.model_dump(), "usage": {model: u.model_dump() for model, u in usage.items()}},
+        {
+            **result.model_dump(),
+            "status": "done",
+            "usage": {model: u.model_dump() for model, u in usage.items()},
+        },
     )
     return result

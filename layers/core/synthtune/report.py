@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict
 from synthtune.artifacts import ArtifactStore
 from synthtune.benchmark import BenchmarkAnswer
 from synthtune.catalog import CATALOG_AS_OF, base_model_of
+from synthtune.generation import failed_shards
 from synthtune.layout import RunLayout
 from synthtune.runs import DATASET_SK, FINETUNE_SK, RUN_SK, RunStore, now_iso
 from synthtune.usage import (
@@ -44,6 +45,7 @@ class GenerationTotals(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     shards_done: int = 0
+    shards_failed: int = 0
     problems: int = 0
     answered: int = 0
     verified: int = 0
@@ -121,7 +123,8 @@ def summarise_run(run_id: str, items: list[dict[str, Any]]) -> RunSummary:
     record = by_sk.get(RUN_SK, {})
     totals: dict[str, int] = defaultdict(int)
     shard_usage: UsageByModel = {}
-    shards = [item for sk, item in by_sk.items() if sk.startswith("SHARD#")]
+    shard_items = [item for sk, item in by_sk.items() if sk.startswith("SHARD#")]
+    shards = [item for item in shard_items if item.get("status") != "failed"]
     for shard in shards:
         for field in ("problems", "answered", "verified", "rejected", "failed"):
             totals[field] += int(shard.get(field, 0))
@@ -153,7 +156,9 @@ def summarise_run(run_id: str, items: list[dict[str, Any]]) -> RunSummary:
         config=record.get("config"),
         splits=record.get("splits"),
         shard_count=record.get("shard_count"),
-        generation=GenerationTotals(shards_done=len(shards), **totals),
+        generation=GenerationTotals(
+            shards_done=len(shards), shards_failed=len(shard_items) - len(shards), **totals
+        ),
         dataset=dataset,
         fine_tune=fine_tune,
         scores=scores,
@@ -393,9 +398,11 @@ def failure_message(cause: str) -> str:
 def record_failure(task: FailureInput, *, runs: RunStore) -> FailureRecord:
     # Each Catch writes failure.<its state name>, so there is exactly one entry.
     state, failure = next(iter(task.failure.items()))
-    record = FailureRecord(
-        run_id=task.run_id, state=state, error=failure.Error, cause=failure_message(failure.Cause)
-    )
+    cause = failure_message(failure.Cause)
+    if state == "Generate":
+        # The Map reports only that too many iterations failed; the shards recorded why.
+        cause = "\n".join(part for part in (cause, failed_shards(runs, task.run_id)) if part)
+    record = FailureRecord(run_id=task.run_id, state=state, error=failure.Error, cause=cause)
     runs.update(
         task.run_id,
         status="FAILED",
