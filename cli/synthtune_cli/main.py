@@ -10,8 +10,8 @@ from typing import Any
 
 from synthtune.config import load_run_config
 from synthtune.errors import InvalidConfig, InvalidProblemSet
-from synthtune.problems import detect_format, parse_problem_set
 from synthtune.split import split_problems
+from synthtune_cli.runner import RunSetupError, read_problem_set_file, run_locally
 
 
 def _read_config(path: Path | None) -> dict[str, Any] | None:
@@ -29,8 +29,6 @@ def _read_config(path: Path | None) -> dict[str, Any] | None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from synthtune_cli.runner import RunSetupError, run_locally
-
     try:
         config = _read_config(args.config)
         outcome = run_locally(
@@ -73,10 +71,7 @@ def _validate(args: argparse.Namespace) -> int:
         config = load_run_config(_read_config(args.config), source=str(args.config or "config"))
         if not args.problem_set.is_file():
             raise InvalidProblemSet(f"{args.problem_set}: no such file")
-        data = args.problem_set.read_bytes()
-        problems = parse_problem_set(
-            data.splitlines(), str(args.problem_set), detect_format(args.problem_set.name, data[:64])
-        )
+        problems = read_problem_set_file(args.problem_set)
     except (InvalidConfig, InvalidProblemSet) as error:
         print(f"{type(error).__name__}: {error}", file=sys.stderr)
         return 1

@@ -181,7 +181,6 @@ class OfflineStack:
         # a time, so Powertools' per-invocation state (log keys, metric dimensions) stays per invocation.
         self._environment_locks = {logical_id: threading.Lock() for logical_id in self._functions}
         self._exit_stack = contextlib.ExitStack()
-        self.invocations: list[tuple[str, str]] = []
         self.state_machine_arn = ""
 
     # -- lifecycle --------------------------------------------------------------------------------
@@ -247,12 +246,7 @@ class OfflineStack:
         environment = {
             name: resolver.value(value, f"Globals environment {name}") for name, value in variables.items()
         }
-        environment.update(
-            {
-                "POWERTOOLS_TRACE_DISABLED": "true",  # no X-Ray daemon offline
-                "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "1024",
-            }
-        )
+        environment["POWERTOOLS_TRACE_DISABLED"] = "true"  # no X-Ray daemon offline
         environment.update(self._extra_environment)
         return environment
 
@@ -345,7 +339,6 @@ class OfflineStack:
             )
         spec = self._functions[logical_id]
         event = json.loads(body) if body else {}
-        self.invocations.append((logical_id, json.dumps(event)[:200]))
         context = LambdaContext(logical_id, spec.timeout_seconds, spec.memory_mb, self.region)
         try:
             with self._environment_locks[logical_id]:

@@ -20,8 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Literal
 
+from synthtune.errors import InvalidProblemSet
 from synthtune.layout import PROBLEM_SET_PREFIX, RunLayout
-from synthtune.problems import detect_format, parse_problem_set
+from synthtune.problems import Problem, detect_format, parse_problem_set
 from synthtune.report import render_report, summarise_run
 from synthtune_cli.clock import Clock, VirtualClock, WallClock
 from synthtune_cli.offline import OfflineStack
@@ -55,16 +56,18 @@ def new_run_id(problem_set: Path) -> str:
     return f"{stem}-{dt.datetime.now(dt.UTC):%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
 
 
+def read_problem_set_file(path: Path) -> list[Problem]:
+    """A local problem set, validated exactly as Prepare validates one in S3."""
+    data = path.read_bytes()
+    return parse_problem_set(data.splitlines(), str(path), detect_format(path.name, data[:64]))
+
+
 def _knowledge(problem_set: Path) -> list[Any]:
     """The problem set as the emulator's world knowledge; none if it is unreadable (Prepare says why)."""
-    from synthtune.errors import InvalidProblemSet
     from synthtune_cli.emulator import KnowledgeItem
 
     try:
-        with problem_set.open("rb") as stream:
-            head = stream.read(64)
-        lines = problem_set.read_bytes().splitlines()
-        problems = parse_problem_set(lines, str(problem_set), detect_format(problem_set.name, head))
+        problems = read_problem_set_file(problem_set)
     except InvalidProblemSet:
         return []
     return [KnowledgeItem(question=p.question, answer=p.answer, category=p.category) for p in problems]
