@@ -222,3 +222,17 @@ def test_record_failure_of_generate_names_each_failed_shard(stack: OfflineStack)
         .splitlines()[1]
         .startswith("shard 0: ModelRequestRejected: gpt-4.1-typo solving a problem")
     )
+
+
+def test_assemble_refuses_a_dataset_too_small_to_fine_tune(stack: OfflineStack) -> None:
+    # A weak teacher gets most answers wrong; what is left is below OpenAI's minimum of 10 examples.
+    prepared = prepare(stack, sample_rows(per_category=6), teacher_model="gpt-4.1-nano-2025-04-14")
+    generate_all(stack, prepared)
+
+    with pytest.raises(FunctionError) as raised:
+        invoke(stack, "AssembleFunction", {"run": prepared["run"], "generation": prepared["generation"]})
+
+    assert raised.value.error_type == "InvalidDataset"
+    assert "fine-tuning needs at least 10" in raised.value.message
+    assert "wrong_answer" in raised.value.message
+    assert stack.download(RunLayout("run-1").train) is None  # nothing half-written

@@ -67,20 +67,17 @@ def drop_reason(answer: GeneratedAnswer, config: RunConfig) -> str | None:
     return None
 
 
-def _shard_outputs(
-    data: ArtifactStore, runs: RunStore, layout: RunLayout, manifest_key: str
-) -> list[tuple[int, str]]:
+def _shard_outputs(data: ArtifactStore, runs: RunStore, layout: RunLayout, manifest_key: str) -> list[str]:
     """Every shard's answers file; all of them must exist, or the dataset would silently lose problems."""
     shards = [ShardRef.model_validate(entry) for entry in data.read_json(manifest_key)]
-    outputs = [(shard.index, layout.shard_output(shard.index)) for shard in shards]
-    missing = [index for index, key in outputs if not data.exists(key)]
+    missing = [shard.index for shard in shards if not data.exists(layout.shard_output(shard.index))]
     if missing:
         causes = failed_shards(runs, layout.run_id) or "no shard recorded an error"
         numbers = ", ".join(map(str, missing))
         raise GenerationIncomplete(
             f"{len(missing)} of {len(shards)} shards have no answers (shards {numbers}):\n{causes}"
         )
-    return outputs
+    return [layout.shard_output(shard.index) for shard in shards]
 
 
 def assemble_dataset(task: AssembleInput, *, data: ArtifactStore, runs: RunStore) -> DatasetSummary:
@@ -92,7 +89,7 @@ def assemble_dataset(task: AssembleInput, *, data: ArtifactStore, runs: RunStore
         data.jsonl_writer(layout.train) as train,
         data.jsonl_writer(layout.validation, skip_empty=True) as validation,
     ):
-        for _, key in _shard_outputs(data, runs, layout, task.generation.manifest_key):
+        for key in _shard_outputs(data, runs, layout, task.generation.manifest_key):
             for answer in data.read_jsonl(key, GeneratedAnswer):
                 reason = drop_reason(answer, config)
                 if reason is not None:
