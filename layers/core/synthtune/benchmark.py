@@ -7,12 +7,10 @@ temperature 0. Every answer and its grade is written to S3 for inspection; the s
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
-
 from pydantic import BaseModel, ConfigDict
 
 from synthtune.artifacts import ArtifactStore
-from synthtune.chat import ChatModel, ModelJudge
+from synthtune.chat import ChatModel, ModelJudge, with_requests_in_flight
 from synthtune.errors import FineTuneFailed
 from synthtune.grading import GradeMethod, grade_answer
 from synthtune.layout import RunLayout
@@ -82,12 +80,12 @@ def run_benchmark(
     layout = RunLayout(task.run.run_id)
     model = contestant_model(task)
     problems = list(data.read_jsonl(layout.holdout, Problem))
-    with ThreadPoolExecutor(
-        max_workers=task.run.config.request_concurrency, thread_name_prefix=task.contestant
-    ) as pool:
-        answers = list(
-            pool.map(lambda problem: answer_holdout_problem(problem, model, task.run, chat), problems)
-        )
+    answers = with_requests_in_flight(
+        lambda problem: answer_holdout_problem(problem, model, task.run, chat),
+        problems,
+        task.run.config.request_concurrency,
+        task.contestant,
+    )
     data.write_jsonl(layout.benchmark_answers(task.contestant), answers)
 
     usage: UsageByModel = {}

@@ -7,12 +7,37 @@ a second class with the same three methods.
 
 from __future__ import annotations
 
-from typing import Protocol
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from typing import Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
 from synthtune.prompts import Solution, Verdict
 from synthtune.usage import Usage
+
+ItemT = TypeVar("ItemT")
+ResultT = TypeVar("ResultT")
+
+
+def with_requests_in_flight(
+    ask: Callable[[ItemT], ResultT], items: Sequence[ItemT], in_flight: int, name: str
+) -> list[ResultT]:
+    """`ask` for every item, at most `in_flight` at a time, results in item order.
+
+    On the first failure the requests not yet sent are cancelled (they would be paid for and thrown
+    away) and that failure is raised.
+    """
+    with ThreadPoolExecutor(max_workers=in_flight, thread_name_prefix=name) as executor:
+        futures = [executor.submit(ask, item) for item in items]
+        done, pending = wait(futures, return_when=FIRST_EXCEPTION)
+        for future in pending:
+            future.cancel()
+        for future in done:
+            error = future.exception()
+            if error is not None:
+                raise error
+        return [future.result() for future in futures]
 
 
 class Reply(BaseModel):

@@ -9,13 +9,12 @@ shard, and Step Functions retries it.
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from synthtune.artifacts import ArtifactStore
-from synthtune.chat import ChatModel, ModelJudge
+from synthtune.chat import ChatModel, ModelJudge, with_requests_in_flight
 from synthtune.grading import GradeMethod, grade_answer
 from synthtune.layout import RunLayout
 from synthtune.problems import Problem, Split
@@ -123,10 +122,12 @@ def failed_shards(runs: RunStore, run_id: str) -> str:
 def _generate_shard(task: ShardTask, *, data: ArtifactStore, runs: RunStore, chat: ChatModel) -> ShardResult:
     layout = RunLayout(task.run.run_id)
     problems = list(data.read_jsonl(layout.shard_input(task.shard.index), Problem))
-    with ThreadPoolExecutor(
-        max_workers=task.run.config.request_concurrency, thread_name_prefix="teacher"
-    ) as executor:
-        answers = list(executor.map(lambda problem: answer_problem(problem, task.run, chat), problems))
+    answers = with_requests_in_flight(
+        lambda problem: answer_problem(problem, task.run, chat),
+        problems,
+        task.run.config.request_concurrency,
+        "teacher",
+    )
     data.write_jsonl(layout.shard_output(task.shard.index), answers)
 
     counts = dict.fromkeys(("verified", "rejected", "unverified", "failed"), 0)
