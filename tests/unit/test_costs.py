@@ -2,7 +2,7 @@ import datetime as dt
 
 import pytest
 
-from synthtune.catalog import OPENAI_FINE_TUNING_ENDS, base_model_of, model_info
+from synthtune.catalog import OPENAI_FINE_TUNING_ENDS, accepts_temperature, base_model_of, model_info
 from synthtune.errors import FineTuneUnavailable
 from synthtune.finetune.openai_backend import OpenAIFineTuneBackend
 from synthtune.usage import Usage, inference_cost_usd, training_cost_usd
@@ -35,3 +35,10 @@ def test_fine_tuning_availability_follows_the_dated_table() -> None:
     # Another OpenAI-compatible server sets its own rules.
     compatible = OpenAIFineTuneBackend(no_client, base_url="http://127.0.0.1:8787/v1")  # type: ignore[arg-type]
     compatible.check_available("gpt-5", dt.date(2027, 6, 1))
+
+
+def test_reasoning_models_get_no_temperature() -> None:
+    assert accepts_temperature("gpt-4.1-2025-04-14")
+    assert accepts_temperature("ft:gpt-4.1-nano-2025-04-14:org:s:abc")
+    assert not accepts_temperature("gpt-5-mini")
+    assert not accepts_temperature("o4-mini")

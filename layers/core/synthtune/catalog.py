@@ -163,5 +163,13 @@ def model_info(model: str) -> ModelInfo | None:
     return _BY_NAME.get(_ALIASES.get(base, base))
 
 
+# Reasoning models accept only their default temperature; a request that sets one is rejected.
+_REASONING_MODEL_PREFIXES = ("o1", "o3", "o4", "gpt-5")
+
+
+def accepts_temperature(model: str) -> bool:
+    return not base_model_of(model).startswith(_REASONING_MODEL_PREFIXES)
+
+
 def is_fine_tuned(model: str) -> bool:
     return _FINE_TUNED.match(model) is not None

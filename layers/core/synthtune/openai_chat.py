@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel
 
+from synthtune.catalog import accepts_temperature
 from synthtune.chat import Reply, SolveResult
 from synthtune.openai_client import provider_errors
 from synthtune.prompts import JUDGE_SYSTEM_PROMPT, SOLVER_SYSTEM_PROMPT, Solution, Verdict, judge_request
@@ -45,6 +46,11 @@ def _reply(completion: ChatCompletion) -> Reply:
     )
 
 
+def _sampling(model: str, temperature: float) -> dict[str, Any]:
+    """The temperature to send: none to reasoning models, which reject any but their default."""
+    return {"temperature": temperature} if accepts_temperature(model) else {}
+
+
 def _solver_messages(question: str) -> list[dict[str, str]]:
     return [{"role": "system", "content": SOLVER_SYSTEM_PROMPT}, {"role": "user", "content": question}]
 
@@ -79,8 +85,8 @@ class OpenAIChat:
             model,
             _solver_messages(question),
             Solution,
-            temperature=temperature,
             max_completion_tokens=max_tokens,
+            **_sampling(model, temperature),
         )
         return SolveResult(solution=solution, reply=reply)
 
@@ -88,7 +94,7 @@ class OpenAIChat:
         messages: Any = _solver_messages(question)
         with provider_errors(f"{model} answering a problem", self._secret_hint):
             completion = self._client.chat.completions.create(
-                model=model, messages=messages, temperature=0, max_completion_tokens=max_tokens
+                model=model, messages=messages, max_completion_tokens=max_tokens, **_sampling(model, 0.0)
             )
         return _reply(completion)
 
@@ -102,8 +108,8 @@ class OpenAIChat:
             model,
             messages,
             Verdict,
-            temperature=0,
             max_completion_tokens=JUDGE_MAX_TOKENS,
+            **_sampling(model, 0.0),
         )
         if verdict is None:
             # A judge that refuses or rambles counts as "not shown to be equal".
