@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import re
 import secrets
 import sys
 import time
@@ -30,6 +31,7 @@ from synthtune_cli.offline import OfflineStack
 OpenAIMode = Literal["emulator", "live"]
 
 EMULATOR_API_KEY = "sk-emulator"
+_EXECUTION_NAME = re.compile(r"[A-Za-z0-9_-]{1,80}")
 # Offline, the poll loop costs nothing, so the whole run is bounded by real seconds, not the config.
 EMULATED_RUN_TIMEOUT_SECONDS = 1800.0
 
@@ -254,6 +256,10 @@ def run_locally(
     if not problem_set.is_file():
         raise RunSetupError(f"{problem_set}: no such file")
     run_id = run_id or new_run_id(problem_set)
+    if not _EXECUTION_NAME.fullmatch(run_id):
+        raise RunSetupError(
+            f"run id {run_id!r}: use 1 to 80 letters, digits, '-' or '_' (it names the execution)"
+        )
     run_dir = out_dir / run_id
     if run_dir.exists():
         raise RunSetupError(f"{run_dir} already exists; choose another --run-id or --out")

@@ -144,3 +144,12 @@ def test_live_mode_needs_a_key(tmp_path: Path, capsys: pytest.CaptureFixture[str
 
     assert code == 2
     assert "OPENAI_API_KEY" in capsys.readouterr().err
+
+
+def test_a_run_id_that_cannot_name_an_execution_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(["run", str(SAMPLE_PROBLEM_SET), "--run-id", "my run!", "--out", str(tmp_path)])
+
+    assert code == 2
+    assert "run id 'my run!'" in capsys.readouterr().err
