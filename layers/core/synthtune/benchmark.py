@@ -10,14 +10,14 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict
 
 from synthtune.artifacts import ArtifactStore
-from synthtune.chat import ChatModel, ModelJudge, with_requests_in_flight
+from synthtune.chat import ChatModel, grade_with_run_judge, with_requests_in_flight
 from synthtune.errors import FineTuneFailed
-from synthtune.grading import GradeMethod, grade_answer
+from synthtune.grading import GradeMethod
 from synthtune.layout import RunLayout
 from synthtune.problems import Problem
 from synthtune.prompts import parse_final_answer
 from synthtune.runs import RunStore, score_sk
-from synthtune.usage import UsageByModel, add_usage
+from synthtune.usage import UsageByModel, merge_usage
 from synthtune.workflow import BenchmarkTask, ContestantScore, RunRef
 
 
@@ -56,10 +56,9 @@ def answer_holdout_problem(problem: Problem, model: str, run: RunRef, chat: Chat
     reply = chat.answer(model, problem.question, max_tokens=config.max_output_tokens)
     usage: UsageByModel = {model: reply.usage}
     final_answer = parse_final_answer(reply.text)
-    judge = ModelJudge(chat, config.judge_model) if config.judge_model else None
-    grade, judge_usage = grade_answer(problem.question, problem.answer, final_answer, judge)
-    if config.judge_model and judge_usage.requests:
-        add_usage(usage, config.judge_model, judge_usage)
+    grade = grade_with_run_judge(
+        chat, config.judge_model, problem.question, problem.answer, final_answer, usage
+    )
     return BenchmarkAnswer(
         problem_id=problem.id,
         category=problem.category,
@@ -88,10 +87,7 @@ def run_benchmark(
     )
     data.write_jsonl(layout.benchmark_answers(task.contestant), answers)
 
-    usage: UsageByModel = {}
-    for answer in answers:
-        for name, model_usage in answer.usage.items():
-            add_usage(usage, name, model_usage)
+    usage = merge_usage(answer.usage for answer in answers)
     correct = sum(answer.correct for answer in answers)
     score = ContestantScore(
         contestant=task.contestant,

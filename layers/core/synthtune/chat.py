@@ -13,8 +13,9 @@ from typing import Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
+from synthtune.grading import Grade, grade_answer
 from synthtune.prompts import Solution, Verdict
-from synthtune.usage import Usage
+from synthtune.usage import Usage, UsageByModel, add_usage
 
 ItemT = TypeVar("ItemT")
 ResultT = TypeVar("ResultT")
@@ -68,6 +69,22 @@ class ChatModel(Protocol):
 
     def judge(self, model: str, question: str, reference: str, candidate: str) -> tuple[Verdict, Usage]:
         """Whether `candidate` means the same as `reference`."""
+
+
+def grade_with_run_judge(
+    chat: ChatModel,
+    judge_model: str | None,
+    question: str,
+    reference: str,
+    candidate: str | None,
+    usage: UsageByModel,
+) -> Grade:
+    """`grade_answer` with the run's judge model (if any), its tokens added to `usage`."""
+    judge = ModelJudge(chat, judge_model) if judge_model else None
+    grade, judge_usage = grade_answer(question, reference, candidate, judge)
+    if judge_model and judge_usage.requests:
+        add_usage(usage, judge_model, judge_usage)
+    return grade
 
 
 class ModelJudge:

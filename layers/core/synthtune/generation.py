@@ -14,12 +14,12 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from synthtune.artifacts import ArtifactStore
-from synthtune.chat import ChatModel, ModelJudge, with_requests_in_flight
-from synthtune.grading import GradeMethod, grade_answer
+from synthtune.chat import ChatModel, grade_with_run_judge, with_requests_in_flight
+from synthtune.grading import GradeMethod
 from synthtune.layout import RunLayout
 from synthtune.problems import Problem, Split
 from synthtune.runs import RunStore, shard_sk
-from synthtune.usage import UsageByModel, add_usage
+from synthtune.usage import UsageByModel, merge_usage
 from synthtune.workflow import RunRef, ShardResult, ShardTask
 
 AnswerStatus = Literal["verified", "rejected", "unverified", "failed"]
@@ -77,10 +77,9 @@ def answer_problem(problem: Problem, run: RunRef, chat: ChatModel) -> GeneratedA
         return GeneratedAnswer(
             **base, status="unverified", steps=solution.steps, final_answer=solution.final_answer, usage=usage
         )
-    judge = ModelJudge(chat, config.judge_model) if config.judge_model else None
-    grade, judge_usage = grade_answer(problem.question, problem.answer, solution.final_answer, judge)
-    if config.judge_model and judge_usage.requests:
-        add_usage(usage, config.judge_model, judge_usage)
+    grade = grade_with_run_judge(
+        chat, config.judge_model, problem.question, problem.answer, solution.final_answer, usage
+    )
     return GeneratedAnswer(
         **base,
         status="verified" if grade.correct else "rejected",
@@ -131,11 +130,9 @@ def _generate_shard(task: ShardTask, *, data: ArtifactStore, runs: RunStore, cha
     data.write_jsonl(layout.shard_output(task.shard.index), answers)
 
     counts = dict.fromkeys(("verified", "rejected", "unverified", "failed"), 0)
-    usage: UsageByModel = {}
     for answer in answers:
         counts[answer.status] += 1
-        for model, model_usage in answer.usage.items():
-            add_usage(usage, model, model_usage)
+    usage = merge_usage(answer.usage for answer in answers)
     result = ShardResult(
         index=task.shard.index,
         problems=len(problems),

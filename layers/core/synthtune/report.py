@@ -23,8 +23,8 @@ from synthtune.usage import (
     CostReport,
     Usage,
     UsageByModel,
-    add_usage,
     inference_cost_usd,
+    merge_usage,
     training_cost_usd,
 )
 from synthtune.workflow import (
@@ -122,14 +122,15 @@ def summarise_run(run_id: str, items: list[dict[str, Any]]) -> RunSummary:
     by_sk = {item["sk"]: item for item in items}
     record = by_sk.get(RUN_SK, {})
     totals: dict[str, int] = defaultdict(int)
-    shard_usage: UsageByModel = {}
     shard_items = [item for sk, item in by_sk.items() if sk.startswith("SHARD#")]
     shards = [item for item in shard_items if item.get("status") != "failed"]
     for shard in shards:
         for field in ("problems", "answered", "verified", "rejected", "failed"):
             totals[field] += int(shard.get(field, 0))
-        for model, usage in shard.get("usage", {}).items():
-            add_usage(shard_usage, model, Usage.model_validate(usage))
+    shard_usage = merge_usage(
+        {model: Usage.model_validate(usage) for model, usage in shard.get("usage", {}).items()}
+        for shard in shards
+    )
     dataset = (
         DatasetSummary.model_validate(_contract_fields(by_sk[DATASET_SK], DatasetSummary))
         if DATASET_SK in by_sk
