@@ -85,6 +85,15 @@ class ArtifactStore:
             raise
         return True
 
+    def keys(self, prefix: str) -> set[str]:
+        """Every key under a prefix: one LIST per thousand keys, where HEADs would cost one each."""
+        paginator = self._s3.get_paginator("list_objects_v2")
+        return {
+            entry["Key"]
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix)
+            for entry in page.get("Contents", [])
+        }
+
     def read_jsonl(self, key: str, model: type[ModelT]) -> Iterator[ModelT]:
         for line in self.iter_lines(key):
             if line.strip():

@@ -70,7 +70,8 @@ def drop_reason(answer: GeneratedAnswer, config: RunConfig) -> str | None:
 def _shard_outputs(data: ArtifactStore, runs: RunStore, layout: RunLayout, manifest_key: str) -> list[str]:
     """Every shard's answers file; all of them must exist, or the dataset would silently lose problems."""
     shards = [ShardRef.model_validate(entry) for entry in data.read_json(manifest_key)]
-    missing = [shard.index for shard in shards if not data.exists(layout.shard_output(shard.index))]
+    written = data.keys(layout.shards_prefix)
+    missing = [shard.index for shard in shards if layout.shard_output(shard.index) not in written]
     if missing:
         causes = failed_shards(runs, layout.run_id) or "no shard recorded an error"
         numbers = ", ".join(map(str, missing))

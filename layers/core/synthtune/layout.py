@@ -20,14 +20,18 @@ class RunLayout:
         return f"{self.prefix}config.json"
 
     @property
+    def shards_prefix(self) -> str:
+        return f"{self.prefix}shards/"
+
+    @property
     def manifest(self) -> str:
-        return f"{self.prefix}shards/manifest.json"
+        return f"{self.shards_prefix}manifest.json"
 
     def shard_input(self, index: int) -> str:
-        return f"{self.prefix}shards/{index:05d}.problems.jsonl"
+        return f"{self.shards_prefix}{index:05d}.problems.jsonl"
 
     def shard_output(self, index: int) -> str:
-        return f"{self.prefix}shards/{index:05d}.answers.jsonl"
+        return f"{self.shards_prefix}{index:05d}.answers.jsonl"
 
     @property
     def holdout(self) -> str:
