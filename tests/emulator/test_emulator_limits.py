@@ -152,3 +152,62 @@ def test_injection_arguments_are_checked(emulator: OpenAIEmulator) -> None:
         emulator.inject_errors(1, status=200)
     with pytest.raises(ValueError, match="count"):
         emulator.inject_errors(-1)
+
+
+def test_a_shorter_rate_limit_window_enforces_a_scaled_limit_with_truthful_headers(
+    client: OpenAI, clock: VirtualClock, emulator: OpenAIEmulator
+) -> None:
+    # 120 requests per minute enforced per second: 2 per sliding second.
+    emulator.configure(requests_per_minute=120, rate_limit_window_seconds=1.0)
+    remaining = []
+    for _ in range(2):
+        raw = client.chat.completions.with_raw_response.create(model="gpt-4.1-mini", messages=MESSAGES)
+        assert raw.headers["x-ratelimit-limit-requests"] == "120"  # still the per-minute figure
+        remaining.append(raw.headers["x-ratelimit-remaining-requests"])
+        clock.advance(0.25)
+    assert remaining == ["1", "0"]
+
+    with pytest.raises(openai.RateLimitError) as error:
+        chat(client)  # at START + 0.5: the first request leaves the 1 s window at START + 1
+
+    headers = error.value.response.headers
+    assert (headers["retry-after-ms"], headers["retry-after"]) == ("500", "1")
+    assert headers["x-ratelimit-remaining-requests"] == "0"
+    assert headers["x-ratelimit-reset-requests"] == "500ms"
+    assert "Limit 120, enforced as 2 per 1s, Used 2, Requested 1" in error.value.body["message"]
+    clock.advance(int(headers["retry-after-ms"]) / 1000)
+    raw = client.chat.completions.with_raw_response.create(model="gpt-4.1-mini", messages=MESSAGES)
+    assert raw.headers["x-ratelimit-remaining-requests"] == "0"  # the second request is still in the window
+    assert raw.headers["x-ratelimit-reset-requests"] == "250ms"
+    clock.advance(0.25)
+    assert chat(client).choices
+
+
+def test_the_window_scales_the_token_limit_and_keeps_at_least_one_request(
+    client: OpenAI, clock: VirtualClock, emulator: OpenAIEmulator
+) -> None:
+    emulator.configure(requests_per_minute=3, tokens_per_minute=6000, rate_limit_window_seconds=1.0)
+    raw = client.chat.completions.with_raw_response.create(model="gpt-4.1-mini", messages=MESSAGES)
+    usage = raw.parse().usage
+    assert usage is not None
+    # 6000 tokens per minute over 1 s is 100; 3 requests per minute over 1 s rounds up to 1.
+    assert raw.headers["x-ratelimit-limit-tokens"] == "6000"
+    assert int(raw.headers["x-ratelimit-remaining-tokens"]) == 100 - usage.total_tokens
+    assert raw.headers["x-ratelimit-remaining-requests"] == "0"
+    with pytest.raises(openai.RateLimitError) as second:
+        chat(client)  # a per-minute window would have held 3 requests
+    assert second.value.body["type"] == "requests"
+
+    clock.advance(1)
+    with pytest.raises(openai.RateLimitError) as too_large:
+        client.chat.completions.create(model="gpt-4.1-mini", messages=MESSAGES, max_tokens=200)
+    assert too_large.value.body["type"] == "tokens"
+    assert "Request too large" in too_large.value.body["message"]
+    assert chat(client).choices  # the rejected requests were not counted
+
+
+def test_the_window_knob_is_checked(emulator: OpenAIEmulator) -> None:
+    for bad in (0, -1, 61):
+        with pytest.raises(ValueError, match="rate_limit_window_seconds"):
+            emulator.configure(rate_limit_window_seconds=bad)
+    assert emulator.configure(rate_limit_window_seconds=0.5).rate_limit_window_seconds == 0.5

@@ -15,8 +15,14 @@ class EmulatorKnobs(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     latency_seconds: float = Field(0.0, ge=0, description="Slept on the emulator's clock per /v1 request.")
-    requests_per_minute: int | None = Field(None, ge=1, description="Chat requests per sliding 60 s.")
-    tokens_per_minute: int | None = Field(None, ge=1, description="Chat tokens per sliding 60 s.")
+    requests_per_minute: int | None = Field(None, ge=1, description="Chat requests per minute.")
+    tokens_per_minute: int | None = Field(None, ge=1, description="Chat tokens per minute.")
+    rate_limit_window_seconds: float = Field(
+        60.0,
+        gt=0,
+        le=60,
+        description="The per-minute limits are enforced over a sliding window this long, scaled to it.",
+    )
     error_rate: float = Field(0.0, ge=0, le=1, description="Share of /v1 requests that fail, seeded.")
     error_status: int = Field(500, ge=400, le=599, description="Status of the error_rate failures.")
     validation_seconds: float = Field(30.0, ge=0, description="Time a job spends in validating_files.")

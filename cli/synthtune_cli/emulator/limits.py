@@ -11,40 +11,46 @@ from synthtune_cli.emulator.draws import draw
 from synthtune_cli.emulator.errors import ApiError
 from synthtune_cli.emulator.knobs import EmulatorKnobs
 
-WINDOW_SECONDS = 60.0
+# OpenAI's limits are per minute; `rate_limit_window_seconds` may enforce them over a shorter window.
+MINUTE = 60.0
 
 
 class _SlidingWindow:
-    """(time, amount) entries of the last 60 s on the emulator's clock."""
+    """(time, amount) entries of the last minute on the emulator's clock, read over any window up to it."""
 
     def __init__(self) -> None:
         self._entries: deque[tuple[float, int]] = deque()
 
-    def used(self, now: float) -> int:
-        while self._entries and self._entries[0][0] <= now - WINDOW_SECONDS:
+    def _recent(self, now: float, window: float) -> list[tuple[float, int]]:
+        # Entries are kept for a whole minute whatever the window, so widening the window again sees them.
+        while self._entries and self._entries[0][0] <= now - MINUTE:
             self._entries.popleft()
-        return sum(amount for _, amount in self._entries)
+        return [(at, amount) for at, amount in self._entries if at > now - window]
+
+    def used(self, now: float, window: float) -> int:
+        return sum(amount for _, amount in self._recent(now, window))
 
     def add(self, now: float, amount: int) -> None:
         self._entries.append((now, amount))
 
-    def wait_for(self, now: float, amount: int, limit: int) -> float:
+    def wait_for(self, now: float, amount: int, limit: int, window: float) -> float:
         """Seconds until `amount` more fits under `limit`, as older entries leave the window."""
-        excess = self.used(now) + amount - limit
+        entries = self._recent(now, window)
+        excess = sum(entry_amount for _, entry_amount in entries) + amount - limit
         if excess <= 0:
             return 0.0
         if amount > limit:
-            return WINDOW_SECONDS
-        for at, entry_amount in self._entries:
+            return window
+        for at, entry_amount in entries:
             excess -= entry_amount
             if excess <= 0:
-                return at + WINDOW_SECONDS - now
-        return WINDOW_SECONDS
+                return at + window - now
+        return window
 
-    def reset_after(self, now: float) -> float:
-        """Seconds until the oldest entry leaves the window."""
-        self.used(now)
-        return self._entries[0][0] + WINDOW_SECONDS - now if self._entries else 0.0
+    def reset_after(self, now: float, window: float) -> float:
+        """Seconds until the oldest entry in the window leaves it."""
+        entries = self._recent(now, window)
+        return entries[0][0] + window - now if entries else 0.0
 
     def clear(self) -> None:
         self._entries.clear()
@@ -60,8 +66,18 @@ def _duration(seconds: float) -> str:
     return f"{int(minutes)}m{rest:.3f}".rstrip("0").rstrip(".") + "s"
 
 
+def enforced_limit(per_minute: int, window: float) -> int:
+    """A per-minute limit scaled to a window of `window` seconds, at least 1 (60,000/min over 1 s: 1,000)."""
+    # The small epsilon keeps a product like 60000 * 0.1 / 60 = 99.99999... from losing a whole unit.
+    return max(1, math.floor(per_minute * window / MINUTE + 1e-9))
+
+
 class RateLimiter:
-    """Requests and tokens per sliding minute, for the model endpoint (POST /v1/chat/completions)."""
+    """Requests and tokens per minute, for the model endpoint (POST /v1/chat/completions).
+
+    Each limit is enforced over a sliding window of `knobs.rate_limit_window_seconds` with the limit scaled
+    to that window, as OpenAI may enforce "60,000 requests/minute" as 1,000 requests/second.
+    """
 
     def __init__(self) -> None:
         self._requests = _SlidingWindow()
@@ -69,25 +85,29 @@ class RateLimiter:
 
     def admit(self, now: float, knobs: EmulatorKnobs, model: str, estimated_tokens: int) -> None:
         """Count one request, or raise a 429 when a limit would be exceeded."""
+        window_seconds = knobs.rate_limit_window_seconds
         checks = (
             ("requests", "RPM", knobs.requests_per_minute, self._requests, 1),
             ("tokens", "TPM", knobs.tokens_per_minute, self._tokens, estimated_tokens),
         )
-        for kind, unit, limit, window, amount in checks:
-            if limit is None:
+        for kind, unit, per_minute, window, amount in checks:
+            if per_minute is None:
                 continue
-            wait = window.wait_for(now, amount, limit)
+            limit = enforced_limit(per_minute, window_seconds)
+            wait = window.wait_for(now, amount, limit, window_seconds)
             if wait > 0:
-                used = window.used(now)
+                stated = f"Limit {per_minute}"
+                if window_seconds != MINUTE:
+                    stated += f", enforced as {limit} per {_duration(window_seconds)}"
                 if amount > limit:
                     message = (
                         f"Request too large for {model} on {kind} per min ({unit}): "
-                        f"Limit {limit}, Requested {amount}."
+                        f"{stated}, Requested {amount}."
                     )
                 else:
                     message = (
                         f"Rate limit reached for {model} on {kind} per min ({unit}): "
-                        f"Limit {limit}, Used {used}, Requested {amount}. "
+                        f"{stated}, Used {window.used(now, window_seconds)}, Requested {amount}. "
                         f"Please try again in {_duration(wait)}."
                     )
                 headers = {
@@ -102,17 +122,23 @@ class RateLimiter:
         self._tokens.add(now, tokens)
 
     def headers(self, now: float, knobs: EmulatorKnobs) -> dict[str, str]:
-        """The x-ratelimit-* headers for the limits that are set."""
+        """The x-ratelimit-* headers for the limits that are set.
+
+        `limit` is the per-minute figure, as OpenAI sends it; `remaining` and `reset` describe the window
+        actually enforced, so a client that waits `reset` is admitted.
+        """
+        window_seconds = knobs.rate_limit_window_seconds
         headers: dict[str, str] = {}
-        for kind, limit, window in (
+        for kind, per_minute, window in (
             ("requests", knobs.requests_per_minute, self._requests),
             ("tokens", knobs.tokens_per_minute, self._tokens),
         ):
-            if limit is None:
+            if per_minute is None:
                 continue
-            headers[f"x-ratelimit-limit-{kind}"] = str(limit)
-            headers[f"x-ratelimit-remaining-{kind}"] = str(max(0, limit - window.used(now)))
-            headers[f"x-ratelimit-reset-{kind}"] = _duration(window.reset_after(now))
+            limit = enforced_limit(per_minute, window_seconds)
+            headers[f"x-ratelimit-limit-{kind}"] = str(per_minute)
+            headers[f"x-ratelimit-remaining-{kind}"] = str(max(0, limit - window.used(now, window_seconds)))
+            headers[f"x-ratelimit-reset-{kind}"] = _duration(window.reset_after(now, window_seconds))
         return headers
 
     def clear(self) -> None:
