@@ -319,6 +319,13 @@ class OfflineStack:
         stack.enter_context(mock.patch.object(WaitFunction, "_wait_interval", wait_interval))
         # The retrier calls time.sleep(interval) on its module's `time`; give it the clock's sleep.
         stack.enter_context(mock.patch.object(retrier_decl, "time", SimpleNamespace(sleep=clock.sleep)))
+        # A shard's rate-limit gate waits on the same clock as the emulator's rate-limit window.
+        import synthtune.generation
+        import synthtune.pacing
+
+        on_clock = SimpleNamespace(monotonic=clock.now, sleep=clock.sleep)
+        stack.enter_context(mock.patch.object(synthtune.pacing, "time", on_clock))
+        stack.enter_context(mock.patch.object(synthtune.generation, "time", on_clock))
 
     def _handler(self, logical_id: str) -> Callable[[dict[str, Any], Any], Any]:
         with self._import_lock:

@@ -7,8 +7,9 @@ from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from synthtune import adapters
-from synthtune.generation import generate_shard
+from synthtune.generation import generate_shard, shard_deadline
 from synthtune.observability import logger, metrics, tracer
+from synthtune.pacing import RateLimitGate
 from synthtune.workflow import ShardTask
 
 
@@ -18,8 +19,16 @@ from synthtune.workflow import ShardTask
 @event_parser(model=ShardTask)
 def lambda_handler(event: ShardTask, context: LambdaContext) -> dict[str, Any]:
     logger.append_keys(shard=event.shard.index)
-    result = generate_shard(event, data=adapters.artifacts(), runs=adapters.runs(), chat=adapters.chat())
+    gate = RateLimitGate(deadline=shard_deadline(context.get_remaining_time_in_millis() / 1000))
+    result = generate_shard(
+        event,
+        data=adapters.artifacts(),
+        runs=adapters.runs(),
+        chat=adapters.teacher_chat(event.run.config.generation.request_timeout_seconds),
+        gate=gate,
+    )
     metrics.add_metric(name="TeacherAnswersVerified", unit=MetricUnit.Count, value=result.verified)
     metrics.add_metric(name="TeacherAnswersRejected", unit=MetricUnit.Count, value=result.rejected)
     metrics.add_metric(name="TeacherAnswersFailed", unit=MetricUnit.Count, value=result.failed)
+    metrics.add_metric(name="RateLimitHolds", unit=MetricUnit.Count, value=gate.holds)
     return result.model_dump(mode="json")

@@ -1,6 +1,6 @@
 import pytest
 
-from synthtune.config import RunConfig, load_run_config
+from synthtune.config import FineTuneHyperparameters, GenerationConfig, RunConfig, load_run_config
 from synthtune.errors import InvalidConfig
 
 
@@ -8,8 +8,11 @@ def test_every_field_has_a_documented_default() -> None:
     config = load_run_config(None)
     assert config == RunConfig()
     for name, field in RunConfig.model_fields.items():
-        if name != "fine_tune":
+        if name not in {"fine_tune", "generation"}:
             assert field.description, f"{name} has no description"
+    for section in (FineTuneHyperparameters, GenerationConfig):
+        for name, field in section.model_fields.items():
+            assert field.description, f"{section.__name__}.{name} has no description"
 
 
 def test_errors_name_each_bad_field() -> None:

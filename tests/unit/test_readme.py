@@ -3,8 +3,12 @@
 import json
 import re
 
-from synthtune.config import FineTuneHyperparameters, RunConfig
+from pydantic import BaseModel
+
+from synthtune.config import FineTuneHyperparameters, GenerationConfig, RunConfig
 from synthtune_cli.template import PROJECT_ROOT
+
+NESTED: dict[str, type[BaseModel]] = {"fine_tune": FineTuneHyperparameters, "generation": GenerationConfig}
 
 README = (PROJECT_ROOT / "README.md").read_text(encoding="utf-8")
 
@@ -17,9 +21,10 @@ def documented_defaults() -> dict[str, object]:
 def test_every_config_field_is_documented_with_its_default() -> None:
     expected: dict[str, object] = {}
     for name, field in RunConfig.model_fields.items():
-        if name == "fine_tune":
-            for sub_name, sub_field in FineTuneHyperparameters.model_fields.items():
-                expected[f"fine_tune.{sub_name}"] = sub_field.default
+        section = NESTED.get(name)
+        if section is not None:
+            for sub_name, sub_field in section.model_fields.items():
+                expected[f"{name}.{sub_name}"] = sub_field.default
         else:
             expected[name] = field.default_factory() if field.default_factory else field.default  # type: ignore[call-arg]
     assert documented_defaults() == expected

@@ -64,6 +64,15 @@ def chat() -> ChatModel:
     return OpenAIChat(openai(), secret_hint=settings().openai_api_key_secret_arn)
 
 
+def teacher_chat(request_timeout_seconds: float) -> ChatModel:
+    """The teacher's ChatModel: no SDK retries (the shard's RateLimitGate paces and retries every
+    request, see synthtune.pacing) and the run's per-request timeout."""
+    from synthtune.openai_chat import OpenAIChat
+
+    client = openai().with_options(max_retries=0, timeout=request_timeout_seconds)
+    return OpenAIChat(client, secret_hint=settings().openai_api_key_secret_arn)
+
+
 def fine_tune_backend(name: str) -> FineTuneBackend:
     if name == "openai":
         from synthtune.finetune.openai_backend import OpenAIFineTuneBackend

@@ -14,6 +14,7 @@ from synthtune.chat import ChatModel, grade_with_run_judge, with_requests_in_fli
 from synthtune.errors import FineTuneFailed
 from synthtune.grading import GradeMethod
 from synthtune.layout import RunLayout
+from synthtune.ledger import BudgetedChat, CostLedger
 from synthtune.problems import Problem
 from synthtune.prompts import parse_final_answer
 from synthtune.runs import RunStore, score_sk
@@ -79,8 +80,9 @@ def run_benchmark(
     layout = RunLayout(task.run.run_id)
     model = contestant_model(task)
     problems = list(data.read_jsonl(layout.holdout, Problem))
+    budgeted = BudgetedChat(chat, CostLedger(runs, task.run.run_id, task.run.config.budget_usd))
     answers = with_requests_in_flight(
-        lambda problem: answer_holdout_problem(problem, model, task.run, chat),
+        lambda problem: answer_holdout_problem(problem, model, task.run, budgeted),
         problems,
         task.run.config.request_concurrency,
         task.contestant,

@@ -14,6 +14,7 @@ from typing import Protocol, TypeVar
 from pydantic import BaseModel, ConfigDict
 
 from synthtune.grading import Grade, grade_answer
+from synthtune.pacing import RateLimitHeaders
 from synthtune.prompts import Solution, Verdict
 from synthtune.usage import Usage, UsageByModel, add_usage
 
@@ -49,20 +50,35 @@ class Reply(BaseModel):
     finish_reason: str
     usage: Usage
     refusal: str | None = None
+    rate_limits: RateLimitHeaders | None = None
 
 
-class SolveResult(BaseModel):
-    """A structured solution, or None with the reply that explains why there is none."""
+class Sample(BaseModel):
+    """One sampled solution: None (with the reason in finish_reason/refusal) when it is unusable."""
 
     model_config = ConfigDict(frozen=True)
 
     solution: Solution | None
-    reply: Reply
+    finish_reason: str
+    refusal: str | None = None
+
+
+class SolveResult(BaseModel):
+    """The samples of one request (one per `samples` asked for), billed together."""
+
+    model_config = ConfigDict(frozen=True)
+
+    model: str
+    samples: list[Sample]
+    usage: Usage
+    rate_limits: RateLimitHeaders | None = None
 
 
 class ChatModel(Protocol):
-    def solve(self, model: str, question: str, *, temperature: float, max_tokens: int) -> SolveResult:
-        """A step-by-step solution through structured outputs (the teacher)."""
+    def solve(
+        self, model: str, question: str, *, temperature: float, max_tokens: int, samples: int = 1
+    ) -> SolveResult:
+        """Step-by-step solutions through structured outputs (the teacher), `samples` of them."""
 
     def answer(self, model: str, question: str, *, max_tokens: int) -> Reply:
         """A free-text reply in the training format (every benchmark contestant)."""

@@ -12,6 +12,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from synthtune.catalog import accepts_temperature
 from synthtune.errors import InvalidConfig, describe_fields
 
 Contestant = Literal["base", "fine_tuned", "teacher"]
@@ -31,6 +32,51 @@ class FineTuneHyperparameters(BaseModel):
     )
     learning_rate_multiplier: Annotated[float, Field(gt=0, le=10)] | Literal["auto"] = Field(
         default="auto", description="Scales the provider's base learning rate."
+    )
+
+
+class GenerationConfig(BaseModel):
+    """How the teacher's answers are produced: online calls or the Batch API, and how hard to try."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    mode: Literal["online", "batch"] = Field(
+        default="online",
+        description="online: concurrent chat requests; batch: the OpenAI Batch API (half price, "
+        "finishes within 24 h).",
+    )
+    samples: int = Field(
+        default=1,
+        ge=1,
+        le=16,
+        description="Answers per problem (self-consistency); the majority answer is kept and its "
+        "agreement recorded. More than 1 needs teacher_temperature > 0.",
+    )
+    request_timeout_seconds: float = Field(
+        default=120.0, gt=0, le=900, description="Longest one teacher request may take before it is retried."
+    )
+    max_attempts: int = Field(
+        default=5,
+        ge=1,
+        le=20,
+        description="Tries per problem on 5xx and timeouts before the shard fails; 429s are retried "
+        "until the shard runs out of time.",
+    )
+    tolerated_failure_percent: float = Field(
+        default=0.0,
+        ge=0,
+        le=100,
+        description="Share of shards that may fail for good while the run goes on without their problems.",
+    )
+    batch_poll_interval_seconds: int = Field(
+        default=300, ge=1, le=3600, description="Wait between Batch API status checks."
+    )
+    batch_max_rounds: int = Field(
+        default=3,
+        ge=1,
+        le=10,
+        description="Batch submissions per run: requests that expired or failed are resubmitted until "
+        "this many rounds have run.",
     )
 
 
@@ -85,6 +131,13 @@ class RunConfig(BaseModel):
         default=True,
         description="Keep training examples for problems that have no reference answer to check against.",
     )
+    generation: GenerationConfig = Field(default_factory=GenerationConfig)
+    budget_usd: float | None = Field(
+        default=None,
+        gt=0,
+        description="Most the run may spend at list prices; null for no limit. The run stops with "
+        "BudgetExceeded before a request, job or benchmark that could exceed it.",
+    )
     fine_tune: FineTuneHyperparameters = Field(default_factory=FineTuneHyperparameters)
     fine_tune_suffix: str = Field(
         default="synthtune",
@@ -111,6 +164,20 @@ class RunConfig(BaseModel):
     def _benchmark_contestants_unique(self) -> RunConfig:
         if len(set(self.benchmark_contestants)) != len(self.benchmark_contestants):
             raise ValueError("benchmark_contestants lists a contestant twice")
+        return self
+
+    @model_validator(mode="after")
+    def _samples_can_differ(self) -> RunConfig:
+        # At temperature 0 every sample is the same answer: paying N times for one vote.
+        if (
+            self.generation.samples > 1
+            and self.teacher_temperature == 0
+            and accepts_temperature(self.teacher_model)
+        ):
+            raise ValueError(
+                f"generation.samples is {self.generation.samples} but teacher_temperature is 0, so every "
+                "sample would be the same answer; set teacher_temperature (e.g. 0.7) or samples to 1"
+            )
         return self
 
 

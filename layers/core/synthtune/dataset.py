@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict
 
 from synthtune.artifacts import ArtifactStore
 from synthtune.config import RunConfig
-from synthtune.errors import GenerationIncomplete, InvalidDataset
+from synthtune.errors import BudgetExceeded, GenerationIncomplete, InvalidDataset
 from synthtune.generation import GeneratedAnswer, failed_shards
 from synthtune.layout import RunLayout
 from synthtune.prompts import SOLVER_SYSTEM_PROMPT, Solution, render_solution
@@ -67,18 +67,37 @@ def drop_reason(answer: GeneratedAnswer, config: RunConfig) -> str | None:
     return None
 
 
-def _shard_outputs(data: ArtifactStore, runs: RunStore, layout: RunLayout, manifest_key: str) -> list[str]:
-    """Every shard's answers file; all of them must exist, or the dataset would silently lose problems."""
+def _shard_outputs(
+    data: ArtifactStore, runs: RunStore, layout: RunLayout, manifest_key: str, config: RunConfig
+) -> tuple[list[str], int]:
+    """The answers files of the shards that finished, and how many problems the others held.
+
+    Up to `generation.tolerated_failure_percent` of the shards may be missing (Step Functions'
+    threshold on the Map, enforced here too so the rule holds wherever the Map ran); a shard stopped
+    by the budget stops the run whatever the threshold.
+    """
     shards = [ShardRef.model_validate(entry) for entry in data.read_json(manifest_key)]
     written = data.keys(layout.shards_prefix)
-    missing = [shard.index for shard in shards if layout.shard_output(shard.index) not in written]
+    missing = [shard for shard in shards if layout.shard_output(shard.index) not in written]
     if missing:
-        causes = failed_shards(runs, layout.run_id) or "no shard recorded an error"
-        numbers = ", ".join(map(str, missing))
-        raise GenerationIncomplete(
-            f"{len(missing)} of {len(shards)} shards have no answers (shards {numbers}):\n{causes}"
-        )
-    return [layout.shard_output(shard.index) for shard in shards]
+        failures = {int(item["index"]): item for item in runs.items(layout.run_id, "SHARD#")}
+        budget_stops = [
+            failures[shard.index]
+            for shard in missing
+            if failures.get(shard.index, {}).get("error") == "BudgetExceeded"
+        ]
+        if budget_stops:
+            raise BudgetExceeded(str(budget_stops[0]["message"]))
+        tolerated = config.generation.tolerated_failure_percent
+        if len(missing) * 100 > tolerated * len(shards):
+            causes = failed_shards(runs, layout.run_id) or "no shard recorded an error"
+            numbers = ", ".join(str(shard.index) for shard in missing)
+            raise GenerationIncomplete(
+                f"{len(missing)} of {len(shards)} shards have no answers (shards {numbers}), more than "
+                f"generation.tolerated_failure_percent ({tolerated:g}%) allows:\n{causes}"
+            )
+    present = [layout.shard_output(shard.index) for shard in shards if shard not in missing]
+    return present, sum(shard.problem_count for shard in missing)
 
 
 def assemble_dataset(task: AssembleInput, *, data: ArtifactStore, runs: RunStore) -> DatasetSummary:
@@ -90,7 +109,10 @@ def assemble_dataset(task: AssembleInput, *, data: ArtifactStore, runs: RunStore
         data.jsonl_writer(layout.train) as train,
         data.jsonl_writer(layout.validation, skip_empty=True) as validation,
     ):
-        for key in _shard_outputs(data, runs, layout, task.generation.manifest_key):
+        keys, lost = _shard_outputs(data, runs, layout, task.generation.manifest_key, config)
+        if lost:
+            dropped["shard_failed"] += lost
+        for key in keys:
             for answer in data.read_jsonl(key, GeneratedAnswer):
                 reason = drop_reason(answer, config)
                 if reason is not None:

@@ -32,7 +32,12 @@ class InvalidConfig(SynthtuneError):
 
 
 class GenerationIncomplete(SynthtuneError):
-    """Some shards have no answers: a Generate iteration failed (the message lists each shard's error)."""
+    """More shards failed than `generation.tolerated_failure_percent` allows (the message lists each
+    failed shard's error)."""
+
+
+class BudgetExceeded(SynthtuneError):
+    """Going on would spend more than `budget_usd`: raised before the request, job or run that would."""
 
 
 class InvalidDataset(SynthtuneError):
@@ -41,7 +46,18 @@ class InvalidDataset(SynthtuneError):
 
 # The model provider.
 class RateLimited(SynthtuneError):
-    """The provider kept answering 429 after the client's own retries; retried by Step Functions."""
+    """The provider answered 429; retried by Step Functions when it outlasts a shard's own backoff.
+
+    `retry_after_seconds` is the provider's own advice (retry-after, x-ratelimit-reset-*), when it gave any.
+    """
+
+    def __init__(self, message: str, retry_after_seconds: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after_seconds = retry_after_seconds
+
+
+class ShardIncomplete(SynthtuneError):
+    """A Generate shard ran out of invocation time; its retry resumes from the answers checkpointed so far."""
 
 
 class ModelUnavailable(SynthtuneError):
@@ -50,6 +66,11 @@ class ModelUnavailable(SynthtuneError):
 
 class ModelRequestRejected(SynthtuneError):
     """The provider refused the request (bad key, unknown model, invalid parameters); not retried."""
+
+
+# Batch generation.
+class BatchFailed(SynthtuneError):
+    """A batch failed validation, or finished without a single successful request."""
 
 
 # Fine-tuning.

@@ -33,6 +33,26 @@ class RunLayout:
     def shard_output(self, index: int) -> str:
         return f"{self.shards_prefix}{index:05d}.answers.jsonl"
 
+    def checkpoints_prefix(self, shard: int) -> str:
+        return f"{self.prefix}answers/{shard:05d}/"
+
+    def checkpoint(self, shard: int, position: int) -> str:
+        """One problem's teacher reply, by its shard and its position in the shard's input."""
+        return f"{self.checkpoints_prefix(shard)}{position:05d}.json"
+
+    @staticmethod
+    def checkpoint_position(key: str) -> int | None:
+        name = key.rsplit("/", 1)[-1]
+        stem = name.removesuffix(".json")
+        return int(stem) if stem != name and stem.isdigit() else None
+
+    @property
+    def batches_prefix(self) -> str:
+        return f"{self.prefix}batches/"
+
+    def batch_requests(self, round_number: int, part: int) -> str:
+        return f"{self.batches_prefix}round-{round_number:02d}/requests-{part:03d}.jsonl"
+
     @property
     def holdout(self) -> str:
         return f"{self.prefix}holdout.jsonl"

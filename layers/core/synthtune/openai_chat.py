@@ -4,19 +4,26 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from synthtune.catalog import accepts_temperature
-from synthtune.chat import Reply, SolveResult
+from synthtune.chat import Reply, Sample, SolveResult
 from synthtune.openai_client import provider_errors
-from synthtune.prompts import JUDGE_SYSTEM_PROMPT, SOLVER_SYSTEM_PROMPT, Solution, Verdict, judge_request
+from synthtune.pacing import RateLimitHeaders
+from synthtune.prompts import (
+    JUDGE_MAX_TOKENS,
+    JUDGE_SYSTEM_PROMPT,
+    SOLVER_SYSTEM_PROMPT,
+    Solution,
+    Verdict,
+    judge_request,
+)
 from synthtune.usage import Usage
 
 if TYPE_CHECKING:
     from openai import OpenAI
     from openai.types.chat import ChatCompletion
-
-JUDGE_MAX_TOKENS = 256
+    from openai.types.chat.chat_completion import Choice
 
 ParsedT = TypeVar("ParsedT", bound=BaseModel)
 
@@ -35,7 +42,7 @@ def _usage(completion: ChatCompletion) -> Usage:
     )
 
 
-def _reply(completion: ChatCompletion) -> Reply:
+def _reply(completion: ChatCompletion, rate_limits: RateLimitHeaders | None = None) -> Reply:
     choice = completion.choices[0]
     return Reply(
         model=completion.model,
@@ -43,7 +50,55 @@ def _reply(completion: ChatCompletion) -> Reply:
         finish_reason=choice.finish_reason,
         usage=_usage(completion),
         refusal=getattr(choice.message, "refusal", None),
+        rate_limits=rate_limits,
     )
+
+
+def _sample(choice: Choice) -> Sample:
+    refusal = getattr(choice.message, "refusal", None)
+    if choice.finish_reason != "stop" or refusal or not choice.message.content:
+        return Sample(solution=None, finish_reason=choice.finish_reason, refusal=refusal)
+    try:
+        solution = Solution.model_validate_json(choice.message.content)
+    except ValidationError:
+        return Sample(solution=None, finish_reason="invalid_json")
+    return Sample(solution=solution, finish_reason=choice.finish_reason)
+
+
+def solve_result(completion: ChatCompletion, rate_limits: RateLimitHeaders | None = None) -> SolveResult:
+    """Every choice of a solve request (online or from a batch output line) as a sample."""
+    return SolveResult(
+        model=completion.model,
+        samples=[_sample(choice) for choice in completion.choices],
+        usage=_usage(completion),
+        rate_limits=rate_limits,
+    )
+
+
+SOLUTION_FORMAT: dict[str, Any] = {
+    "type": "json_schema",
+    "json_schema": {"name": "Solution", "strict": True, "schema": Solution.model_json_schema()},
+}
+
+
+def solve_request(
+    model: str, question: str, *, temperature: float, max_tokens: int, samples: int
+) -> dict[str, Any]:
+    """The body of a teacher request: the same online and as a Batch API line.
+
+    Each choice is validated here rather than by the SDK's `parse`, which rejects the whole response
+    when any one of `n` samples is cut off.
+    """
+    body: dict[str, Any] = {
+        "model": model,
+        "messages": _solver_messages(question),
+        "response_format": SOLUTION_FORMAT,
+        "max_completion_tokens": max_tokens,
+        **_sampling(model, temperature),
+    }
+    if samples > 1:
+        body["n"] = samples
+    return body
 
 
 def _sampling(model: str, temperature: float) -> dict[str, Any]:
@@ -79,24 +134,21 @@ class OpenAIChat:
                 return None, _reply(stopped.completion)
         return completion.choices[0].message.parsed, _reply(completion)
 
-    def solve(self, model: str, question: str, *, temperature: float, max_tokens: int) -> SolveResult:
-        solution, reply = self._parse(
-            f"{model} solving a problem",
-            model,
-            _solver_messages(question),
-            Solution,
-            max_completion_tokens=max_tokens,
-            **_sampling(model, temperature),
-        )
-        return SolveResult(solution=solution, reply=reply)
+    def solve(
+        self, model: str, question: str, *, temperature: float, max_tokens: int, samples: int = 1
+    ) -> SolveResult:
+        body = solve_request(model, question, temperature=temperature, max_tokens=max_tokens, samples=samples)
+        with provider_errors(f"{model} solving a problem", self._secret_hint):
+            raw = self._client.chat.completions.with_raw_response.create(**body)
+        return solve_result(raw.parse(), RateLimitHeaders.from_headers(raw.headers))
 
     def answer(self, model: str, question: str, *, max_tokens: int) -> Reply:
         messages: Any = _solver_messages(question)
         with provider_errors(f"{model} answering a problem", self._secret_hint):
-            completion = self._client.chat.completions.create(
+            raw = self._client.chat.completions.with_raw_response.create(
                 model=model, messages=messages, max_completion_tokens=max_tokens, **_sampling(model, 0.0)
             )
-        return _reply(completion)
+        return _reply(raw.parse(), RateLimitHeaders.from_headers(raw.headers))
 
     def judge(self, model: str, question: str, reference: str, candidate: str) -> tuple[Verdict, Usage]:
         messages: Any = [

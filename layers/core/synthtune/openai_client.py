@@ -14,6 +14,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from synthtune.errors import ModelRequestRejected, ModelUnavailable, RateLimited
+from synthtune.pacing import RateLimitHeaders
 
 if TYPE_CHECKING:
     from openai import OpenAI
@@ -56,7 +57,8 @@ def provider_errors(action: str, secret_hint: str = "") -> Iterator[None]:
     """Translate openai's exceptions into the names Retry and Catch match on.
 
     The SDK has already retried 429s, 5xx and timeouts `max_retries` times by the time one surfaces
-    here; what remains is handed to Step Functions, which backs off for longer.
+    here (none for the teacher, whose shard paces its own retries: see `synthtune.pacing`); what
+    remains is handed to Step Functions, which backs off for longer.
     """
     import openai
 
@@ -67,7 +69,8 @@ def provider_errors(action: str, secret_hint: str = "") -> Iterator[None]:
             raise ModelRequestRejected(
                 f"{action}: the OpenAI account is out of quota ({error.message})"
             ) from error
-        raise RateLimited(f"{action}: rate limited ({error.message})") from error
+        advice = RateLimitHeaders.from_headers(error.response.headers).wait_after_429()
+        raise RateLimited(f"{action}: rate limited ({error.message})", advice) from error
     except openai.AuthenticationError as error:
         hint = f"; store a valid key in {secret_hint}" if secret_hint else ""
         raise ModelRequestRejected(f"{action}: authentication failed ({error.message}){hint}") from error

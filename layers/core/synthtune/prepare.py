@@ -16,9 +16,10 @@ from botocore.exceptions import ClientError
 from pydantic import ValidationError
 
 from synthtune.artifacts import ArtifactStore
-from synthtune.config import load_run_config
+from synthtune.config import RunConfig, load_run_config
 from synthtune.dataset import MIN_TRAINING_EXAMPLES
-from synthtune.errors import InvalidConfig, InvalidProblemSet, describe_fields
+from synthtune.errors import BudgetExceeded, InvalidConfig, InvalidProblemSet, describe_fields
+from synthtune.estimate import CostEstimate, estimate_run_cost
 from synthtune.finetune.backend import FineTuneBackend
 from synthtune.layout import RunLayout
 from synthtune.problems import Problem, detect_format, parse_problem_set
@@ -72,6 +73,25 @@ def _chunks(problems: Sequence[Problem], size: int) -> Iterator[list[Problem]]:
         yield chunk
 
 
+def check_budget(config: RunConfig, estimate: CostEstimate | None, source: str) -> None:
+    """Refuse a run whose expected cost is over budget, or whose budget cannot be enforced."""
+    if config.budget_usd is None:
+        return
+    if estimate is None:
+        raise InvalidConfig(
+            f"budget_usd is set but {config.teacher_model} or {config.student_model} has no price in "
+            "synthtune.catalog, so spending cannot be counted; add the prices or remove budget_usd"
+        )
+    if estimate.total_usd > config.budget_usd:
+        raise BudgetExceeded(
+            f"{source}: this run is expected to cost ${estimate.total_usd:.2f} (generation "
+            f"${estimate.generation_usd:.2f}, fine-tuning ${estimate.fine_tuning_usd:.2f}, benchmark "
+            f"${estimate.benchmark_usd:.2f}; assuming {estimate.assumptions}), more than budget_usd "
+            f"${config.budget_usd:.2f}. Raise the budget, or use fewer problems or samples, or "
+            'generation.mode "batch" (half price). Nothing has been spent.'
+        )
+
+
 def prepare_run(
     task: PrepareInput,
     *,
@@ -107,6 +127,9 @@ def prepare_run(
             f"{MIN_TRAINING_EXAMPLES}"
         )
 
+    estimate = estimate_run_cost(config, [*split.train, *split.validation], split.holdout)
+    check_budget(config, estimate, location.uri)
+
     layout = RunLayout(run_id)
     shards: list[ShardRef] = []
     for index, chunk in enumerate(_chunks([*split.train, *split.validation], config.shard_size)):
@@ -128,6 +151,7 @@ def prepare_run(
         splits=split.counts.model_dump(),
         shard_count=len(shards),
         problem_count=len(problems),
+        estimate=estimate.model_dump() if estimate else None,
     )
     return PrepareOutput(
         run=RunRef(run_id=run_id, bucket=data.bucket, problem_set=location, config=config),

@@ -27,6 +27,9 @@ JUDGE_SYSTEM_PROMPT = (
 
 ANSWER_PREFIX = "Answer:"
 
+JUDGE_MAX_TOKENS = 256
+"""A verdict is one boolean and one sentence."""
+
 # The last line that starts with "Answer:" (or "Final answer:"), tolerating markdown emphasis around it.
 _ANSWER_LINE = re.compile(
     r"^[\s*_#>]*(?:final\s+)?answer\s*[:：][\s*_]*(?P<answer>.*?)[\s*_]*$", re.IGNORECASE

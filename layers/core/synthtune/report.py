@@ -15,16 +15,15 @@ from pydantic import BaseModel, ConfigDict
 from synthtune.artifacts import ArtifactStore
 from synthtune.benchmark import BenchmarkAnswer
 from synthtune.catalog import CATALOG_AS_OF, base_model_of
-from synthtune.generation import failed_shards
+from synthtune.estimate import CostEstimate
+from synthtune.generation import CallCost, failed_shards, summarise_calls
 from synthtune.layout import RunLayout
 from synthtune.runs import DATASET_SK, FINETUNE_SK, RUN_SK, RunStore, now_iso
 from synthtune.usage import (
     CostLine,
     CostReport,
     Usage,
-    UsageByModel,
     inference_cost_usd,
-    merge_usage,
     training_cost_usd,
 )
 from synthtune.workflow import (
@@ -64,6 +63,18 @@ class CategoryScore(BaseModel):
         return self.correct / self.total if self.total else 0.0
 
 
+class ShardCost(BaseModel):
+    """One Generate shard in the cost ledger."""
+
+    model_config = ConfigDict(frozen=True)
+
+    index: int
+    status: str
+    problems: int
+    resumed_from: int = 0
+    cost_usd: float
+
+
 class RunSummary(BaseModel):
     model_config = ConfigDict(frozen=True)
 
@@ -82,18 +93,31 @@ class RunSummary(BaseModel):
     scores: list[ContestantScore]
     costs: CostReport
     cost_usd: float
+    estimate: CostEstimate | None = None
+    budget_usd: float | None = None
+    shards: list[ShardCost] = []
     prices_as_of: str = CATALOG_AS_OF.isoformat()
     failed_state: str | None = None
     error: str | None = None
     cause: str | None = None
 
 
+_GENERATION_ITEMS = {
+    ("solve", False): "generation: teacher",
+    ("solve", True): "generation: teacher (Batch API)",
+    ("judge", False): "generation: judge",
+    ("judge", True): "generation: judge (Batch API)",
+}
+
+
 def _cost_report(
-    shard_usage: UsageByModel, fine_tune: FineTuneState | None, scores: list[ContestantScore]
+    generation_calls: list[CallCost], fine_tune: FineTuneState | None, scores: list[ContestantScore]
 ) -> CostReport:
     lines = [
-        CostLine(item="generation", model=model, usage=usage, usd=inference_cost_usd(model, usage))
-        for model, usage in sorted(shard_usage.items())
+        CostLine(
+            item=_GENERATION_ITEMS[call.purpose, call.batch], model=call.model, usage=call.usage, usd=call.usd
+        )
+        for call in generation_calls
     ]
     if fine_tune is not None and fine_tune.trained_tokens:
         lines.append(
@@ -127,9 +151,8 @@ def summarise_run(run_id: str, items: list[dict[str, Any]]) -> RunSummary:
     for shard in shards:
         for field in ("problems", "answered", "verified", "rejected", "failed"):
             totals[field] += int(shard.get(field, 0))
-    shard_usage = merge_usage(
-        {model: Usage.model_validate(usage) for model, usage in shard.get("usage", {}).items()}
-        for shard in shards
+    generation_calls = summarise_calls(
+        [CallCost.model_validate(call) for call in shard.get("calls", [])] for shard in shard_items
     )
     dataset = (
         DatasetSummary.model_validate(_contract_fields(by_sk[DATASET_SK], DatasetSummary))
@@ -146,7 +169,7 @@ def summarise_run(run_id: str, items: list[dict[str, Any]]) -> RunSummary:
         for sk, item in sorted(by_sk.items())
         if sk.startswith("SCORE#")
     ]
-    costs = _cost_report(shard_usage, fine_tune, scores)
+    costs = _cost_report(generation_calls, fine_tune, scores)
     return RunSummary(
         run_id=run_id,
         status=str(record.get("status", "UNKNOWN")),
@@ -165,6 +188,18 @@ def summarise_run(run_id: str, items: list[dict[str, Any]]) -> RunSummary:
         scores=scores,
         costs=costs,
         cost_usd=round(costs.total_usd, 6),
+        estimate=CostEstimate.model_validate(record["estimate"]) if record.get("estimate") else None,
+        budget_usd=(record.get("config") or {}).get("budget_usd"),
+        shards=[
+            ShardCost(
+                index=int(item["index"]),
+                status=str(item.get("status")),
+                problems=int(item.get("problems", 0)),
+                resumed_from=int(item.get("resumed_from", item.get("checkpointed", 0))),
+                cost_usd=float(item.get("cost_usd", 0.0)),
+            )
+            for item in shard_items
+        ],
         failed_state=record.get("failed_state"),
         error=record.get("error"),
         cause=record.get("cause"),
@@ -308,6 +343,17 @@ def _cost_section(summary: RunSummary) -> list[str]:
             f"{usage.output_tokens:,} | {line.trained_tokens or 0:,} | {_usd(line.usd)} |"
         )
     lines.append(f"| **total** | | | | | | **{_usd(summary.costs.total_usd)}** |")
+    lines.append("")
+    if summary.estimate is not None:
+        estimate = summary.estimate
+        lines.append(
+            f"Estimated before the run: {_usd(estimate.total_usd)} "
+            f"(generation {_usd(estimate.generation_usd)}, "
+            f"fine-tuning {_usd(estimate.fine_tuning_usd)}, benchmark {_usd(estimate.benchmark_usd)}; "
+            f"assuming {estimate.assumptions})."
+        )
+    if summary.budget_usd is not None:
+        lines.append(f"Budget: {_usd(summary.budget_usd)}.")
     if summary.costs.unpriced:
         lines += ["", f"Not in the price table, so not in the total: {', '.join(summary.costs.unpriced)}."]
     return [*lines, ""]

@@ -85,6 +85,41 @@ class RunStore:
             ExpressionAttributeValues=values,
         )
 
+    def add(
+        self,
+        run_id: str,
+        amounts: dict[str, float],
+        *,
+        not_above: tuple[str, float] | None = None,
+        sk: str = RUN_SK,
+    ) -> bool:
+        """Add to numeric attributes atomically (missing ones count as 0).
+
+        With `not_above=(name, limit)` the update happens only if `name` is at most `limit` before it;
+        returns False (and changes nothing) when it is not.
+        """
+        names = {f"#a{i}": name for i, name in enumerate(amounts)}
+        values: dict[str, Any] = {f":v{i}": _to_dynamodb(amount) for i, amount in enumerate(amounts.values())}
+        values[":zero"] = _to_dynamodb(0)
+        assignments = ", ".join(f"#a{i} = if_not_exists(#a{i}, :zero) + :v{i}" for i in range(len(amounts)))
+        options: dict[str, Any] = {}
+        if not_above is not None:
+            names["#limited"] = not_above[0]
+            values[":limit"] = _to_dynamodb(not_above[1])
+            options["ConditionExpression"] = "attribute_not_exists(#limited) OR #limited <= :limit"
+        try:
+            self._dynamodb.update_item(
+                TableName=self.table,
+                Key={"pk": {"S": run_pk(run_id)}, "sk": {"S": sk}},
+                UpdateExpression=f"SET {assignments}",
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+                **options,
+            )
+        except self._dynamodb.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
+
     def get(self, run_id: str, sk: str = RUN_SK) -> dict[str, Any] | None:
         response = self._dynamodb.get_item(
             TableName=self.table, Key={"pk": {"S": run_pk(run_id)}, "sk": {"S": sk}}, ConsistentRead=True

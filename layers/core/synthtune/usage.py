@@ -6,7 +6,7 @@ from collections.abc import Iterable, Mapping
 
 from pydantic import BaseModel, ConfigDict
 
-from synthtune.catalog import is_fine_tuned, model_info
+from synthtune.catalog import BATCH_DISCOUNT, is_fine_tuned, model_info
 
 
 class Usage(BaseModel):
@@ -41,8 +41,9 @@ def merge_usage(parts: Iterable[Mapping[str, Usage]]) -> UsageByModel:
     return totals
 
 
-def inference_cost_usd(model: str, usage: Usage) -> float | None:
-    """List-price cost of the calls, or None when the model is not in the table."""
+def inference_cost_usd(model: str, usage: Usage, *, batch: bool = False) -> float | None:
+    """List-price cost of the calls (at the Batch API's discount for batch calls), or None when the
+    model is not in the table."""
     info = model_info(model)
     if info is None:
         return None
@@ -56,9 +57,10 @@ def inference_cost_usd(model: str, usage: Usage) -> float | None:
     else:
         input_price, cached_price, output_price = price.input, price.cached_input, price.output
     uncached = usage.input_tokens - usage.cached_input_tokens
-    return (
+    standard = (
         uncached * input_price + usage.cached_input_tokens * cached_price + usage.output_tokens * output_price
     ) / 1_000_000
+    return standard * BATCH_DISCOUNT if batch else standard
 
 
 def training_cost_usd(model: str, trained_tokens: int) -> float | None:

@@ -12,9 +12,15 @@ import tempfile
 from pathlib import Path
 
 from synthtune.artifacts import ArtifactStore
+from synthtune.errors import InvalidConfig
+from synthtune.estimate import epochs_for, fine_tuning_usd
 from synthtune.finetune.backend import FineTuneBackend, FineTuneRequest
+from synthtune.ledger import CostLedger
 from synthtune.runs import FINETUNE_SK, RunStore
-from synthtune.workflow import FineTuneCheck, FineTuneInput, FineTuneState
+from synthtune.usage import training_cost_usd
+from synthtune.workflow import FINAL_FINE_TUNE_STATUSES, FineTuneCheck, FineTuneInput, FineTuneState
+
+RESERVED_TRAINING = "fine_tune_reserved_usd"
 
 
 def _record(runs: RunStore, run_id: str, state: FineTuneState) -> None:
@@ -29,12 +35,39 @@ def _existing_job(task: FineTuneInput, backend: FineTuneBackend, runs: RunStore)
     return backend.find_job(task.run.run_id)
 
 
+def _reserve_training(task: FineTuneInput, ledger: CostLedger) -> float:
+    """Reserve the job's cost against the budget before it exists (its trained tokens settle it)."""
+    if ledger.budget_usd is None:
+        return 0.0
+    config, dataset = task.run.config, task.dataset
+    epochs = epochs_for(config.fine_tune, dataset.train_examples)
+    cost = fine_tuning_usd(config.student_model, dataset.train_tokens, epochs)
+    if cost is None:
+        raise InvalidConfig(f"{config.student_model} has no training price, so budget_usd cannot be enforced")
+    return ledger.reserve(
+        cost, f"fine-tuning {config.student_model} on {dataset.train_tokens} tokens x {epochs} epochs"
+    )
+
+
+def _settle_training(run_id: str, state: FineTuneState, runs: RunStore, ledger: CostLedger) -> None:
+    if state.status not in FINAL_FINE_TUNE_STATUSES or ledger.budget_usd is None:
+        return
+    record = runs.get(run_id) or {}
+    reserved = float(record.get(RESERVED_TRAINING, 0.0))
+    if reserved:
+        runs.update(run_id, fine_tune_reserved_usd=0.0)
+        ledger.settle(reserved, training_cost_usd(state.base_model, state.trained_tokens or 0) or 0.0)
+
+
 def start_fine_tune(
     task: FineTuneInput, *, backend: FineTuneBackend, data: ArtifactStore, runs: RunStore
 ) -> FineTuneState:
     state = _existing_job(task, backend, runs)
     if state is None:
         config = task.run.config
+        ledger = CostLedger(runs, task.run.run_id, config.budget_usd)
+        reserved = _reserve_training(task, ledger)
+        runs.update(task.run.run_id, fine_tune_reserved_usd=reserved)
         with tempfile.TemporaryDirectory(prefix="synthtune-") as workdir:
             train_file = Path(workdir) / "train.jsonl"
             data.download(task.dataset.train_key, train_file)
@@ -59,10 +92,16 @@ def start_fine_tune(
 def check_fine_tune(task: FineTuneCheck, *, backend: FineTuneBackend, runs: RunStore) -> FineTuneState:
     state = backend.status(task.finetune.job_id, task.finetune.base_model)
     _record(runs, task.run.run_id, state)
+    _settle_training(
+        task.run.run_id, state, runs, CostLedger(runs, task.run.run_id, task.run.config.budget_usd)
+    )
     return state
 
 
 def cancel_fine_tune(task: FineTuneCheck, *, backend: FineTuneBackend, runs: RunStore) -> FineTuneState:
     state = backend.cancel(task.finetune.job_id, task.finetune.base_model)
     _record(runs, task.run.run_id, state)
+    _settle_training(
+        task.run.run_id, state, runs, CostLedger(runs, task.run.run_id, task.run.config.budget_usd)
+    )
     return state
