@@ -14,6 +14,7 @@ from synthtune_cli.emulator.structured import SchemaError, fill_schema
 from synthtune_cli.emulator.tokens import count_message_tokens, count_tokens, truncate_to_tokens
 
 if TYPE_CHECKING:
+    from synthtune_cli.emulator.catalogue import SimulatedModel
     from synthtune_cli.emulator.state import EmulatorState
 
 _ROLES = ("system", "developer", "user", "assistant", "tool", "function")
@@ -176,6 +177,32 @@ def chat_completion(state: EmulatorState, body: object) -> tuple[dict[str, Any],
     prompt_tokens = count_message_tokens(request.messages)
     estimated = prompt_tokens + (request.max_tokens or 0) * request.n
     state.limiter.admit(now, state.knobs, request.model, estimated)
+    completion_id = state.ids.new("chatcmpl-", 29)
+    completion = _complete(state, request, simulated, reported_model, prompt_tokens, now, completion_id)
+    state.limiter.record_tokens(now, completion["usage"]["total_tokens"])
+    return completion, state.limiter.headers(now, state.knobs)
+
+
+def batch_chat_completion(
+    state: EmulatorState, body: object, now: float, completion_id: str
+) -> dict[str, Any]:
+    """One batch line's chat.completion, answered at `now`: the same checks and replies as
+    POST /v1/chat/completions, without its rate limits. Raises `ApiError` as that route would."""
+    request = parse_chat_request(body)
+    simulated, reported_model = state.simulated_model(request.model)
+    prompt_tokens = count_message_tokens(request.messages)
+    return _complete(state, request, simulated, reported_model, prompt_tokens, now, completion_id)
+
+
+def _complete(
+    state: EmulatorState,
+    request: ChatRequest,
+    simulated: SimulatedModel,
+    reported_model: str,
+    prompt_tokens: int,
+    now: float,
+    completion_id: str,
+) -> dict[str, Any]:
     choices = []
     completion_tokens = 0
     for index in range(request.n):
@@ -194,9 +221,8 @@ def chat_completion(state: EmulatorState, body: object) -> tuple[dict[str, Any],
                 "finish_reason": "length" if truncated else "stop",
             }
         )
-    state.limiter.record_tokens(now, prompt_tokens + completion_tokens)
-    completion = {
-        "id": state.ids.new("chatcmpl-", 29),
+    return {
+        "id": completion_id,
         "object": "chat.completion",
         "created": int(now),
         "model": reported_model,
@@ -216,4 +242,3 @@ def chat_completion(state: EmulatorState, body: object) -> tuple[dict[str, Any],
         "service_tier": "default",
         "system_fingerprint": "fp_synthtune_emulator",
     }
-    return completion, state.limiter.headers(now, state.knobs)
