@@ -45,6 +45,10 @@ _API_ROUTES = Map(
         Rule("/v1/fine_tuning/jobs/<job_id>/cancel", methods=["POST"], endpoint="cancel_job"),
         Rule("/v1/fine_tuning/jobs/<job_id>/events", methods=["GET"], endpoint="job_events"),
         Rule("/v1/fine_tuning/jobs/<job_id>/checkpoints", methods=["GET"], endpoint="job_checkpoints"),
+        Rule("/v1/batches", methods=["POST"], endpoint="create_batch"),
+        Rule("/v1/batches", methods=["GET"], endpoint="list_batches"),
+        Rule("/v1/batches/<batch_id>", methods=["GET"], endpoint="get_batch"),
+        Rule("/v1/batches/<batch_id>/cancel", methods=["POST"], endpoint="cancel_batch"),
     ],
     strict_slashes=False,
 )
@@ -83,6 +87,10 @@ class EmulatorApp:
             "cancel_job": self._cancel_job,
             "job_events": self._job_events,
             "job_checkpoints": self._job_checkpoints,
+            "create_batch": self._create_batch,
+            "list_batches": self._list_batches,
+            "get_batch": self._get_batch,
+            "cancel_batch": self._cancel_batch,
         }
         self._admin: dict[str, Handler] = {
             "state": self._admin_state,
@@ -233,6 +241,24 @@ class EmulatorApp:
             _int_arg(request, "limit", 10),
         )
         return _json(page)
+
+    # -- batches --------------------------------------------------------------------------------
+
+    def _create_batch(self, request: Request, arguments: dict[str, str]) -> Response:
+        body = _json_body(request)
+        if not isinstance(body, dict):
+            raise bad_request("The request body must be a JSON object.")
+        return _json(self._state.batches.create(body, self._state.clock.now(), self._state.knobs))
+
+    def _list_batches(self, request: Request, arguments: dict[str, str]) -> Response:
+        return _json(self._state.batches.page(request.args.get("after"), _int_arg(request, "limit", 20)))
+
+    def _get_batch(self, request: Request, arguments: dict[str, str]) -> Response:
+        return _json(self._state.batches.retrieve(arguments["batch_id"]))
+
+    def _cancel_batch(self, request: Request, arguments: dict[str, str]) -> Response:
+        batch = self._state.batches.cancel(arguments["batch_id"], self._state.clock.now(), self._state.knobs)
+        return _json(batch)
 
     # -- admin ----------------------------------------------------------------------------------
 

@@ -59,7 +59,7 @@ class OpenAIEmulator:
             self._state.faults.inject(count, status, path_prefix)
 
     def reset(self, *, knowledge: bool = False) -> None:
-        """Forget files, jobs, fine-tuned models, requests, limits and faults; restore the initial knobs."""
+        """Forget files, jobs, batches, fine-tuned models, requests, limits and faults; restore the knobs."""
         self._state.reset(knowledge=knowledge)
 
     @property
@@ -107,3 +107,10 @@ class OpenAIEmulator:
         with self._state.lock:
             self._state.refresh()
             return MappingProxyType(self._state.fine_tuning.jobs_snapshot())
+
+    @property
+    def batches(self) -> Mapping[str, Mapping[str, Any]]:
+        """Batches by id, each as GET /v1/batches/{id} returns it now (a read-only snapshot)."""
+        with self._state.lock:
+            self._state.refresh()
+            return MappingProxyType(self._state.batches.batches_snapshot())

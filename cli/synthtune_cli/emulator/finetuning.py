@@ -207,7 +207,7 @@ class FineTuning:
         validation = None if validation_id is None else self._validated_file(validation_id, "validation_file")
         requested = _validated_hyperparameters(body)
         suffix = _validated_suffix(body.get("suffix"))
-        metadata = _validated_metadata(body.get("metadata"))
+        metadata = validated_metadata(body.get("metadata"))
         seed = body.get("seed")
         if seed is not None and (
             not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < 2**31
@@ -576,7 +576,7 @@ def _validated_suffix(suffix: object) -> str | None:
     return suffix or None
 
 
-def _validated_metadata(metadata: object) -> dict[str, str] | None:
+def validated_metadata(metadata: object) -> dict[str, str] | None:
     if metadata is None:
         return None
     if not isinstance(metadata, dict):

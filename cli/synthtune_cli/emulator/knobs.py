@@ -33,3 +33,16 @@ class EmulatorKnobs(BaseModel):
     min_training_seconds: float = Field(120.0, ge=0, description="Shortest running time.")
     fine_tune_failure: str | None = Field(None, description="When set, running jobs fail with this message.")
     accept_unknown_models: bool = Field(False, description="Serve any model name as a generic base model.")
+    batch_validation_seconds: float = Field(10.0, ge=0, description="Time a batch spends validating.")
+    batch_seconds_per_request: float = Field(
+        0.05, ge=0, description="Processing time per batch line; lines finish in order, evenly spaced."
+    )
+    batch_min_seconds: float = Field(60.0, ge=0, description="Shortest time a batch spends in_progress.")
+    batch_finalizing_seconds: float = Field(10.0, ge=0, description="Time a batch spends finalizing.")
+    batch_cancelling_seconds: float = Field(10.0, ge=0, description="Time a batch spends cancelling.")
+    batch_expire_after_seconds: float = Field(
+        86_400.0, gt=0, description="A batch with lines unfinished this long after creation expires."
+    )
+    batch_line_error_rate: float = Field(
+        0.0, ge=0, le=1, description="Share of batch lines that fail with a 500, seeded."
+    )

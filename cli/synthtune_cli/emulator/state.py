@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from typing import Any, NamedTuple
 
 from synthtune_cli.clock import Clock, VirtualClock
+from synthtune_cli.emulator.batches import Batches
 from synthtune_cli.emulator.catalogue import (
     BASE_MODELS,
     FINE_TUNABLE_SNAPSHOTS,
@@ -14,6 +15,7 @@ from synthtune_cli.emulator.catalogue import (
     SimulatedModel,
     base_model,
 )
+from synthtune_cli.emulator.chat import batch_chat_completion
 from synthtune_cli.emulator.draws import IdFactory
 from synthtune_cli.emulator.errors import model_not_found
 from synthtune_cli.emulator.files import FileStore
@@ -42,17 +44,28 @@ class EmulatorState:
         self.knowledge = Knowledge()
         self.files = FileStore()
         self.fine_tuning = FineTuning(self.files, self.knowledge, self.ids, seed)
+        self.batches = Batches(
+            self.files,
+            self.ids,
+            seed,
+            answer=lambda body, at, completion_id: batch_chat_completion(self, body, at, completion_id),
+            resolve_model=lambda name: self.simulated_model(name)[1],
+        )
         self.limiter = RateLimiter()
         self.faults = FaultInjector()
         self.served: list[ServedRequest] = []
 
     def configure(self, **changes: Any) -> EmulatorKnobs:
         with self.lock:
+            # Batch lines due before the change are answered under the knobs they were due under.
+            self.batches.refresh(self.clock.now())
             self.knobs = EmulatorKnobs.model_validate({**self.knobs.model_dump(), **changes})
             return self.knobs
 
     def add_knowledge(self, items: Iterable[KnowledgeItem]) -> int:
         with self.lock:
+            # Batch lines due before the new knowledge are answered without it.
+            self.batches.refresh(self.clock.now())
             return self.knowledge.add(items)
 
     def reset(self, *, knowledge: bool = False) -> None:
@@ -62,6 +75,7 @@ class EmulatorState:
             self.ids.clear()
             self.files.clear()
             self.fine_tuning.clear()
+            self.batches.clear()
             self.limiter.clear()
             self.faults.clear()
             self.served.clear()
@@ -69,10 +83,11 @@ class EmulatorState:
                 self.knowledge.clear()
 
     def refresh(self) -> float:
-        """Bring every job up to the clock's now, and return now."""
+        """Bring every job and batch up to the clock's now, and return now."""
         with self.lock:
             now = self.clock.now()
             self.fine_tuning.refresh(now, self.knobs)
+            self.batches.refresh(now)
             return now
 
     def simulated_model(self, name: str) -> tuple[SimulatedModel, str]:
@@ -119,6 +134,7 @@ class EmulatorState:
                     "files": len(self.files),
                     "fine_tuning_jobs": self.fine_tuning.job_count,
                     "fine_tuned_models": len(self.fine_tuning.models),
+                    "batches": self.batches.batch_count,
                     "requests": len(self.served),
                 },
                 "pending_errors": self.faults.pending(),
