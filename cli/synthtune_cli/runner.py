@@ -142,8 +142,13 @@ class Progress:
         elif state == "Generate":
             plan = state_input["generation"]
             problems, shards = plan["problem_count"], plan["shard_count"]
-            self._say(f"Generate: the teacher answers {problems} problems in {shards} shards")
+            if state_input.get("batch"):
+                self._say(f"Generate: grading the batch's answers to {problems} problems in {shards} shards")
+            else:
+                self._say(f"Generate: the teacher answers {problems} problems in {shards} shards")
             self._generating = True
+        elif state == "SubmitBatch":
+            self._say("SubmitBatch: the teacher's requests go to the Batch API")
         elif state in {"Assemble", "StartFineTune", "Report", "RecordFailure"}:
             self._generating = False
             self._say(state)
@@ -160,6 +165,8 @@ class Progress:
         elif state == "Generate":
             self._report_shards()
             self._generating = False
+        elif state in {"SubmitBatch", "CheckBatch"} and output.get("batch"):
+            self._on_batch(state, output["batch"])
         elif state == "Assemble" and "dataset" in output:
             dataset = output["dataset"]
             dropped = (
@@ -179,6 +186,20 @@ class Progress:
         elif state == "Benchmark" and "scores" in output:
             scores = ", ".join(f"{s['contestant']} {s['accuracy'] * 100:.1f}%" for s in output["scores"])
             self._say(f"  accuracy: {scores}")
+
+    def _on_batch(self, state: str, batch: dict[str, Any]) -> None:
+        status, round_number = batch["status"], batch["round"]
+        if state == "SubmitBatch":
+            self._say(
+                f"  round {round_number}: {batch['requests']} requests in {len(batch['batch_ids'])} batches"
+            )
+        elif status != "in_progress":
+            missing = batch["missing"]
+            then = {"resubmit": "resubmitting those", "collected": "collected"}[status]
+            self._say(
+                f"  round {round_number}: {batch['succeeded']} of {batch['requests']} answered, "
+                f"{missing} missing; {then}"
+            )
 
     def _report_shards(self) -> None:
         records = self.stack.records(self.run_id)

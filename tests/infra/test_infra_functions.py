@@ -22,6 +22,8 @@ READ_SECRET = {"AWSSecretsManagerGetSecretValuePolicy"}
 # The functions that call OpenAI, and so the only ones that may read its API key.
 OPENAI_CALLERS = {
     "GenerateShardFunction",
+    "SubmitBatchFunction",
+    "CheckBatchFunction",
     "StartFineTuneFunction",
     "CheckFineTuneFunction",
     "CancelFineTuneFunction",
@@ -32,6 +34,8 @@ OPENAI_CALLERS = {
 EXPECTED_POLICIES: dict[str, set[str]] = {
     "PrepareFunction": READ_WRITE_DATA | READ_WRITE_RUNS,
     "GenerateShardFunction": READ_WRITE_DATA | READ_WRITE_RUNS | READ_SECRET,
+    "SubmitBatchFunction": READ_WRITE_DATA | READ_WRITE_RUNS | READ_SECRET,
+    "CheckBatchFunction": READ_WRITE_DATA | READ_WRITE_RUNS | READ_SECRET,
     "AssembleFunction": READ_WRITE_DATA | READ_WRITE_RUNS,
     "StartFineTuneFunction": {"S3ReadPolicy"} | READ_WRITE_RUNS | READ_SECRET,
     "CheckFineTuneFunction": READ_WRITE_RUNS | READ_SECRET,

@@ -25,6 +25,8 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
     from openai import OpenAI
 
+    from synthtune.batch import BatchService
+
 _AWS_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5})
 
 
@@ -71,6 +73,12 @@ def teacher_chat(request_timeout_seconds: float) -> ChatModel:
 
     client = openai().with_options(max_retries=0, timeout=request_timeout_seconds)
     return OpenAIChat(client, secret_hint=settings().openai_api_key_secret_arn)
+
+
+def batches() -> BatchService:
+    from synthtune.openai_batch import OpenAIBatches
+
+    return OpenAIBatches(openai(), secret_hint=settings().openai_api_key_secret_arn)
 
 
 def fine_tune_backend(name: str) -> FineTuneBackend:

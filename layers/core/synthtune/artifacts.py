@@ -130,6 +130,10 @@ class ArtifactStore:
                     spool, self.bucket, key, ExtraArgs={"ContentType": "application/x-ndjson"}
                 )
 
+    def upload(self, path: Path, key: str, content_type: str = "application/x-ndjson") -> None:
+        """A local file to S3; boto3 switches to a multipart upload for large files."""
+        self._s3.upload_file(str(path), self.bucket, key, ExtraArgs={"ContentType": content_type})
+
     def download(self, key: str, path: Path) -> None:
         try:
             self._s3.download_file(self.bucket, key, str(path))

@@ -421,7 +421,7 @@ def _generate_shard(
         {
             **result.model_dump(),
             "status": "done",
-            "resumed_from": len(checkpoints),
+            "checkpointed_at_start": len(checkpoints),
             "cost_usd": sum(answer.cost_usd for answer in answers),
             "usage": {model: u.model_dump() for model, u in usage.items()},
             "calls": [call.model_dump() for call in summarise_calls(answer.calls for answer in answers)],

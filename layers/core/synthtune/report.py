@@ -10,7 +10,7 @@ import json
 from collections import defaultdict
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from synthtune.artifacts import ArtifactStore
 from synthtune.benchmark import BenchmarkAnswer
@@ -71,7 +71,9 @@ class ShardCost(BaseModel):
     index: int
     status: str
     problems: int
-    resumed_from: int = 0
+    checkpointed_at_start: int = Field(
+        default=0, description="Answers the shard found already paid for (a resumed shard, or batch mode)."
+    )
     cost_usd: float
 
 
@@ -195,7 +197,7 @@ def summarise_run(run_id: str, items: list[dict[str, Any]]) -> RunSummary:
                 index=int(item["index"]),
                 status=str(item.get("status")),
                 problems=int(item.get("problems", 0)),
-                resumed_from=int(item.get("resumed_from", item.get("checkpointed", 0))),
+                checkpointed_at_start=int(item.get("checkpointed_at_start", item.get("checkpointed", 0))),
                 cost_usd=float(item.get("cost_usd", 0.0)),
             )
             for item in shard_items

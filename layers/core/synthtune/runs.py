@@ -3,6 +3,7 @@
 One item collection per run (pk `RUN#<run_id>`):
   sk `RUN`             status, stage, problem set, config, counts, fine-tuning job, error and cause
   sk `SHARD#<index>`   one Generate shard's outcome and token usage (rewritten, never added to, on retry)
+  sk `BATCH#<round>#<part>` one Batch API submission: its batch id, requests, reservation, outcome
   sk `DATASET`         what Assemble kept and dropped
   sk `FINETUNE`        the fine-tuning job as last seen
   sk `SCORE#<name>`    one benchmark contestant's score and usage
@@ -31,6 +32,10 @@ _deserializer = TypeDeserializer()
 
 def shard_sk(index: int) -> str:
     return f"SHARD#{index:05d}"
+
+
+def batch_sk(round_number: int, part: int) -> str:
+    return f"BATCH#{round_number:02d}#{part:03d}"
 
 
 def score_sk(contestant: str) -> str:

@@ -5,8 +5,9 @@ The state stays small — counts, statuses and S3 keys; the data itself lives in
 discards its results (each shard records its own outcome in S3 and DynamoDB); the Benchmark Map
 returns one small score per contestant.
 
-State after Prepare:  {run, generation, benchmark}
-then Assemble adds `dataset`, StartFineTune/CheckFineTune `finetune`, the wait loop `wait`,
+State after Prepare:  {run, generation, benchmark, batch: null}
+then (batch mode) SubmitBatch/CheckBatch set `batch`, Assemble adds `dataset`,
+StartFineTune/CheckFineTune `finetune`, the wait loop `wait`,
 Benchmark `scores`, Report `report`; a Catch adds `failure.<StateName>` = {Error, Cause}.
 """
 
@@ -69,10 +70,25 @@ class BenchmarkPlan(_Contract):
     contestants: list[Contestant]
 
 
+class BatchState(_Contract):
+    """Where batch generation stands: the loop SubmitBatch → WaitForBatch → CheckBatch carries it."""
+
+    round: int = Field(ge=1, description="Submission round: 1, then one more per resubmission.")
+    batch_ids: list[str]
+    status: Literal["in_progress", "resubmit", "collected"]
+    requests: int = Field(description="Requests submitted this round.")
+    succeeded: int = Field(default=0, description="This round's requests answered so far.")
+    missing: int = Field(default=0, description="Problems without a teacher reply after this round.")
+
+
 class PrepareOutput(_Contract):
     run: RunRef
     generation: GenerationPlan
     benchmark: BenchmarkPlan
+    batch: BatchState | None = Field(
+        default=None,
+        description="Always null here: the batch loop's state, present so SubmitBatch can read it.",
+    )
 
 
 class ShardRef(_Contract):
@@ -92,6 +108,12 @@ class ShardResult(_Contract):
     verified: int
     rejected: int
     failed: int
+
+
+class BatchTask(_Contract):
+    run: RunRef
+    generation: GenerationPlan
+    batch: BatchState | None = Field(default=None, description="The previous round's state, if any.")
 
 
 class AssembleInput(_Contract):

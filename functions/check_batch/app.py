@@ -1,0 +1,23 @@
+"""CheckBatch: poll the round's batches; when they are final, checkpoint every answer they returned."""
+
+from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.parser import event_parser
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from synthtune import adapters
+from synthtune.batch import check_batch
+from synthtune.observability import logger, metrics, tracer
+from synthtune.workflow import BatchTask
+
+
+@logger.inject_lambda_context(correlation_id_path="run.run_id")
+@metrics.log_metrics
+@tracer.capture_lambda_handler
+@event_parser(model=BatchTask)
+def lambda_handler(event: BatchTask, context: LambdaContext) -> dict[str, Any]:
+    state = check_batch(event, data=adapters.artifacts(), runs=adapters.runs(), batches=adapters.batches())
+    metrics.add_metric(name="BatchPolls", unit=MetricUnit.Count, value=1)
+    logger.info("batch round", extra={"round": state.round, "status": state.status, "missing": state.missing})
+    return state.model_dump(mode="json")

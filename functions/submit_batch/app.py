@@ -1,0 +1,23 @@
+"""SubmitBatch: one Batch API round of teacher requests for every problem not yet answered."""
+
+from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.parser import event_parser
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from synthtune import adapters
+from synthtune.batch import submit_batch
+from synthtune.observability import logger, metrics, tracer
+from synthtune.workflow import BatchTask
+
+
+@logger.inject_lambda_context(correlation_id_path="run.run_id")
+@metrics.log_metrics
+@tracer.capture_lambda_handler
+@event_parser(model=BatchTask)
+def lambda_handler(event: BatchTask, context: LambdaContext) -> dict[str, Any]:
+    state = submit_batch(event, data=adapters.artifacts(), runs=adapters.runs(), batches=adapters.batches())
+    metrics.add_metric(name="BatchRequestsSubmitted", unit=MetricUnit.Count, value=state.requests)
+    logger.info("batch round submitted", extra={"round": state.round, "batch_ids": state.batch_ids})
+    return state.model_dump(mode="json")
