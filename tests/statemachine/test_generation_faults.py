@@ -180,3 +180,17 @@ def test_a_batch_that_completes_without_a_success_fails_the_run(
     assert f"none of its {GENERATED} requests succeeded" in execution.description["cause"]
     assert execution.records["RUN"]["failed_state"] == "CheckBatch"
     assert execution.entered("Generate") == 0
+
+
+def test_more_shards_than_the_map_result_can_hold_are_refused_up_front(
+    stack: OfflineStack, emulator: OpenAIEmulator
+) -> None:
+    rows = [{"question": f"What is {n} plus {n}?", "answer": str(2 * n)} for n in range(12_600)]
+
+    execution = execute(stack, rows, config={**COUNTED, "shard_size": 1})
+
+    assert execution.status == "FAILED"
+    assert execution.description["error"] == "InvalidConfig"
+    assert "10,080 shards; at most 10,000" in execution.description["cause"]
+    assert "set shard_size to at least 2" in execution.description["cause"]
+    assert not emulator.requests

@@ -36,6 +36,10 @@ from synthtune.workflow import (
     StartRequest,
 )
 
+MAX_SHARDS = 10_000
+"""Each Generate iteration returns `{"index": N}` (at most 16 bytes with its comma); 10,000 of them are
+160 KB, inside Step Functions' 256 KB limit on the Map's result."""
+
 
 def _start_request(raw: dict[str, object]) -> StartRequest:
     try:
@@ -127,6 +131,14 @@ def prepare_run(
             f"{MIN_TRAINING_EXAMPLES}"
         )
 
+    generated = len(split.train) + len(split.validation)
+    shard_count = -(-generated // config.shard_size)
+    if shard_count > MAX_SHARDS:
+        raise InvalidConfig(
+            f"{generated:,} problems in shards of {config.shard_size} make {shard_count:,} shards; at most "
+            f"{MAX_SHARDS:,} fit the Generate Map's result; set shard_size to at least "
+            f"{-(-generated // MAX_SHARDS)}"
+        )
     estimate = estimate_run_cost(config, [*split.train, *split.validation], split.holdout)
     check_budget(config, estimate, location.uri)
 
