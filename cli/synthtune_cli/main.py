@@ -9,7 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from synthtune.config import load_run_config
-from synthtune.errors import InvalidConfig, InvalidProblemSet
+from synthtune.errors import BudgetExceeded, InvalidConfig, InvalidProblemSet
+from synthtune.estimate import describe_estimate, estimate_run_cost
+from synthtune.prepare import check_budget
 from synthtune.split import split_problems
 from synthtune_cli.runner import RunSetupError, read_problem_set_file, run_locally
 
@@ -83,6 +85,13 @@ def _validate(args: argparse.Namespace) -> int:
     counts = split.counts
     print(f"  split: {counts.train} train, {counts.validation} validation, {counts.holdout} holdout")
     print(f"  shards of {config.shard_size}: {-(-(counts.train + counts.validation) // config.shard_size)}")
+    estimate = estimate_run_cost(config, [*split.train, *split.validation], split.holdout)
+    print(f"  {describe_estimate(estimate, config.budget_usd)}")
+    try:
+        check_budget(config, estimate, str(args.problem_set))
+    except (BudgetExceeded, InvalidConfig) as error:
+        print(f"{type(error).__name__}: {error}", file=sys.stderr)
+        return 1
     return 0
 
 

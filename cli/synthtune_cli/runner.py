@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import IO, Any, Literal
 
 from synthtune.errors import InvalidProblemSet
+from synthtune.estimate import CostEstimate, describe_estimate
 from synthtune.layout import PROBLEM_SET_PREFIX, RunLayout
 from synthtune.problems import Problem, detect_format, parse_problem_set
 from synthtune.report import render_report, summarise_run
@@ -162,6 +163,11 @@ class Progress:
             splits = output["generation"]["splits"]
             train, validation, holdout = splits["train"], splits["validation"], splits["holdout"]
             self._say(f"  split: {train} train, {validation} validation, {holdout} held out")
+            records = self.stack.records(self.run_id)
+            run = next((item for item in records if item["sk"] == "RUN"), {})
+            estimate = CostEstimate.model_validate(run["estimate"]) if run.get("estimate") else None
+            budget = output["run"]["config"].get("budget_usd")
+            self._say(f"  {describe_estimate(estimate, budget)}")
         elif state == "Generate":
             self._report_shards()
             self._generating = False

@@ -141,3 +141,17 @@ def estimate_run_cost(
             "kept; judge calls not included (made only where the normalised match cannot decide)"
         ),
     )
+
+
+def describe_estimate(estimate: CostEstimate | None, budget_usd: float | None) -> str:
+    """One line for a person: the expected cost, its parts, the worst case and the budget."""
+    budget = f"; budget ${budget_usd:,.2f}" if budget_usd is not None else ""
+    if estimate is None:
+        return f"estimated cost: unknown (a model has no price in the catalog){budget}"
+    parts = (
+        f"generation ${estimate.generation_usd:,.4f}",
+        f"fine-tuning ${estimate.fine_tuning_usd:,.4f}",
+        f"benchmark ${estimate.benchmark_usd:,.4f}",
+        f"at most ${estimate.generation_worst_case_usd:,.4f} for generation",
+    )
+    return f"estimated cost at list prices: ${estimate.total_usd:,.4f} ({', '.join(parts)}){budget}"

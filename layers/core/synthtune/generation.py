@@ -32,6 +32,7 @@ from synthtune.chat import (
     with_requests_in_flight,
 )
 from synthtune.errors import RateLimited, ShardIncomplete
+from synthtune.estimate import solver_prompt_tokens
 from synthtune.grading import Grade, GradeMethod, answers_match
 from synthtune.layout import RunLayout
 from synthtune.ledger import BudgetedChat, CostLedger
@@ -242,7 +243,10 @@ class PacedChat:
         self._request_timeout = request_timeout
 
     def _paced(
-        self, request: Callable[[], ResultT], headers_of: Callable[[ResultT], RateLimitHeaders | None]
+        self,
+        request: Callable[[], ResultT],
+        headers_of: Callable[[ResultT], RateLimitHeaders | None],
+        tokens_per_request: int,
     ) -> ResultT:
         return call_paced(
             self._gate,
@@ -250,7 +254,7 @@ class PacedChat:
             max_attempts=self._max_attempts,
             must_finish_within=self._request_timeout,
             headers_of=headers_of,
-            tokens_per_request=0,
+            tokens_per_request=tokens_per_request,
         )
 
     def solve(
@@ -261,15 +265,19 @@ class PacedChat:
                 model, question, temperature=temperature, max_tokens=max_tokens, samples=samples
             ),
             lambda result: result.rate_limits,
+            # Providers count a request's max_tokens against the tokens-per-minute window up front.
+            solver_prompt_tokens(model, question) + max_tokens * samples,
         )
 
     def answer(self, model: str, question: str, *, max_tokens: int) -> Reply:
         return self._paced(
-            lambda: self._chat.answer(model, question, max_tokens=max_tokens), lambda reply: reply.rate_limits
+            lambda: self._chat.answer(model, question, max_tokens=max_tokens),
+            lambda reply: reply.rate_limits,
+            solver_prompt_tokens(model, question) + max_tokens,
         )
 
     def judge(self, model: str, question: str, reference: str, candidate: str) -> tuple[Verdict, Usage]:
-        return self._paced(lambda: self._chat.judge(model, question, reference, candidate), lambda _: None)
+        return self._paced(lambda: self._chat.judge(model, question, reference, candidate), lambda _: None, 0)
 
 
 def shard_deadline(remaining_seconds: float) -> float:

@@ -95,7 +95,7 @@ class RateLimitHeaders(BaseModel):
         waits = [0.0]
         if self.remaining_requests is not None and self.remaining_requests <= 0:
             waits.append(self.reset_requests_seconds or 0.0)
-        if self.remaining_tokens is not None and self.remaining_tokens < tokens_per_request:
+        if self.remaining_tokens is not None and self.remaining_tokens < max(1, tokens_per_request):
             waits.append(self.reset_tokens_seconds or 0.0)
         return max(waits)
 
