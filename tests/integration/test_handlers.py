@@ -14,6 +14,7 @@ from synthtune.layout import RunLayout
 from synthtune.runs import FINETUNE_SK, run_pk
 from synthtune.workflow import (
     AssembleInput,
+    BatchTask,
     BenchmarkTask,
     FailureInput,
     FineTuneCheck,
@@ -60,6 +61,8 @@ def generate_all(stack: OfflineStack, prepared: dict[str, Any]) -> None:
     [
         ("prepare.json", PrepareInput),
         ("generate_shard.json", ShardTask),
+        ("submit_batch.json", BatchTask),
+        ("check_batch.json", BatchTask),
         ("assemble.json", AssembleInput),
         ("start_fine_tune.json", FineTuneInput),
         ("check_fine_tune.json", FineTuneCheck),
