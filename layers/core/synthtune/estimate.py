@@ -105,7 +105,7 @@ def estimate_run_cost(
 ) -> CostEstimate | None:
     """The run's expected cost at list prices; None when a model it uses has no price."""
     teacher, student = config.teacher_model, config.student_model
-    if any(model_info(model) is None for model in (teacher, student)):
+    if any(model_info(model) is None for model in (teacher, student, config.judge_model) if model):
         return None
     batch = config.generation.mode == "batch"
     samples = config.generation.samples

@@ -83,8 +83,8 @@ def check_budget(config: RunConfig, estimate: CostEstimate | None, source: str) 
         return
     if estimate is None:
         raise InvalidConfig(
-            f"budget_usd is set but {config.teacher_model} or {config.student_model} has no price in "
-            "synthtune.catalog, so spending cannot be counted; add the prices or remove budget_usd"
+            "budget_usd is set but the teacher, student or judge model has no price in synthtune.catalog, "
+            "so spending cannot be counted; add the prices or remove budget_usd"
         )
     if estimate.total_usd > config.budget_usd:
         raise BudgetExceeded(
