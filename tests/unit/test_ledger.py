@@ -1,0 +1,225 @@
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from moto.dynamodb.models import DynamoDBBackend
+
+from synthtune.chat import Reply, Sample, SolveResult
+from synthtune.errors import BudgetExceeded, InvalidConfig, ModelUnavailable
+from synthtune.estimate import worst_case_answer_usd, worst_case_judge_usd, worst_case_solve_usd
+from synthtune.ledger import BudgetedChat, CostLedger
+from synthtune.prompts import Solution, Verdict
+from synthtune.runs import RUN_SK, RunStore, shard_sk
+from synthtune.usage import Usage, inference_cost_usd
+
+RUN = "run-ledger"
+TEACHER = "gpt-4.1-2025-04-14"
+JUDGE = "gpt-4.1-mini-2025-04-14"
+QUESTION = "What is 6 times 7?"
+
+
+def money(runs: RunStore) -> tuple[float, float]:
+    record = runs.get(RUN) or {}
+    return float(record.get("committed_usd", 0.0)), float(record.get("spent_usd", 0.0))
+
+
+def test_add_sums_in_the_table_and_starts_missing_attributes_at_zero(runs: RunStore) -> None:
+    assert runs.add(RUN, {"spent_usd": 0.1, "requests": 2})
+    assert runs.add(RUN, {"spent_usd": 0.2, "requests": 3})
+    assert runs.add(RUN, {"spent_usd": -0.05})
+    record = runs.get(RUN)
+    assert record is not None
+    # DynamoDB adds decimals: no float rounding creeps into a run's spending.
+    assert record["spent_usd"] == 0.25
+    assert record["requests"] == 5
+    assert runs.get(RUN, shard_sk(0)) is None  # only the addressed item changes
+    assert runs.add(RUN, {"cost_usd": 1.0}, sk=shard_sk(0))
+    assert runs.get(RUN, shard_sk(0))["cost_usd"] == 1.0  # type: ignore[index]
+    assert runs.get(RUN)["spent_usd"] == 0.25  # type: ignore[index]
+
+
+def test_add_with_not_above_changes_nothing_when_the_limit_is_passed(runs: RunStore) -> None:
+    runs.update(RUN, status="RUNNING")
+    assert runs.add(RUN, {"committed_usd": 5.0}, not_above=("committed_usd", 4.0))  # missing counts as 0
+    assert not runs.add(RUN, {"committed_usd": 1.0, "spent_usd": 1.0}, not_above=("committed_usd", 4.9))
+    assert money(runs) == (5.0, 0.0)
+    assert runs.add(RUN, {"committed_usd": 1.0}, not_above=("committed_usd", 5.0))  # at the limit: allowed
+    assert money(runs) == (6.0, 0.0)
+    # The condition may be on another attribute than the ones added to.
+    assert not runs.add(RUN, {"spent_usd": 1.0}, not_above=("committed_usd", 5.99))
+    assert runs.add(RUN, {"spent_usd": 1.0}, not_above=("committed_usd", 6.0))
+    assert money(runs) == (6.0, 1.0)
+    assert runs.get(RUN)["status"] == "RUNNING"  # type: ignore[index]
+
+
+def test_without_a_budget_the_ledger_writes_nothing(runs: RunStore) -> None:
+    ledger = CostLedger(runs, RUN, budget_usd=None)
+    assert ledger.reserve(1_000_000.0, "a huge request") == 0.0
+    ledger.settle(0.0, 3.5)
+    assert runs.get(RUN) is None
+
+
+def test_reservations_settle_to_what_calls_really_cost(runs: RunStore) -> None:
+    ledger = CostLedger(runs, RUN, budget_usd=1.0)
+    first = ledger.reserve(0.4, "a request")
+    assert first == 0.4
+    assert money(runs) == (0.4, 0.0)
+    ledger.settle(first, 0.1)
+    assert money(runs) == pytest.approx((0.1, 0.1))
+    second = ledger.reserve(0.9, "a request")  # exactly up to the budget
+    assert money(runs) == pytest.approx((1.0, 0.1))
+    with pytest.raises(BudgetExceeded) as refused:
+        ledger.reserve(0.01, "a gpt-4.1 teacher request")
+    message = str(refused.value)
+    assert message.startswith("a gpt-4.1 teacher request could cost up to $0.0100")
+    assert "spent $0.1000" in message
+    assert "$0.9000 more reserved" in message
+    assert "budget_usd $1.00" in message
+    assert money(runs) == pytest.approx((1.0, 0.1))  # a refusal reserves nothing
+    ledger.settle(second, 0.0)  # the request failed: its reservation is released, nothing spent
+    assert money(runs) == pytest.approx((0.1, 0.1))
+    ledger.reserve(0.5, "a request")
+    assert money(runs) == pytest.approx((0.6, 0.1))
+
+
+def test_a_request_dearer_than_the_whole_budget_is_refused_before_writing(runs: RunStore) -> None:
+    ledger = CostLedger(runs, RUN, budget_usd=0.5)
+    with pytest.raises(BudgetExceeded, match=r"could cost up to \$0\.6000.*budget_usd \$0\.50"):
+        ledger.reserve(0.6, "a request")
+    assert runs.get(RUN) is None
+
+
+@pytest.fixture
+def atomic_updates(monkeypatch: pytest.MonkeyPatch) -> None:
+    """DynamoDB applies each conditional update atomically; moto checks and writes in separate steps."""
+    lock = threading.Lock()
+    update_item = DynamoDBBackend.update_item
+
+    def locked(self: DynamoDBBackend, *args: Any, **kwargs: Any) -> Any:
+        with lock:
+            return update_item(self, *args, **kwargs)
+
+    monkeypatch.setattr(DynamoDBBackend, "update_item", locked)
+
+
+@pytest.mark.usefixtures("atomic_updates")
+def test_concurrent_reservations_never_pass_the_budget(runs: RunStore) -> None:
+    ledger = CostLedger(runs, RUN, budget_usd=1.0)
+    start = threading.Barrier(8)
+    granted: list[float] = []
+    refused: list[BudgetExceeded] = []
+    lock = threading.Lock()
+
+    def shard() -> None:
+        start.wait(timeout=10)
+        for _ in range(3):
+            try:
+                reserved = ledger.reserve(0.15, "a request")
+            except BudgetExceeded as error:
+                with lock:
+                    refused.append(error)
+            else:
+                with lock:
+                    granted.append(reserved)
+
+    threads = [threading.Thread(target=shard) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert len(granted) == 6  # 6 x 0.15 fits in 1.00, a seventh would not
+    assert len(refused) == 24 - 6
+    assert money(runs) == pytest.approx((0.9, 0.0))
+
+
+class ScriptedChat:
+    """A ChatModel that records what the ledger held while each call was in flight."""
+
+    def __init__(self, runs: RunStore, *, fail: Exception | None = None) -> None:
+        self.runs = runs
+        self.fail = fail
+        self.committed_during_call: list[float] = []
+        self.usage = Usage(requests=1, input_tokens=120, output_tokens=80)
+
+    def _call(self) -> None:
+        self.committed_during_call.append(money(self.runs)[0])
+        if self.fail is not None:
+            raise self.fail
+
+    def solve(
+        self, model: str, question: str, *, temperature: float, max_tokens: int, samples: int = 1
+    ) -> SolveResult:
+        self._call()
+        sample = Sample(solution=Solution(steps=["6 x 7 = 42"], final_answer="42"), finish_reason="stop")
+        return SolveResult(model=model, samples=[sample] * samples, usage=self.usage)
+
+    def answer(self, model: str, question: str, *, max_tokens: int) -> Reply:
+        self._call()
+        return Reply(model=model, text="Answer: 42", finish_reason="stop", usage=self.usage)
+
+    def judge(self, model: str, question: str, reference: str, candidate: str) -> tuple[Verdict, Usage]:
+        self._call()
+        return Verdict(correct=True, explanation="same"), self.usage
+
+
+CALLS: dict[str, tuple[Callable[[BudgetedChat], object], Callable[[], float]]] = {
+    "solve": (
+        lambda chat: chat.solve(TEACHER, QUESTION, temperature=0.7, max_tokens=500, samples=3),
+        lambda: worst_case_solve_usd(TEACHER, QUESTION, 500, 3),
+    ),
+    "answer": (
+        lambda chat: chat.answer(TEACHER, QUESTION, max_tokens=500),
+        lambda: worst_case_answer_usd(TEACHER, QUESTION, 500),
+    ),
+    "judge": (
+        lambda chat: chat.judge(JUDGE, QUESTION, "42", "forty-two"),
+        lambda: worst_case_judge_usd(JUDGE, QUESTION, "42", "forty-two"),
+    ),
+}
+
+
+@pytest.mark.parametrize("call", sorted(CALLS))
+def test_budgeted_calls_reserve_their_worst_case_then_settle_the_real_cost(runs: RunStore, call: str) -> None:
+    make, worst_case = CALLS[call]
+    chat = ScriptedChat(runs)
+    make(BudgetedChat(chat, CostLedger(runs, RUN, budget_usd=5.0)))
+    assert chat.committed_during_call == [pytest.approx(worst_case())]
+    model = JUDGE if call == "judge" else TEACHER
+    cost = inference_cost_usd(model, chat.usage)
+    assert cost is not None and cost < worst_case()
+    assert money(runs) == pytest.approx((cost, cost))
+
+
+@pytest.mark.parametrize("call", sorted(CALLS))
+def test_a_failed_call_settles_to_nothing(runs: RunStore, call: str) -> None:
+    make, worst_case = CALLS[call]
+    chat = ScriptedChat(runs, fail=ModelUnavailable("APITimeoutError: Request timed out."))
+    with pytest.raises(ModelUnavailable):
+        make(BudgetedChat(chat, CostLedger(runs, RUN, budget_usd=5.0)))
+    assert chat.committed_during_call == [pytest.approx(worst_case())]
+    assert money(runs) == pytest.approx((0.0, 0.0))
+    assert runs.get(RUN, RUN_SK) is not None  # the reservation was really written, then released
+
+
+def test_a_call_the_budget_cannot_cover_is_never_sent(runs: RunStore) -> None:
+    chat = ScriptedChat(runs)
+    budget = worst_case_solve_usd(TEACHER, QUESTION, 500, 3) * 0.99
+    with pytest.raises(BudgetExceeded, match=f"a {TEACHER} teacher request could cost up to"):
+        BudgetedChat(chat, CostLedger(runs, RUN, budget_usd=budget)).solve(
+            TEACHER, QUESTION, temperature=0.7, max_tokens=500, samples=3
+        )
+    assert chat.committed_during_call == []
+
+
+def test_unpriced_models_need_no_price_without_a_budget_and_are_refused_with_one(runs: RunStore) -> None:
+    chat = ScriptedChat(runs)
+    BudgetedChat(chat, CostLedger(runs, RUN, budget_usd=None)).solve(
+        "house-model", QUESTION, temperature=0.0, max_tokens=100
+    )
+    assert runs.get(RUN) is None
+    with pytest.raises(InvalidConfig, match="house-model has no price"):
+        BudgetedChat(chat, CostLedger(runs, RUN, budget_usd=5.0)).solve(
+            "house-model", QUESTION, temperature=0.0, max_tokens=100
+        )
+    assert len(chat.committed_during_call) == 1  # only the unbudgeted call was sent
