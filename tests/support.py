@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -93,3 +94,21 @@ FAST_CONFIG = {"poll_interval_seconds": 60, "shard_size": 8}
 
 def event(name: str) -> dict[str, Any]:
     return dict(json.loads((EVENTS / name).read_text(encoding="utf-8")))
+
+
+class FakeClock:
+    """A monotonic clock whose sleep advances it instead of waiting."""
+
+    def __init__(self, start: float = 1000.0) -> None:
+        self.now = start
+        self.sleeps: list[float] = []
+        self._lock = threading.Lock()
+
+    def monotonic(self) -> float:
+        with self._lock:
+            return self.now
+
+    def sleep(self, seconds: float) -> None:
+        with self._lock:
+            self.sleeps.append(seconds)
+            self.now += seconds

@@ -38,6 +38,7 @@ from synthtune.workflow import (
     ShardResult,
     ShardTask,
 )
+from tests.support import FakeClock
 
 RUN_ID = "run-generation"
 TEACHER = "gpt-4.1-2025-04-14"
@@ -52,20 +53,6 @@ Fault = Callable[[str, int, int], Exception | None]
 
 def no_fault(question: str, attempt: int, call: int) -> Exception | None:
     return None
-
-
-class FakeClock:
-    def __init__(self, start: float = 5000.0) -> None:
-        self.now = start
-        self._lock = threading.Lock()
-
-    def monotonic(self) -> float:
-        with self._lock:
-            return self.now
-
-    def sleep(self, seconds: float) -> None:
-        with self._lock:
-            self.now += seconds
 
 
 class ScriptedTeacher:
@@ -165,7 +152,7 @@ def run_shard(
     runs: RunStore,
     gate: RateLimitGate | None = None,
 ) -> ShardResult:
-    clock = FakeClock()
+    clock = FakeClock(start=5000.0)
     gate = gate or RateLimitGate(monotonic=clock.monotonic, sleep=clock.sleep, jitter=lambda: 0.5)
     return generate_shard(ShardTask(run=run, shard=shard), data=data, runs=runs, chat=teacher, gate=gate)
 
@@ -227,7 +214,7 @@ def test_timeouts_are_retried_within_the_shard(data: ArtifactStore, runs: RunSto
             ModelUnavailable("APITimeoutError: Request timed out.") if attempt == 1 else None
         ),
     )
-    clock = FakeClock()
+    clock = FakeClock(start=5000.0)
     gate = RateLimitGate(monotonic=clock.monotonic, sleep=clock.sleep, jitter=lambda: 0.5)
     result = run_shard(
         run_ref(data, generation={"max_attempts": 2}), shard, teacher, data=data, runs=runs, gate=gate
@@ -279,7 +266,7 @@ def test_a_429_storm_is_waited_out_at_the_gate(data: ArtifactStore, runs: RunSto
         right_answers(problems),
         fault=lambda q, attempt, call: RateLimited("429", retry_after_seconds=2.0) if call <= 3 else None,
     )
-    clock = FakeClock()
+    clock = FakeClock(start=5000.0)
     gate = RateLimitGate(
         deadline=clock.now + 900, monotonic=clock.monotonic, sleep=clock.sleep, jitter=lambda: 0.5
     )
@@ -303,7 +290,7 @@ def test_rate_limited_past_the_deadline_stops_with_its_progress_and_resumes(
         right_answers(problems),
         fault=lambda q, attempt, call: RateLimited("429", retry_after_seconds=45.0) if call > 2 else None,
     )
-    clock = FakeClock()
+    clock = FakeClock(start=5000.0)
     gate = RateLimitGate(
         deadline=clock.now + 40, monotonic=clock.monotonic, sleep=clock.sleep, jitter=lambda: 0.5
     )
@@ -328,7 +315,7 @@ def test_running_out_of_time_stops_as_shard_incomplete_and_resumes(
     problems = arithmetic(6)
     shard = write_shard(data, 0, problems)
     run = run_ref(data, generation={"request_timeout_seconds": 30})
-    clock = FakeClock()
+    clock = FakeClock(start=5000.0)
     slow = ScriptedTeacher(right_answers(problems), clock=clock, latency=10.0)
     gate = RateLimitGate(deadline=clock.now + 65, monotonic=clock.monotonic, sleep=clock.sleep)
     with pytest.raises(ShardIncomplete, match="shard 0: 4 of 6 problems answered and checkpointed"):

@@ -1,4 +1,3 @@
-import threading
 from collections.abc import Callable
 
 import pytest
@@ -15,24 +14,7 @@ from synthtune.pacing import (
 )
 from synthtune.prompts import Solution, Verdict
 from synthtune.usage import Usage
-
-
-class FakeClock:
-    """A monotonic clock whose sleep advances it instead of waiting."""
-
-    def __init__(self, start: float = 1000.0) -> None:
-        self.now = start
-        self.sleeps: list[float] = []
-        self._lock = threading.Lock()
-
-    def monotonic(self) -> float:
-        with self._lock:
-            return self.now
-
-    def sleep(self, seconds: float) -> None:
-        with self._lock:
-            self.sleeps.append(seconds)
-            self.now += seconds
+from tests.support import FakeClock
 
 
 def gate_on(clock: FakeClock, *, deadline: float | None = None, jitter: float = 0.0) -> RateLimitGate:

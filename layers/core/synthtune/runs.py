@@ -82,13 +82,7 @@ class RunStore:
         names = {f"#a{i}": name for i, name in enumerate(attributes)}
         values = {f":v{i}": _to_dynamodb(value) for i, value in enumerate(attributes.values())}
         assignments = ", ".join(f"#a{i} = :v{i}" for i in range(len(attributes)))
-        self._dynamodb.update_item(
-            TableName=self.table,
-            Key={"pk": {"S": run_pk(run_id)}, "sk": {"S": sk}},
-            UpdateExpression=f"SET {assignments}",
-            ExpressionAttributeNames=names,
-            ExpressionAttributeValues=values,
-        )
+        self._set(run_id, sk, assignments, names, values)
 
     def add(
         self,
@@ -107,23 +101,35 @@ class RunStore:
         values: dict[str, Any] = {f":v{i}": _to_dynamodb(amount) for i, amount in enumerate(amounts.values())}
         values[":zero"] = _to_dynamodb(0)
         assignments = ", ".join(f"#a{i} = if_not_exists(#a{i}, :zero) + :v{i}" for i in range(len(amounts)))
-        options: dict[str, Any] = {}
+        condition = None
         if not_above is not None:
             names["#limited"] = not_above[0]
             values[":limit"] = _to_dynamodb(not_above[1])
-            options["ConditionExpression"] = "attribute_not_exists(#limited) OR #limited <= :limit"
+            condition = "attribute_not_exists(#limited) OR #limited <= :limit"
         try:
-            self._dynamodb.update_item(
-                TableName=self.table,
-                Key={"pk": {"S": run_pk(run_id)}, "sk": {"S": sk}},
-                UpdateExpression=f"SET {assignments}",
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues=values,
-                **options,
-            )
+            self._set(run_id, sk, assignments, names, values, condition)
         except self._dynamodb.exceptions.ConditionalCheckFailedException:
             return False
         return True
+
+    def _set(
+        self,
+        run_id: str,
+        sk: str,
+        assignments: str,
+        names: dict[str, str],
+        values: dict[str, Any],
+        condition: str | None = None,
+    ) -> None:
+        options: dict[str, Any] = {"ConditionExpression": condition} if condition else {}
+        self._dynamodb.update_item(
+            TableName=self.table,
+            Key={"pk": {"S": run_pk(run_id)}, "sk": {"S": sk}},
+            UpdateExpression=f"SET {assignments}",
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=values,
+            **options,
+        )
 
     def get(self, run_id: str, sk: str = RUN_SK) -> dict[str, Any] | None:
         response = self._dynamodb.get_item(
