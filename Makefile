@@ -1,10 +1,11 @@
-# synthtune: `make demo` runs the sample problem set offline; `make test` runs the test suite.
+# synthtune: `make demo` runs the sample problem set offline; `make test` runs the test suite;
+# `make bench` measures the Generate stage against the emulator (minutes; not part of `make test`).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint check clean
+.PHONY: install demo test bench lint check clean
 
 $(STAMP): pyproject.toml layers/core/requirements.txt cli/requirements.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "synthtune needs Python 3.11 or newer; set PYTHON=python3.11")'
@@ -20,6 +21,9 @@ demo: install
 
 test: install
 	$(BIN)/python -m pytest -n auto
+
+bench: install
+	$(BIN)/python benchmarks/generation.py $(BENCH_ARGS)
 
 lint: install
 	$(BIN)/ruff check .
