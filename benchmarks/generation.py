@@ -16,12 +16,9 @@ teacher's replies are realistic; `judge_model` is null, so only teacher calls ar
 The ceiling is the fastest any client could go: min(rpm / 60, in-flight capacity / latency, tpm / 60 /
 tokens per request). What keeps a run below it:
 
-- The emulator sleeps the latency before it checks the rate limit, 429s included, so a request sent
-  when a 429's retry-after runs out reaches the limiter one latency later, and the slot it was waiting
-  for stands empty meanwhile. A client that honours retry-after from the moment the 429 arrives can
-  reach at most window / (window + latency) of rpm / 60: 0.77 at a 1 s window and 300 ms. OpenAI
-  rejects over-limit requests on arrival; the 0 ms scenario shows the pacing when the limit is checked
-  that way.
+- Over-limit requests are refused on arrival, as OpenAI refuses them, with a retry-after for the slot
+  that frees next; every shard's requests wait for it at their shard's gate and race for it with a
+  little jitter, so a slot can stand empty for a moment. That is the rate-limited scenarios' shortfall.
 - A shard answers its problems `request_concurrency` at a time, so 25 problems 4 at a time take 7
   rounds for 6.25 rounds of work, and each shard reads and writes S3 and DynamoDB around its requests.
   That is the concurrency-bound scenario's shortfall.
@@ -140,14 +137,6 @@ def ceiling_per_second(scenario: Scenario, tokens_per_request: float | None = No
     if scenario.tokens_per_minute is not None and tokens_per_request:
         bounds.append(scenario.tokens_per_minute / MINUTE / tokens_per_request)
     return min(bounds)
-
-
-def retry_after_bound(scenario: Scenario) -> float | None:
-    """The share of rpm / 60 a client honouring retry-after can reach when the limit is checked after
-    the latency: each freed slot waits one latency for the request that takes it (None: no rpm limit)."""
-    if scenario.requests_per_minute is None:
-        return None
-    return scenario.window_seconds / (scenario.window_seconds + scenario.latency_seconds)
 
 
 def word_problems(count: int, seed: int = 0) -> list[Problem]:
@@ -445,24 +434,6 @@ def render_notes(measurements: Sequence[Measurement]) -> str:
         notes.append(
             f"Target: achieved/ceiling >= {TARGET_SHARE} at 1,000 problems, 600 rpm, 300 ms: {results}."
         )
-    seen: set[tuple[float, float]] = set()
-    for scenario in (m.scenario for m in measurements):
-        bound = retry_after_bound(scenario)
-        window, latency = scenario.window_seconds, scenario.latency_seconds
-        if bound is None or window == MINUTE or (window, latency) in seen:
-            continue
-        seen.add((window, latency))
-        if latency == 0:
-            notes.append(
-                f"{window:g} s window, 0 ms: the limit is checked as each request arrives, as OpenAI checks "
-                "it; this row is the pacing's own efficiency."
-            )
-        else:
-            notes.append(
-                f"{window:g} s window, {latency * 1000:g} ms: the emulator checks the limit after the "
-                "latency, 429s included, so a client that waits retry-after from the 429's arrival reaches "
-                f"at most window / (window + latency) = {bound:.2f} of the ceiling."
-            )
     if any(m.scenario.window_seconds == MINUTE and m.scenario.rate_limited for m in measurements):
         notes.append(
             "60 s window: the whole minute's allowance may be spent at once, so a run this short beats "

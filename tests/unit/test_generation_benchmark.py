@@ -11,7 +11,6 @@ from benchmarks.generation import (
     Scenario,
     _parser,
     ceiling_per_second,
-    retry_after_bound,
     scenarios_from,
     word_problems,
 )
@@ -44,12 +43,6 @@ def test_ceiling_with_a_token_limit_uses_the_tokens_each_request_took() -> None:
 def test_no_latency_and_no_limit_has_no_ceiling() -> None:
     scenario = Scenario(problems=10, latency_seconds=0.0, requests_per_minute=None)
     assert ceiling_per_second(scenario) == math.inf
-
-
-def test_retry_after_bound_charges_one_latency_per_window() -> None:
-    scenario = Scenario(problems=1000, latency_seconds=0.3, requests_per_minute=600, window_seconds=1.0)
-    assert retry_after_bound(scenario) == pytest.approx(1 / 1.3)
-    assert retry_after_bound(Scenario(problems=1, latency_seconds=0.3, requests_per_minute=None)) is None
 
 
 def test_problems_are_distinct_reproducible_and_answered() -> None:

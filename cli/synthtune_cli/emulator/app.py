@@ -120,15 +120,19 @@ class EmulatorApp:
         if not request.path.startswith("/v1/"):
             raise ApiError(404, f"Invalid URL ({request.method} {request.path})")
         _authenticate(request)
-        # Latency is slept outside the lock, so slow requests overlap as they would on a real service.
-        self._state.clock.sleep(self._state.knobs.latency_seconds)
         with self._state.lock:
             fault = self._state.faults.next_fault(request.path, self._state.knobs, self._state.seed)
             if fault is not None:
                 raise fault
             handler, arguments = _route(_API_ROUTES, self._api, request)
             self._state.refresh()
-            return handler(request, arguments)
+            response = handler(request, arguments)
+            latency = self._state.knobs.latency_seconds
+        # Like the real service, a request is admitted (or refused with a fast 429 or 400) on arrival
+        # and its latency is the time spent producing the answer. Slept outside the lock, so slow
+        # requests overlap as they would on a real service.
+        self._state.clock.sleep(latency)
+        return response
 
     # -- models ---------------------------------------------------------------------------------
 

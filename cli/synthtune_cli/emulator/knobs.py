@@ -14,7 +14,11 @@ class EmulatorKnobs(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    latency_seconds: float = Field(0.0, ge=0, description="Slept on the emulator's clock per /v1 request.")
+    latency_seconds: float = Field(
+        0.0,
+        ge=0,
+        description="Slept on the emulator's clock per answered /v1 request (errors return at once).",
+    )
     requests_per_minute: int | None = Field(None, ge=1, description="Chat requests per minute.")
     tokens_per_minute: int | None = Field(None, ge=1, description="Chat tokens per minute.")
     rate_limit_window_seconds: float = Field(
