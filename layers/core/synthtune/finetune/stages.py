@@ -18,14 +18,16 @@ from synthtune.finetune.backend import FineTuneBackend, FineTuneRequest
 from synthtune.ledger import CostLedger
 from synthtune.runs import FINETUNE_SK, RunStore
 from synthtune.usage import training_cost_usd
-from synthtune.workflow import FINAL_FINE_TUNE_STATUSES, FineTuneCheck, FineTuneInput, FineTuneState
+from synthtune.workflow import FINAL_FINE_TUNE_STATUSES, FineTuneCheck, FineTuneInput, FineTuneState, RunRef
 
 RESERVED_TRAINING = "fine_tune_reserved_usd"
 
 
-def _record(runs: RunStore, run_id: str, state: FineTuneState) -> None:
-    runs.put(run_id, FINETUNE_SK, state.model_dump())
-    runs.update(run_id, fine_tune_job_id=state.job_id, fine_tune_status=state.status)
+def _record(runs: RunStore, run: RunRef, state: FineTuneState) -> None:
+    runs.put(run.run_id, FINETUNE_SK, state.model_dump())
+    runs.update(run.run_id, fine_tune_job_id=state.job_id, fine_tune_status=state.status)
+    if state.status in FINAL_FINE_TUNE_STATUSES:
+        _settle_training(run, state, runs)
 
 
 def _existing_job(task: FineTuneInput, backend: FineTuneBackend, runs: RunStore) -> FineTuneState | None:
@@ -49,13 +51,15 @@ def _reserve_training(task: FineTuneInput, ledger: CostLedger) -> float:
     )
 
 
-def _settle_training(run_id: str, state: FineTuneState, runs: RunStore, ledger: CostLedger) -> None:
-    if state.status not in FINAL_FINE_TUNE_STATUSES or ledger.budget_usd is None:
+def _settle_training(run: RunRef, state: FineTuneState, runs: RunStore) -> None:
+    """Replace the job's reservation by what its trained tokens cost, once it has ended."""
+    ledger = CostLedger(runs, run.run_id, run.config.budget_usd)
+    if ledger.budget_usd is None:
         return
-    record = runs.get(run_id) or {}
+    record = runs.get(run.run_id) or {}
     reserved = float(record.get(RESERVED_TRAINING, 0.0))
     if reserved:
-        runs.update(run_id, fine_tune_reserved_usd=0.0)
+        runs.update(run.run_id, fine_tune_reserved_usd=0.0)
         ledger.settle(reserved, training_cost_usd(state.base_model, state.trained_tokens or 0) or 0.0)
 
 
@@ -75,33 +79,32 @@ def start_fine_tune(
             if task.dataset.validation_key is not None:
                 validation_file = Path(workdir) / "validation.jsonl"
                 data.download(task.dataset.validation_key, validation_file)
-            state = backend.start(
-                FineTuneRequest(
-                    run_id=task.run.run_id,
-                    base_model=config.student_model,
-                    train_file=train_file,
-                    validation_file=validation_file,
-                    hyperparameters=config.fine_tune,
-                    suffix=config.fine_tune_suffix,
-                )
+            request = FineTuneRequest(
+                run_id=task.run.run_id,
+                base_model=config.student_model,
+                train_file=train_file,
+                validation_file=validation_file,
+                hyperparameters=config.fine_tune,
+                suffix=config.fine_tune_suffix,
             )
-    _record(runs, task.run.run_id, state)
+            try:
+                state = backend.start(request)
+            except BaseException:
+                # No job, nothing to pay: release the reservation so a retry reserves afresh.
+                runs.update(task.run.run_id, fine_tune_reserved_usd=0.0)
+                ledger.settle(reserved, 0.0)
+                raise
+    _record(runs, task.run, state)
     return state
 
 
 def check_fine_tune(task: FineTuneCheck, *, backend: FineTuneBackend, runs: RunStore) -> FineTuneState:
     state = backend.status(task.finetune.job_id, task.finetune.base_model)
-    _record(runs, task.run.run_id, state)
-    _settle_training(
-        task.run.run_id, state, runs, CostLedger(runs, task.run.run_id, task.run.config.budget_usd)
-    )
+    _record(runs, task.run, state)
     return state
 
 
 def cancel_fine_tune(task: FineTuneCheck, *, backend: FineTuneBackend, runs: RunStore) -> FineTuneState:
     state = backend.cancel(task.finetune.job_id, task.finetune.base_model)
-    _record(runs, task.run.run_id, state)
-    _settle_training(
-        task.run.run_id, state, runs, CostLedger(runs, task.run.run_id, task.run.config.budget_usd)
-    )
+    _record(runs, task.run, state)
     return state
