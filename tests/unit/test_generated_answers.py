@@ -55,12 +55,15 @@ def test_majority_vote_without_a_usable_sample() -> None:
     assert majority_vote([]) == (None, None)
 
 
-def checkpoint(*samples: Sample, source: str = "online", judge: list[CallCost] | None = None) -> Checkpoint:
+def checkpoint(
+    *samples: Sample, source: str = "online", grade: Grade | None = None, judge: list[CallCost] | None = None
+) -> Checkpoint:
     return Checkpoint.model_validate(
         {
             "problem_id": PROBLEM.id,
             "source": source,
             "result": SolveResult(model=TEACHER, samples=list(samples), usage=USAGE),
+            "grade": grade,
             "judge_calls": judge or [],
         }
     )
@@ -70,7 +73,9 @@ def test_a_graded_answer_records_its_samples_grade_and_cost() -> None:
     judge_usage = Usage(requests=1, input_tokens=90, output_tokens=20)
     judge_calls = [call_cost("judge", JUDGE, judge_usage)]
     grade = Grade(correct=True, method="judge", explanation="same value")
-    answer = graded_answer(PROBLEM, checkpoint(said("four"), said("4"), said("four")), grade, judge_calls)
+    answer = graded_answer(
+        PROBLEM, checkpoint(said("four"), said("4"), said("four"), grade=grade, judge=judge_calls)
+    )
     assert answer.status == "verified"
     assert answer.final_answer == "four"
     assert answer.grade_method == "judge"
@@ -81,9 +86,9 @@ def test_a_graded_answer_records_its_samples_grade_and_cost() -> None:
     assert answer.cost_usd == pytest.approx(
         (inference_cost_usd(TEACHER, USAGE) or 0) + (inference_cost_usd(JUDGE, judge_usage) or 0)
     )
-    rejected = graded_answer(PROBLEM, checkpoint(said("5")), Grade(correct=False, method="mismatch"), [])
+    rejected = graded_answer(PROBLEM, checkpoint(said("5"), grade=Grade(correct=False, method="mismatch")))
     assert (rejected.status, rejected.final_answer) == ("rejected", "5")
-    unverified = graded_answer(PROBLEM, checkpoint(said("4")), None, [])
+    unverified = graded_answer(PROBLEM, checkpoint(said("4")))
     assert (unverified.status, unverified.grade_method) == ("unverified", None)
 
 
@@ -99,7 +104,7 @@ def test_a_graded_answer_records_its_samples_grade_and_cost() -> None:
 def test_an_answer_without_a_usable_sample_fails_and_says_why(
     samples: list[Sample], failure: str, finish_reason: str
 ) -> None:
-    answer = graded_answer(PROBLEM, checkpoint(*samples), Grade(correct=False, method="no_answer"), [])
+    answer = graded_answer(PROBLEM, checkpoint(*samples, grade=Grade(correct=False, method="no_answer")))
     assert (answer.status, answer.failure, answer.finish_reason) == ("failed", failure, finish_reason)
     assert answer.final_answer is None
     assert answer.agreement is None
@@ -107,8 +112,8 @@ def test_an_answer_without_a_usable_sample_fails_and_says_why(
 
 
 def test_batch_answers_are_priced_at_the_batch_discount() -> None:
-    online = graded_answer(PROBLEM, checkpoint(said("4")), None, [])
-    batch = graded_answer(PROBLEM, checkpoint(said("4"), source="batch"), None, [])
+    online = graded_answer(PROBLEM, checkpoint(said("4")))
+    batch = graded_answer(PROBLEM, checkpoint(said("4"), source="batch"))
     assert batch.source == "batch"
     assert batch.calls[0].batch
     assert batch.cost_usd == pytest.approx(online.cost_usd / 2)

@@ -172,11 +172,10 @@ def checkpoint_calls(checkpoint: Checkpoint) -> list[CallCost]:
     return [solve, *checkpoint.judge_calls]
 
 
-def graded_answer(
-    problem: Problem, checkpoint: Checkpoint, grade: Grade | None, judge_calls: list[CallCost]
-) -> GeneratedAnswer:
-    result = checkpoint.result
-    calls = checkpoint_calls(checkpoint.model_copy(update={"judge_calls": judge_calls}))
+def graded_answer(problem: Problem, checkpoint: Checkpoint) -> GeneratedAnswer:
+    """The answer line for a problem from its checkpoint: the reply, its grade (None: unverified)."""
+    result, grade = checkpoint.result, checkpoint.grade
+    calls = checkpoint_calls(checkpoint)
     chosen, agreement = majority_vote(result.samples)
     base = {
         "problem_id": problem.id,
@@ -365,7 +364,7 @@ def _answer(
         )
         data.write_json(layout.checkpoint(shard, position), checkpoint.model_dump(mode="json"))
     if problem.answer is None or checkpoint.grade is not None:
-        return graded_answer(problem, checkpoint, checkpoint.grade, checkpoint.judge_calls)
+        return graded_answer(problem, checkpoint)
     chosen, _ = majority_vote(checkpoint.result.samples)
     candidate = chosen.solution.final_answer if chosen and chosen.solution else None
     judge_usage: UsageByModel = {}
@@ -373,10 +372,10 @@ def _answer(
         chat, config.judge_model, problem.question, problem.answer, candidate, judge_usage
     )
     judge_calls = [call_cost("judge", model, usage) for model, usage in judge_usage.items()]
+    checkpoint = checkpoint.model_copy(update={"grade": grade, "judge_calls": judge_calls})
     if judge_calls:  # the verdict was paid for: keep it with the reply
-        checkpoint = checkpoint.model_copy(update={"grade": grade, "judge_calls": judge_calls})
         data.write_json(layout.checkpoint(shard, position), checkpoint.model_dump(mode="json"))
-    return graded_answer(problem, checkpoint, grade, judge_calls)
+    return graded_answer(problem, checkpoint)
 
 
 def _generate_shard(

@@ -11,6 +11,7 @@ reserved and calls are not written one by one (the shards' totals are enough).
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TypeVar
 
 from synthtune.chat import ChatModel, Reply, SolveResult
 from synthtune.errors import BudgetExceeded
@@ -18,6 +19,8 @@ from synthtune.estimate import worst_case_answer_usd, worst_case_judge_usd, wors
 from synthtune.prompts import Verdict
 from synthtune.runs import RunStore
 from synthtune.usage import Usage, inference_cost_usd
+
+ResultT = TypeVar("ResultT")
 
 COMMITTED = "committed_usd"
 SPENT = "spent_usd"
@@ -64,50 +67,52 @@ class BudgetedChat:
         self._chat = chat
         self._ledger = ledger
 
-    def _settle(self, reserved: float, model: str, usage: Usage) -> None:
-        self._ledger.settle(reserved, inference_cost_usd(model, usage) or 0.0)
-
     def solve(
         self, model: str, question: str, *, temperature: float, max_tokens: int, samples: int = 1
     ) -> SolveResult:
-        reserved = self._reserve(
-            lambda: worst_case_solve_usd(model, question, max_tokens, samples), f"a {model} teacher request"
-        )
-        try:
-            result = self._chat.solve(
+        return self._paid(
+            lambda: worst_case_solve_usd(model, question, max_tokens, samples),
+            f"a {model} teacher request",
+            model,
+            lambda: self._chat.solve(
                 model, question, temperature=temperature, max_tokens=max_tokens, samples=samples
-            )
-        except BaseException:
-            self._ledger.settle(reserved, 0.0)
-            raise
-        self._settle(reserved, model, result.usage)
-        return result
+            ),
+            lambda result: result.usage,
+        )
 
     def answer(self, model: str, question: str, *, max_tokens: int) -> Reply:
-        reserved = self._reserve(
-            lambda: worst_case_answer_usd(model, question, max_tokens), f"a {model} benchmark request"
+        return self._paid(
+            lambda: worst_case_answer_usd(model, question, max_tokens),
+            f"a {model} benchmark request",
+            model,
+            lambda: self._chat.answer(model, question, max_tokens=max_tokens),
+            lambda reply: reply.usage,
         )
-        try:
-            reply = self._chat.answer(model, question, max_tokens=max_tokens)
-        except BaseException:
-            self._ledger.settle(reserved, 0.0)
-            raise
-        self._settle(reserved, model, reply.usage)
-        return reply
 
     def judge(self, model: str, question: str, reference: str, candidate: str) -> tuple[Verdict, Usage]:
-        reserved = self._reserve(
-            lambda: worst_case_judge_usd(model, question, reference, candidate), f"a {model} judge request"
+        return self._paid(
+            lambda: worst_case_judge_usd(model, question, reference, candidate),
+            f"a {model} judge request",
+            model,
+            lambda: self._chat.judge(model, question, reference, candidate),
+            lambda verdict_and_usage: verdict_and_usage[1],
         )
+
+    def _paid(
+        self,
+        worst_case: Callable[[], float],
+        what: str,
+        model: str,
+        call: Callable[[], ResultT],
+        usage_of: Callable[[ResultT], Usage],
+    ) -> ResultT:
+        """Reserve the call's worst case (only with a budget), make it, settle to its list-price cost;
+        a call that raises settles at 0."""
+        reserved = 0.0 if self._ledger.budget_usd is None else self._ledger.reserve(worst_case(), what)
         try:
-            verdict, usage = self._chat.judge(model, question, reference, candidate)
+            result = call()
         except BaseException:
             self._ledger.settle(reserved, 0.0)
             raise
-        self._settle(reserved, model, usage)
-        return verdict, usage
-
-    def _reserve(self, worst_case: Callable[[], float], what: str) -> float:
-        if self._ledger.budget_usd is None:
-            return 0.0
-        return self._ledger.reserve(worst_case(), what)
+        self._ledger.settle(reserved, inference_cost_usd(model, usage_of(result)) or 0.0)
+        return result
