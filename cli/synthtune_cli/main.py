@@ -8,7 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from synthtune.config import load_run_config
+from synthtune.config import RunConfig, load_run_config
+from synthtune.dataset.openai_format import describe_issues, describe_tokens, validate_chat_file
 from synthtune.errors import BudgetExceeded, InvalidConfig, InvalidProblemSet
 from synthtune.estimate import describe_estimate, estimate_run_cost
 from synthtune.prepare import check_budget
@@ -95,6 +96,45 @@ def _validate(args: argparse.Namespace) -> int:
     return 0
 
 
+DEFAULT_MAX_EXAMPLE_TOKENS = 65_536
+"""OpenAI's per-example limit for fine-tuning the gpt-4o and gpt-4.1 families."""
+
+
+def _check_dataset(args: argparse.Namespace) -> int:
+    """Check a chat fine-tuning file as OpenAI will: exit 0 when valid, 1 when not, 2 when unreadable."""
+    model = args.model or RunConfig().student_model
+    limit = args.max_example_tokens or DEFAULT_MAX_EXAMPLE_TOKENS
+    try:
+        with args.file.open("rb") as lines:
+            report = validate_chat_file(lines, str(args.file), model, limit)
+    except FileNotFoundError:
+        print(f"synthtune: {args.file}: no such file", file=sys.stderr)
+        return 2
+    except OSError as error:
+        print(f"synthtune: {args.file}: cannot read it ({error.strerror or error})", file=sys.stderr)
+        return 2
+    print(f"{report.file}: {report.examples:,} examples for {model}, at most {limit:,} tokens each")
+    print(f"  tokens per example: {describe_tokens(report.tokens)}")
+    print(f"  assistant tokens per example: {describe_tokens(report.assistant_tokens)}")
+    print(f"  billed tokens per epoch: {report.billed_tokens:,}")
+    print(
+        f"  examples without a system message: {report.examples_without_system:,}, "
+        f"without a user message: {report.examples_without_user:,}"
+    )
+    print(describe_issues(report))
+    return 0 if report.valid else 1
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     from synthtune_cli.emulator.command import add_emulator_arguments
 
@@ -128,6 +168,25 @@ def build_parser() -> argparse.ArgumentParser:
     validate.add_argument("problem_set", type=Path, metavar="PROBLEM_SET")
     validate.add_argument("--config", type=Path, metavar="FILE")
     validate.set_defaults(handler=_validate)
+
+    check_dataset = commands.add_parser(
+        "check-dataset",
+        help="check a chat fine-tuning JSONL file as OpenAI will, and count its tokens",
+        description="Runs the format checks of OpenAI's fine-tuning data-preparation guide on every line, "
+        "counts each example's tokens offline, and refuses examples over the per-example limit. Exit "
+        "status: 0 valid, 1 invalid, 2 unreadable.",
+    )
+    check_dataset.add_argument("file", type=Path, metavar="FILE", help="a .jsonl file, one example a line")
+    check_dataset.add_argument(
+        "--model", help="the model to fine-tune, whose tokenizer counts (default: RunConfig's student_model)"
+    )
+    check_dataset.add_argument(
+        "--max-example-tokens",
+        type=_positive_int,
+        metavar="N",
+        help=f"the longest example allowed, in tokens (default: {DEFAULT_MAX_EXAMPLE_TOKENS:,})",
+    )
+    check_dataset.set_defaults(handler=_check_dataset)
 
     emulator = commands.add_parser("emulator", help="serve the OpenAI emulator over HTTP on loopback")
     add_emulator_arguments(emulator)
