@@ -1,27 +1,35 @@
 """S3 adapter: the run's files, as JSON Lines streamed in and out.
 
-Reads iterate the object's body line by line and writes spool to a temporary file that S3's managed
-transfer uploads (multipart above 8 MB), so a handler's memory does not grow with the data.
+Reads iterate the object's body a chunk at a time and writes send the object to S3 part by part as the
+rows arrive (a multipart upload), so neither a handler's memory nor its /tmp grows with the data.
 """
 
 from __future__ import annotations
 
+import io
 import json
-import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from botocore.exceptions import ClientError
 from pydantic import BaseModel
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
+    from mypy_boto3_s3.type_defs import CompletedPartTypeDef
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
-_SPOOL_IN_MEMORY_BYTES = 8 * 1024 * 1024
+MIN_PART_SIZE = 5 * 1024 * 1024
+"""S3's minimum for every part of a multipart upload but the last."""
+MAX_PART_SIZE = 5 * 1024 * 1024 * 1024
+DEFAULT_PART_SIZE = 8 * 1024 * 1024
+"""At most 10,000 parts make an object: 8 MiB parts allow objects up to 78 GiB."""
+READ_CHUNK_SIZE = 1024 * 1024
+"""What a read asks S3's body for at a time; botocore's default of 1 KiB is slow on objects of GBs."""
+JSONL_CONTENT_TYPE = "application/x-ndjson"
 
 
 class ArtifactNotFound(LookupError):
@@ -32,18 +40,112 @@ def _missing(error: ClientError) -> bool:
     return error.response.get("Error", {}).get("Code") in {"NoSuchKey", "404", "NoSuchBucket", "NotFound"}
 
 
+class _StreamingUpload:
+    """Bytes sent to one S3 object part by part as they arrive, so memory holds about one part.
+
+    The object appears only on `complete`: a single PUT when everything fits in one part, otherwise the
+    multipart upload that began when the first part filled. `abort` discards the parts already sent.
+    """
+
+    def __init__(self, s3: S3Client, bucket: str, key: str, content_type: str, part_size: int) -> None:
+        if not MIN_PART_SIZE <= part_size <= MAX_PART_SIZE:
+            raise ValueError(
+                f"part_size must be between {MIN_PART_SIZE} (5 MiB) and {MAX_PART_SIZE} (5 GiB) bytes, "
+                f"S3's limits for the parts of a multipart upload; got {part_size}"
+            )
+        self._s3 = s3
+        self._bucket = bucket
+        self._key = key
+        self._content_type = content_type
+        self._part_size = part_size
+        self._buffer = io.BytesIO()
+        self._upload_id: str | None = None
+        self._parts: list[CompletedPartTypeDef] = []
+
+    def write(self, *pieces: bytes) -> None:
+        for piece in pieces:
+            self._buffer.write(piece)
+        if self._buffer.tell() >= self._part_size:
+            self._send_part()
+
+    def complete(self) -> None:
+        if self._upload_id is None:
+            body = self._take_buffer()
+            self._s3.put_object(Bucket=self._bucket, Key=self._key, Body=body, ContentType=self._content_type)
+            return
+        if self._buffer.tell():
+            self._send_part()  # the last part may be smaller than the minimum
+        self._s3.complete_multipart_upload(
+            Bucket=self._bucket,
+            Key=self._key,
+            UploadId=self._upload_id,
+            MultipartUpload={"Parts": self._parts},
+        )
+
+    def abort(self, cause: BaseException) -> None:
+        self._buffer = io.BytesIO()
+        if self._upload_id is None:
+            return
+        try:
+            self._s3.abort_multipart_upload(Bucket=self._bucket, Key=self._key, UploadId=self._upload_id)
+        except Exception as error:
+            # The cause is what the workflow's Retry/Catch must see; the bucket's lifecycle rule
+            # (AbortIncompleteMultipartUpload) deletes the parts this could not.
+            cause.add_note(
+                f"aborting the multipart upload of s3://{self._bucket}/{self._key} failed too: {error!r}"
+            )
+
+    def _take_buffer(self) -> bytes:
+        # CPython's BytesIO hands over its buffer rather than copying it, and botocore streams a bytes
+        # body without copying it either: a part is in memory once.
+        body = self._buffer.getvalue()
+        self._buffer = io.BytesIO()
+        return body
+
+    def _send_part(self) -> None:
+        body = self._take_buffer()
+        if self._upload_id is None:
+            # CRC32 part checksums, as boto3's managed transfer sends them; an upload created with an
+            # algorithm must list each part's checksum when it completes.
+            self._upload_id = self._s3.create_multipart_upload(
+                Bucket=self._bucket, Key=self._key, ContentType=self._content_type, ChecksumAlgorithm="CRC32"
+            )["UploadId"]
+        number = len(self._parts) + 1
+        response = self._s3.upload_part(
+            Bucket=self._bucket,
+            Key=self._key,
+            UploadId=self._upload_id,
+            PartNumber=number,
+            Body=body,
+            ChecksumAlgorithm="CRC32",
+        )
+        part: CompletedPartTypeDef = {"PartNumber": number, "ETag": response["ETag"]}
+        if checksum := response.get("ChecksumCRC32"):
+            part["ChecksumCRC32"] = checksum
+        self._parts.append(part)
+
+
 class JsonlWriter:
-    def __init__(self, sink: IO[bytes]) -> None:
-        self._sink = sink
+    """Rows appended to one JSON Lines object; `count` rows and `bytes` bytes so far."""
+
+    def __init__(self, upload: _StreamingUpload) -> None:
+        self._upload = upload
         self.count = 0
         self.bytes = 0
 
     def write(self, row: BaseModel | dict[str, Any]) -> None:
         line = row.model_dump_json() if isinstance(row, BaseModel) else json.dumps(row, ensure_ascii=False)
-        encoded = line.encode() + b"\n"
-        self._sink.write(encoded)
+        self.write_raw(line.encode())
+
+    def write_raw(self, line: bytes) -> None:
+        """A row its caller has already serialised, such as the bytes it just validated: one JSON value,
+        UTF-8, without the newline (which the writer adds). It is written as is, not parsed again."""
+        if not line or b"\n" in line or b"\r" in line:
+            # A line break would split the row in two for every reader, iter_lines included.
+            raise ValueError(f"a JSON Lines row is one non-empty line without a line break: {line[:80]!r}")
+        self._upload.write(line, b"\n")
         self.count += 1
-        self.bytes += len(encoded)
+        self.bytes += len(line) + 1
 
 
 class ArtifactStore:
@@ -54,7 +156,8 @@ class ArtifactStore:
     def uri(self, key: str) -> str:
         return f"s3://{self.bucket}/{key}"
 
-    def iter_lines(self, key: str) -> Iterator[bytes]:
+    def iter_lines(self, key: str, chunk_size: int = READ_CHUNK_SIZE) -> Iterator[bytes]:
+        """The object's lines without their line breaks; memory holds one chunk and the longest line."""
         try:
             body = self._s3.get_object(Bucket=self.bucket, Key=key)["Body"]
         except ClientError as error:
@@ -62,7 +165,7 @@ class ArtifactStore:
                 raise ArtifactNotFound(self.uri(key)) from error
             raise
         try:
-            yield from body.iter_lines()
+            yield from body.iter_lines(chunk_size=chunk_size)
         finally:
             body.close()
 
@@ -116,21 +219,27 @@ class ArtifactStore:
         return writer.count
 
     @contextmanager
-    def jsonl_writer(self, key: str, skip_empty: bool = False) -> Iterator[JsonlWriter]:
-        """A writer whose rows are uploaded as one object when the block ends without an error.
+    def jsonl_writer(
+        self, key: str, skip_empty: bool = False, part_size: int = DEFAULT_PART_SIZE
+    ) -> Iterator[JsonlWriter]:
+        """A writer whose rows become one object when the block ends without an error.
 
-        With `skip_empty`, nothing is uploaded when no row was written.
+        Rows go to S3 in parts of `part_size` bytes (at least 5 MiB) while the block runs; an object
+        smaller than one part is a single PUT. An error in the block aborts the upload: no object, not
+        even a partial one, and no parts left to pay for. With `skip_empty`, nothing is uploaded when no
+        row was written.
         """
-        with tempfile.SpooledTemporaryFile(max_size=_SPOOL_IN_MEMORY_BYTES) as spool:
-            writer = JsonlWriter(spool)
+        upload = _StreamingUpload(self._s3, self.bucket, key, JSONL_CONTENT_TYPE, part_size)
+        writer = JsonlWriter(upload)
+        try:
             yield writer
             if writer.count or not skip_empty:
-                spool.seek(0)
-                self._s3.upload_fileobj(
-                    spool, self.bucket, key, ExtraArgs={"ContentType": "application/x-ndjson"}
-                )
+                upload.complete()
+        except BaseException as error:  # an interrupt strands the parts as surely as an error does
+            upload.abort(error)
+            raise
 
-    def upload(self, path: Path, key: str, content_type: str = "application/x-ndjson") -> None:
+    def upload(self, path: Path, key: str, content_type: str = JSONL_CONTENT_TYPE) -> None:
         """A local file to S3; boto3 switches to a multipart upload for large files."""
         self._s3.upload_file(str(path), self.bucket, key, ExtraArgs={"ContentType": content_type})
 
