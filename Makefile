@@ -1,5 +1,6 @@
 # synthtune: `make demo` runs the sample problem set offline; `make test` runs the test suite;
-# `make bench` measures the Generate stage against the emulator (minutes; not part of `make test`).
+# `make bench` measures the Generate stage against the emulator and the Assemble step's memory and
+# throughput on synthetic runs (minutes; not part of `make test`).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -24,6 +25,7 @@ test: install
 
 bench: install
 	$(BIN)/python benchmarks/generation.py $(BENCH_ARGS)
+	$(BIN)/python benchmarks/assembly.py $(ASSEMBLY_BENCH_ARGS)
 
 lint: install
 	$(BIN)/ruff check .
