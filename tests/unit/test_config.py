@@ -1,6 +1,12 @@
 import pytest
 
-from synthtune.config import FineTuneHyperparameters, GenerationConfig, RunConfig, load_run_config
+from synthtune.config import (
+    DatasetConfig,
+    FineTuneHyperparameters,
+    GenerationConfig,
+    RunConfig,
+    load_run_config,
+)
 from synthtune.errors import InvalidConfig
 
 
@@ -8,9 +14,9 @@ def test_every_field_has_a_documented_default() -> None:
     config = load_run_config(None)
     assert config == RunConfig()
     for name, field in RunConfig.model_fields.items():
-        if name not in {"fine_tune", "generation"}:
+        if name not in {"fine_tune", "generation", "dataset"}:
             assert field.description, f"{name} has no description"
-    for section in (FineTuneHyperparameters, GenerationConfig):
+    for section in (FineTuneHyperparameters, GenerationConfig, DatasetConfig):
         for name, field in section.model_fields.items():
             assert field.description, f"{section.__name__}.{name} has no description"
 
@@ -29,3 +35,25 @@ def test_errors_name_each_bad_field() -> None:
         load_run_config(["not", "an", "object"])
     with pytest.raises(InvalidConfig, match="lists a contestant twice"):
         load_run_config({"benchmark_contestants": ["base", "base"]})
+
+
+def test_self_consistency_needs_several_samples() -> None:
+    with pytest.raises(InvalidConfig, match=r"dataset.min_agreement is 0.6 but generation.samples is 1"):
+        load_run_config({"dataset": {"min_agreement": 0.6}})
+    config = load_run_config(
+        {"dataset": {"min_agreement": 0.6}, "generation": {"samples": 5}, "teacher_temperature": 0.7}
+    )
+    assert config.dataset.min_agreement == 0.6
+
+
+def test_dataset_gates_reject_nonsense() -> None:
+    with pytest.raises(InvalidConfig) as raised:
+        load_run_config(
+            {"dataset": {"near_duplicate_threshold": 1.5, "contamination_ngram": 2, "exports": ["csv"]}}
+        )
+    message = str(raised.value)
+    assert "dataset.near_duplicate_threshold" in message
+    assert "dataset.contamination_ngram" in message
+    assert "dataset.exports" in message
+    with pytest.raises(InvalidConfig, match="lists a format twice"):
+        load_run_config({"dataset": {"exports": ["bedrock", "bedrock"]}})

@@ -5,10 +5,14 @@ import re
 
 from pydantic import BaseModel
 
-from synthtune.config import FineTuneHyperparameters, GenerationConfig, RunConfig
+from synthtune.config import DatasetConfig, FineTuneHyperparameters, GenerationConfig, RunConfig
 from synthtune_cli.template import PROJECT_ROOT
 
-NESTED: dict[str, type[BaseModel]] = {"fine_tune": FineTuneHyperparameters, "generation": GenerationConfig}
+NESTED: dict[str, type[BaseModel]] = {
+    "fine_tune": FineTuneHyperparameters,
+    "generation": GenerationConfig,
+    "dataset": DatasetConfig,
+}
 
 README = (PROJECT_ROOT / "README.md").read_text(encoding="utf-8")
 
@@ -24,7 +28,7 @@ def test_every_config_field_is_documented_with_its_default() -> None:
         section = NESTED.get(name)
         if section is not None:
             for sub_name, sub_field in section.model_fields.items():
-                expected[f"{name}.{sub_name}"] = sub_field.default
+                expected[f"{name}.{sub_name}"] = sub_field.get_default(call_default_factory=True)
         else:
             expected[name] = field.default_factory() if field.default_factory else field.default  # type: ignore[call-arg]
     assert documented_defaults() == expected

@@ -46,10 +46,14 @@ class ModelInfo(BaseModel):
     family: str
     price: ModelPrice
     fine_tunable: bool = False
+    training_example_tokens: int | None = None
+    """The longest example fine-tuning accepts (longer ones are truncated by the provider)."""
     retires_on: dt.date | None = None
 
 
 _GPT_4O_AND_4_1_SHUTDOWN = dt.date(2027, 1, 14)
+# OpenAI's fine-tuning guide: 65,536 tokens per training example for the gpt-4o and gpt-4.1 families.
+_TRAINING_EXAMPLE_TOKENS = 65_536
 
 _MODELS: tuple[ModelInfo, ...] = (
     ModelInfo(
@@ -65,6 +69,7 @@ _MODELS: tuple[ModelInfo, ...] = (
             fine_tuned_output=12.00,
         ),
         fine_tunable=True,
+        training_example_tokens=_TRAINING_EXAMPLE_TOKENS,
         retires_on=_GPT_4O_AND_4_1_SHUTDOWN,
     ),
     ModelInfo(
@@ -80,6 +85,7 @@ _MODELS: tuple[ModelInfo, ...] = (
             fine_tuned_output=3.20,
         ),
         fine_tunable=True,
+        training_example_tokens=_TRAINING_EXAMPLE_TOKENS,
         retires_on=_GPT_4O_AND_4_1_SHUTDOWN,
     ),
     ModelInfo(
@@ -95,6 +101,7 @@ _MODELS: tuple[ModelInfo, ...] = (
             fine_tuned_output=0.80,
         ),
         fine_tunable=True,
+        training_example_tokens=_TRAINING_EXAMPLE_TOKENS,
         retires_on=_GPT_4O_AND_4_1_SHUTDOWN,
     ),
     ModelInfo(
@@ -110,6 +117,7 @@ _MODELS: tuple[ModelInfo, ...] = (
             fine_tuned_output=15.00,
         ),
         fine_tunable=True,
+        training_example_tokens=_TRAINING_EXAMPLE_TOKENS,
         retires_on=_GPT_4O_AND_4_1_SHUTDOWN,
     ),
     ModelInfo(
@@ -125,6 +133,7 @@ _MODELS: tuple[ModelInfo, ...] = (
             fine_tuned_output=1.20,
         ),
         fine_tunable=True,
+        training_example_tokens=_TRAINING_EXAMPLE_TOKENS,
         retires_on=_GPT_4O_AND_4_1_SHUTDOWN,
     ),
     ModelInfo(name="gpt-5", family="gpt-5", price=ModelPrice(input=1.25, cached_input=0.125, output=10.00)),
@@ -173,3 +182,12 @@ def accepts_temperature(model: str) -> bool:
 
 def is_fine_tuned(model: str) -> bool:
     return _FINE_TUNED.match(model) is not None
+
+
+def training_example_limit(model: str) -> int:
+    """The provider's per-example token limit for fine-tuning `model`; for a model the table does not
+    know, the limit of OpenAI's current fine-tunable models."""
+    info = model_info(model)
+    if info is None or info.training_example_tokens is None:
+        return _TRAINING_EXAMPLE_TOKENS
+    return info.training_example_tokens

@@ -80,6 +80,64 @@ class GenerationConfig(BaseModel):
     )
 
 
+ExportFormat = Literal["bedrock", "huggingface"]
+EXPORT_FORMATS: tuple[ExportFormat, ...] = ("bedrock", "huggingface")
+
+
+class DatasetConfig(BaseModel):
+    """Which of the teacher's answers deserve training: the quality gates Assemble applies."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    keep_unreferenced: bool = Field(
+        default=True,
+        description="Keep training examples for problems that have no reference answer to check against.",
+    )
+    min_agreement: float | None = Field(
+        default=None,
+        gt=0,
+        le=1,
+        description="Self-consistency for problems without a reference: keep an answer only when at least "
+        "this share of the generation.samples agree on it (needs samples of 2 or more); null: no threshold.",
+    )
+    near_duplicate_threshold: float | None = Field(
+        default=0.8,
+        gt=0,
+        le=1,
+        description="Drop a question at least this similar (MinHash estimate of the Jaccard similarity of "
+        "its character 5-grams) to an earlier one; null keeps near-duplicates (exact ones are always "
+        "dropped).",
+    )
+    contamination_ngram: int = Field(
+        default=13,
+        ge=4,
+        le=100,
+        description="Drop a question that shares this many consecutive words with a held-out problem "
+        "(a shorter held-out question must appear whole).",
+    )
+    max_example_tokens: int | None = Field(
+        default=None,
+        ge=64,
+        description="Drop longer examples (system, question and answer, in the student's tokens); null: "
+        "the student's per-example fine-tuning limit from the catalog.",
+    )
+    drop_hedging: bool = Field(
+        default=True,
+        description='Drop answers that hedge ("I\'m not sure", "probably", "I don\'t know").',
+    )
+    exports: list[ExportFormat] = Field(
+        default_factory=lambda: list(EXPORT_FORMATS),
+        description="Copies of the dataset for other trainers: Amazon Bedrock's conversation format, "
+        "Hugging Face chat JSONL.",
+    )
+
+    @model_validator(mode="after")
+    def _exports_unique(self) -> DatasetConfig:
+        if len(set(self.exports)) != len(self.exports):
+            raise ValueError("dataset.exports lists a format twice")
+        return self
+
+
 class RunConfig(BaseModel):
     """The knobs of one run. Every field has a default; pass only what you change."""
 
@@ -127,11 +185,8 @@ class RunConfig(BaseModel):
     max_output_tokens: int = Field(
         default=1024, ge=16, le=32768, description="Cap on each answer's length, for every model."
     )
-    keep_unreferenced: bool = Field(
-        default=True,
-        description="Keep training examples for problems that have no reference answer to check against.",
-    )
     generation: GenerationConfig = Field(default_factory=GenerationConfig)
+    dataset: DatasetConfig = Field(default_factory=DatasetConfig)
     budget_usd: float | None = Field(
         default=None,
         gt=0,
@@ -164,6 +219,16 @@ class RunConfig(BaseModel):
     def _benchmark_contestants_unique(self) -> RunConfig:
         if len(set(self.benchmark_contestants)) != len(self.benchmark_contestants):
             raise ValueError("benchmark_contestants lists a contestant twice")
+        return self
+
+    @model_validator(mode="after")
+    def _agreement_needs_samples(self) -> RunConfig:
+        # With one sample every answer agrees with itself: the threshold would filter nothing.
+        if self.dataset.min_agreement is not None and self.generation.samples < 2:
+            raise ValueError(
+                f"dataset.min_agreement is {self.dataset.min_agreement:g} but generation.samples is 1; "
+                "self-consistency needs several samples per problem (e.g. samples 5, teacher_temperature 0.7)"
+            )
         return self
 
     @model_validator(mode="after")
