@@ -95,7 +95,7 @@ HELD_OUT_WORDS = [f"{stem}{i}" for stem in ("alpha", "beta", "gamma", "delta") f
 FILLER_WORDS = ["the", "a", "of", "and", "train", "apple", "seven", "why", "x", "pi"]
 held_out_questions = st.lists(st.sampled_from(HELD_OUT_WORDS), min_size=14, max_size=60)
 filler = st.lists(st.sampled_from(FILLER_WORDS), max_size=20)
-spacing = st.sampled_from([" ", "  ", ", ", "; ", " - ", "\n"])
+spacing = st.sampled_from([" ", "  ", ", ", "; ", " — ", "\n"])  # " - " would be a minus sign
 
 
 def _write(words: list[str], gap: str, shout: bool) -> str:

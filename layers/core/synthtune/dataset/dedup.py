@@ -2,9 +2,10 @@
 
 Two questions are exact duplicates when their words are the same (`question_words`: NFKC, case-folded,
 punctuation and whitespace ignored), and near duplicates when the Jaccard similarity of their
-character shingles, estimated by MinHash, is at least `near_threshold`. Candidates come from LSH
-banding and every candidate is verified against its stored signature, so a band collision alone never
-drops an example.
+character shingles, estimated by MinHash, is at least `near_threshold` and they hold the same numbers
+and arithmetic signs (one template filled with other numbers is another problem, with another answer).
+Candidates come from LSH banding and every candidate is verified against its stored signature, so a
+band collision alone never drops an example.
 
 Assemble streams up to a million examples through one index, so memory must not grow with them: the
 index is a SQLite file in a directory the caller owns (Lambda's /tmp) with a bounded page cache; the
@@ -32,11 +33,12 @@ from typing import Final, Literal, Self
 import numpy as np
 from numpy.typing import NDArray
 
-_MERSENNE: Final = (1 << 61) - 1
-_P: Final = np.uint64(_MERSENNE)
+_NUMBER: Final = r"\d+(?:[.,/]\d+)*"
+# A minus is a sign before a digit or after a space ("12 - 5", "12-5", "-5"), a hyphen inside a word.
+_SIGN: Final = r"[+−×÷*/=<>^%√]|(?<!\w)-|-(?=\d)"
+_FIGURES: Final = re.compile(rf"{_NUMBER}|{_SIGN}")
 _LOW32: Final = np.uint64(0xFFFF_FFFF)
-_LOW31: Final = np.uint64(0x7FFF_FFFF)
-_U31: Final = np.uint64(31)
+_U32: Final = np.uint64(32)
 _SHINGLE_CHUNK: Final = 512
 _FNV_OFFSET: Final = np.uint64(0xCBF2_9CE4_8422_2325)
 _FNV_PRIME: Final = np.uint64(0x0000_0100_0000_01B3)
@@ -47,8 +49,9 @@ bounded cache spills them anyway; committing every 1,000 measured slower, every 
 
 
 def question_words(text: str) -> list[str]:
-    """The words two questions are compared by: NFKC, case-folded, runs of letters and digits (with
-    their combining marks)."""
+    """The words two questions are compared by: NFKC, case-folded; numbers (`3.14`, `1,000`, `3/4`),
+    runs of letters and digits (with their combining marks), and arithmetic signs, which tell
+    "12 + 45" from "12 - 45"."""
     return _word_pattern().findall(unicodedata.normalize("NFKC", text).casefold().replace("_", " "))
 
 
@@ -69,7 +72,7 @@ def _word_pattern() -> re.Pattern[str]:
         elif not mark and start is not None:
             ranges.append(f"{re.escape(chr(start))}-{re.escape(chr(code - 1))}")
             start = None
-    return re.compile(rf"[\w{''.join(ranges)}]+")
+    return re.compile(rf"{_NUMBER}|[\w{''.join(ranges)}]+|{_SIGN}")
 
 
 def stable_hash64(text: str) -> int:
@@ -138,64 +141,36 @@ def _shingle_ids(text: str, width: int) -> NDArray[np.uint64]:
 
 
 class _MinHash:
-    """Signatures of shingle sets under `permutations` hash functions (a*x + b) mod (2**61 - 1).
+    """Signatures of shingle sets under `permutations` hash functions h(x) = ((a*x + b) mod 2**64) >> 32.
 
-    a and b come from numpy's Generator(seed), so two indexes built with the same seed agree. a*x has
-    up to 122 bits, so a and x are split at bit 31 and the partial products folded with 2**61 ≡ 1
-    (mod p): 2**62 ≡ 2, and a multiple of 2**31 is a rotation of the low 61 bits.
+    This is Dietzfelbinger's multiply-add-shift family for 32-bit keys (a, b random 64-bit, a odd): a
+    2-independent family, computed in two passes of plain wrapping uint64 arithmetic where the exact
+    (a*x + b) mod (2**61 - 1) needed seventeen (measured: ~50 µs against ~270 µs per 250-shingle
+    question, most of Assemble's time). The shingle ids are already FNV-mixed and folded to 32 bits, so
+    the family's weakness on structured keys does not arise. The shift is monotone, so the minimum is
+    taken on the 64-bit values and shifted once. a and b come from numpy's Generator(seed), so two
+    indexes built with the same seed agree.
     """
 
     def __init__(self, permutations: int, seed: int) -> None:
         generator = np.random.default_rng(seed)
-        a = generator.integers(1, _MERSENNE, size=permutations, dtype=np.uint64)
-        b = generator.integers(0, _MERSENNE, size=permutations, dtype=np.uint64)
-        self._a_high = (a >> _U31)[:, None]  # < 2**30
-        self._a_high2 = self._a_high << np.uint64(1)  # < 2**31
-        self._a_low = (a & _LOW31)[:, None]  # < 2**31
-        self._b = b[:, None]
-        # Work arrays made once and reused: allocating them per question cost more (page faults) than
+        self._a = (generator.integers(0, 1 << 64, size=permutations, dtype=np.uint64) | np.uint64(1))[:, None]
+        self._b = generator.integers(0, 1 << 64, size=permutations, dtype=np.uint64)[:, None]
+        # A work array made once and reused: allocating it per question cost more (page faults) than
         # the arithmetic. Shingles go through in chunks, so a 20,000-character question needs no more.
-        self._buffers = [np.empty(permutations * _SHINGLE_CHUNK, dtype=np.uint64) for _ in range(3)]
+        self._work = np.empty((permutations, _SHINGLE_CHUNK), dtype=np.uint64)
 
     def signature(self, shingles: NDArray[np.uint64]) -> NDArray[np.uint32]:
-        minimum = np.full(len(self._b), _MERSENNE, dtype=np.uint64)
-        for start in range(0, len(shingles), _SHINGLE_CHUNK):
-            np.minimum(minimum, self._hash_minimum(shingles[start : start + _SHINGLE_CHUNK]), out=minimum)
-        # Keeping the low 32 bits of each minimum is sound: which shingle is the minimum was decided on
-        # the full 61-bit values, so equal minima stay equal, and two different minima (near uniform
-        # on [0, p), p >> 2**32) agree on their low 32 bits with probability about 2**-32. The Jaccard
-        # estimate rises by about (1 - J) * 2**-32, and the signature takes half the disk.
-        signature: NDArray[np.uint32] = (minimum & _LOW32).astype(np.uint32)
+        keys = (shingles ^ (shingles >> _U32)) & _LOW32  # fold the 64-bit ids to the family's 32-bit keys
+        minimum = np.full(len(self._b), np.iinfo(np.uint64).max, dtype=np.uint64)
+        for start in range(0, len(keys), _SHINGLE_CHUNK):
+            chunk = keys[start : start + _SHINGLE_CHUNK]
+            work = self._work[:, : len(chunk)]
+            np.multiply(self._a, chunk[None, :], out=work)  # wraps modulo 2**64, as the family wants
+            work += self._b
+            np.minimum(minimum, work.min(axis=1), out=minimum)
+        signature: NDArray[np.uint32] = (minimum >> _U32).astype(np.uint32)
         return signature
-
-    def _hash_minimum(self, shingles: NDArray[np.uint64]) -> NDArray[np.uint64]:
-        """min over the shingles of (a*x + b) mod p, for every (a, b)."""
-        shape = (len(self._b), len(shingles))
-        total, middle, scratch = (buffer[: shape[0] * shape[1]].reshape(shape) for buffer in self._buffers)
-        x = (shingles & _P) + (shingles >> np.uint64(61))  # ≡ shingles (mod p), <= 2**61 + 7
-        x_high = (x >> _U31)[None, :]  # <= 2**30
-        x_low = (x & _LOW31)[None, :]  # < 2**31
-        # Every step stays below 2**64; the bounds are in the comments.
-        np.multiply(self._a_high2, x_high, out=total)  # a_high*x_high*2**62 ≡ 2*a_high*x_high <= 2**61
-        np.multiply(self._a_high, x_low, out=middle)  # < 2**61
-        np.multiply(self._a_low, x_high, out=scratch)  # < 2**61 + 2**31
-        middle += scratch  # < 2**62 + 2**31, to be multiplied by 2**31:
-        np.right_shift(middle, np.uint64(30), out=scratch)  # the bits that wrap round, < 2**32 + 2
-        total += scratch
-        middle <<= _U31
-        middle &= _P  # and the bits that stay, < 2**61
-        total += middle
-        np.multiply(self._a_low, x_low, out=scratch)  # < 2**62
-        total += scratch
-        total += self._b  # < 2**61 + 2**33 + 2**61 + 2**62 + 2**61 < 2**64
-        np.right_shift(total, np.uint64(61), out=scratch)
-        total &= _P
-        total += scratch  # ≡ a*x + b (mod p), <= p + 5
-        if total.max() >= _P:  # almost never: finish the reduction before taking the minimum
-            np.subtract(total, _P, out=scratch)
-            np.minimum(total, scratch, out=total)
-        minimum: NDArray[np.uint64] = total.min(axis=1)
-        return minimum
 
 
 class _Bands:
@@ -227,6 +202,7 @@ _SCHEMA: Final = """
 CREATE TABLE example (
     id INTEGER PRIMARY KEY,
     text_hash INTEGER NOT NULL UNIQUE,
+    figures_hash INTEGER NOT NULL,
     key TEXT NOT NULL,
     signature BLOB
 );
@@ -266,7 +242,7 @@ class DuplicateIndex:
         self._shingle_chars = shingle_chars
         self._minhash: _MinHash | None = None
         self._bands: _Bands | None = None
-        exact_sql = "SELECT id, key, signature, 1 FROM example WHERE text_hash = ?1"
+        exact_sql = "SELECT id, key, signature, figures_hash, 1 FROM example WHERE text_hash = ?1"
         self._lookup_sql = exact_sql
         if near_threshold is not None:
             self._minhash = _MinHash(permutations, seed)
@@ -274,7 +250,7 @@ class DuplicateIndex:
             keys = ", ".join(f"?{n}" for n in range(2, self._bands.bands + 2))
             # The exact match, if any, comes first; then every example sharing a band.
             self._lookup_sql = (
-                f"{exact_sql} UNION ALL SELECT id, key, signature, 0 FROM example"
+                f"{exact_sql} UNION ALL SELECT id, key, signature, figures_hash, 0 FROM example"
                 f" WHERE id IN (SELECT example FROM band WHERE band_key IN ({keys}))"
             )
             pairs = ", ".join(f"(?{n}, ?1)" for n in range(2, self._bands.bands + 2))
@@ -304,17 +280,20 @@ class DuplicateIndex:
         """None (and the question is remembered) for a first occurrence; else what it duplicates."""
         text = " ".join(question_words(question))
         text_hash = stable_hash64(text)
+        # Numbers and signs decide a problem's answer: a template filled with other numbers is another
+        # problem, never a near duplicate, however similar the words around them.
+        figures_hash = stable_hash64(" ".join(_FIGURES.findall(text)))
         signature: NDArray[np.uint32] | None = None
         band_keys: list[int] = []
         if self._minhash is not None and self._bands is not None:
             signature = self._minhash.signature(_shingle_ids(text, self._shingle_chars))
             band_keys = self._bands.keys(signature)
-        duplicate = self._earlier(text_hash, signature, band_keys)
+        duplicate = self._earlier(text_hash, figures_hash, signature, band_keys)
         if duplicate is not None:
             return duplicate
         example = self._db.execute(
-            "INSERT INTO example (text_hash, key, signature) VALUES (?, ?, ?)",
-            (text_hash, key, None if signature is None else signature.tobytes()),
+            "INSERT INTO example (text_hash, figures_hash, key, signature) VALUES (?, ?, ?, ?)",
+            (text_hash, figures_hash, key, None if signature is None else signature.tobytes()),
         ).lastrowid
         if band_keys:
             self._db.execute(self._insert_bands_sql, (example, *band_keys))
@@ -327,13 +306,16 @@ class DuplicateIndex:
         return None
 
     def _earlier(
-        self, text_hash: int, signature: NDArray[np.uint32] | None, band_keys: list[int]
+        self, text_hash: int, figures_hash: int, signature: NDArray[np.uint32] | None, band_keys: list[int]
     ) -> Duplicate | None:
         """The exact duplicate if there is one, else the most similar near one (the earliest on a tie)."""
         best: tuple[float, int, str] | None = None
-        for example, key, stored, exact in self._db.execute(self._lookup_sql, (text_hash, *band_keys)):
+        rows = self._db.execute(self._lookup_sql, (text_hash, *band_keys))
+        for example, key, stored, figures, exact in rows:
             if exact:
                 return Duplicate(kind="duplicate", of=key, similarity=1.0)
+            if figures != figures_hash:
+                continue
             assert signature is not None and self._near_threshold is not None
             agreeing = np.count_nonzero(np.frombuffer(stored, dtype=np.uint32) == signature)
             similarity = int(agreeing) / self._permutations
