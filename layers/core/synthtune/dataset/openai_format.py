@@ -34,6 +34,8 @@ ALLOWED_MESSAGE_KEYS = frozenset(
 ALLOWED_ROLES = frozenset({"system", "user", "assistant", "tool", "function"})
 
 MAX_REPORTED_ISSUES = 20
+_REPEATED_TEXTS = 1024
+"""Distinct roles and system prompts whose token counts a validator remembers (a bounded cache)."""
 """Issues a report lists one by one; `issue_counts` counts every issue."""
 
 CHECKS: dict[str, str] = {
@@ -244,6 +246,7 @@ class ChatFormatValidator:
         self.model = model
         self.max_example_tokens = max_example_tokens
         self._encode = encoding_for(model).encode
+        self._repeated_tokens: dict[str, int] = {}
         self._examples = 0
         self._issues: list[FormatIssue] = []
         self._issue_counts: dict[str, int] = {}
@@ -280,9 +283,10 @@ class ChatFormatValidator:
             return None
         return self.check(line, example)
 
-    def check(self, line: int, example: object) -> int | None:
+    def check(self, line: int, example: object, *, counted: tuple[int, int] | None = None) -> int | None:
         """Validate one parsed line; returns its token count when it is a valid example, None otherwise
-        (issue recorded)."""
+        (issue recorded). `counted`: the example's (tokens, assistant tokens) from `count_tokens`, when
+        the caller has counted them already."""
         self._examples += 1
         if not isinstance(example, dict):
             self._record(
@@ -321,7 +325,7 @@ class ChatFormatValidator:
         if self._issue_total > issues_before:
             return None
 
-        tokens, assistant_tokens = self._count_tokens(messages)
+        tokens, assistant_tokens = counted if counted is not None else self.count_tokens(messages)
         self._tokens.add(tokens)
         self._assistant_tokens.add(assistant_tokens)
         self._without_system += "system" not in roles
@@ -337,7 +341,7 @@ class ChatFormatValidator:
         self._billed_tokens += tokens
         return tokens
 
-    def _count_tokens(self, messages: list[dict[str, Any]]) -> tuple[int, int]:
+    def count_tokens(self, messages: list[dict[str, Any]]) -> tuple[int, int]:
         """The example's tokens and its assistant content's, in one pass.
 
         The recipe of `synthtune.tokens.count_chat_tokens`, inlined so that the assistant's text (most of
@@ -346,6 +350,7 @@ class ChatFormatValidator:
         weight are not text the model reads. Top-level `tools` and `functions` are not counted.
         """
         encode = self._encode
+        repeated = self._repeated_tokens
         total = TOKENS_PER_REPLY
         assistant = 0
         for message in messages:
@@ -358,7 +363,13 @@ class ChatFormatValidator:
                     continue
                 else:
                     text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
-                tokens = len(encode(text, disallowed_special=()))
+                # Roles and system prompts repeat on every line: count each distinct one once.
+                cacheable = key == "role" or message["role"] == "system"
+                tokens = repeated.get(text, -1) if cacheable else -1
+                if tokens < 0:
+                    tokens = len(encode(text, disallowed_special=()))
+                    if cacheable and len(repeated) < _REPEATED_TEXTS:
+                        repeated[text] = tokens
                 total += tokens
                 if from_assistant and key == "content":
                     assistant += tokens
