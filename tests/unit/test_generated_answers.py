@@ -74,13 +74,14 @@ def test_a_graded_answer_records_its_samples_grade_and_cost() -> None:
     judge_calls = [call_cost("judge", JUDGE, judge_usage)]
     grade = Grade(correct=True, method="judge", explanation="same value")
     answer = graded_answer(
-        PROBLEM, checkpoint(said("four"), said("4"), said("four"), grade=grade, judge=judge_calls)
+        PROBLEM, checkpoint(said("four"), said("5"), said("4"), grade=grade, judge=judge_calls)
     )
     assert answer.status == "verified"
     assert answer.final_answer == "four"
     assert answer.grade_method == "judge"
     assert answer.split == "validation"
-    assert (answer.samples, answer.sample_answers) == (3, ["four", "4", "four"])
+    # "four" and "4" are one answer: two of the three samples agree.
+    assert (answer.samples, answer.sample_answers) == (3, ["four", "5", "4"])
     assert answer.agreement == pytest.approx(2 / 3)
     assert answer.usage == {TEACHER: USAGE, JUDGE: judge_usage}
     assert answer.cost_usd == pytest.approx(
