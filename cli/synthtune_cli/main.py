@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from synthtune.catalog import training_example_limit
 from synthtune.config import RunConfig, load_run_config
 from synthtune.dataset.openai_format import describe_issues, describe_tokens, validate_chat_file
 from synthtune.errors import BudgetExceeded, InvalidConfig, InvalidProblemSet
@@ -96,14 +97,10 @@ def _validate(args: argparse.Namespace) -> int:
     return 0
 
 
-DEFAULT_MAX_EXAMPLE_TOKENS = 65_536
-"""OpenAI's per-example limit for fine-tuning the gpt-4o and gpt-4.1 families."""
-
-
 def _check_dataset(args: argparse.Namespace) -> int:
     """Check a chat fine-tuning file as OpenAI will: exit 0 when valid, 1 when not, 2 when unreadable."""
     model = args.model or RunConfig().student_model
-    limit = args.max_example_tokens or DEFAULT_MAX_EXAMPLE_TOKENS
+    limit = args.max_example_tokens or training_example_limit(model)
     try:
         with args.file.open("rb") as lines:
             report = validate_chat_file(lines, str(args.file), model, limit)
@@ -184,7 +181,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-example-tokens",
         type=_positive_int,
         metavar="N",
-        help=f"the longest example allowed, in tokens (default: {DEFAULT_MAX_EXAMPLE_TOKENS:,})",
+        help="the longest example allowed, in tokens (default: the model's fine-tuning limit, 65,536 "
+        "for gpt-4.1)",
     )
     check_dataset.set_defaults(handler=_check_dataset)
 

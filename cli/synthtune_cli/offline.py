@@ -372,6 +372,15 @@ class OfflineStack:
     def upload(self, key: str, body: bytes) -> None:
         self.client("s3").put_object(Bucket=BUCKET_NAME, Key=key, Body=body)
 
+    def keys(self, prefix: str) -> list[str]:
+        """The emulated bucket's keys under a prefix."""
+        paginator = self.client("s3").get_paginator("list_objects_v2")
+        return [
+            entry["Key"]
+            for page in paginator.paginate(Bucket=BUCKET_NAME, Prefix=prefix)
+            for entry in page.get("Contents", [])
+        ]
+
     def download(self, key: str) -> bytes | None:
         s3 = self.client("s3")
         try:

@@ -236,12 +236,14 @@ def _export(stack: OfflineStack, run_id: str, description: dict[str, Any], run_d
     records = stack.records(run_id)
     _write_json(run_dir / "records.json", records)
     _write_json(run_dir / "history.json", stack.history(description["executionArn"]))
-    for key, name in (
-        (layout.train, "train.jsonl"),
-        (layout.validation, "validation.jsonl"),
-        (layout.benchmark, "benchmark.json"),
-        (layout.report, "report.md"),
-    ):
+    # The dataset's files, card, drop log and exports, as laid out under dataset/ (exports in folders).
+    for key in sorted(stack.keys(layout.dataset_prefix)):
+        body = stack.download(key)
+        if body is not None:
+            target = run_dir / key.removeprefix(layout.dataset_prefix)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(body)
+    for key, name in ((layout.benchmark, "benchmark.json"), (layout.report, "report.md")):
         body = stack.download(key)
         if body is not None:
             (run_dir / name).write_bytes(body)

@@ -7,7 +7,7 @@ from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from synthtune import adapters
-from synthtune.dataset import assemble_dataset
+from synthtune.dataset.assemble import assemble_dataset
 from synthtune.observability import logger, metrics, tracer
 from synthtune.workflow import AssembleInput
 

@@ -40,7 +40,7 @@ def test_bucket_is_encrypted_private_and_retained(template: dict[str, Any]) -> N
 def test_bucket_aborts_incomplete_multipart_uploads(template: dict[str, Any]) -> None:
     rules = template["Resources"]["DataBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]
     assert any(
-        rule["Status"] == "Enabled" and rule["AbortIncompleteMultipartUpload"] == {"DaysAfterInitiation": 7}
+        rule["Status"] == "Enabled" and rule["AbortIncompleteMultipartUpload"] == {"DaysAfterInitiation": 1}
         for rule in rules
     )
 

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
+from synthtune.dataset.gates import DROP_REASONS
 from synthtune.layout import RunLayout
 from synthtune.runs import FINETUNE_SK, run_pk
 from synthtune.workflow import (
@@ -238,4 +239,9 @@ def test_assemble_refuses_a_dataset_too_small_to_fine_tune(stack: OfflineStack) 
     assert raised.value.error_type == "InvalidDataset"
     assert "fine-tuning needs at least 10" in raised.value.message
     assert "wrong_answer" in raised.value.message
-    assert stack.download(RunLayout("run-1").train) is None  # nothing half-written
+    # Nothing reaches the fine-tuning provider, but what was assembled is kept for inspection.
+    card = json.loads(stack.download(RunLayout("run-1").dataset_card) or b"{}")
+    assert card["train_examples"] == 9
+    assert card["dropped"] == [
+        {"reason": "wrong_answer", "count": 5, "meaning": DROP_REASONS["wrong_answer"]}
+    ]

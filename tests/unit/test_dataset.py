@@ -2,8 +2,10 @@ from typing import Any
 
 import pytest
 
-from synthtune.config import RunConfig
-from synthtune.dataset import drop_reason, training_example
+from synthtune.config import DatasetConfig
+from synthtune.dataset.examples import training_example
+from synthtune.dataset.exports import bedrock_record, huggingface_record
+from synthtune.dataset.gates import DROP_REASONS, Drop, answer_gate
 from synthtune.generation import GeneratedAnswer
 from synthtune.prompts import SOLVER_SYSTEM_PROMPT, parse_final_answer
 
@@ -25,6 +27,9 @@ def answer(**changes: Any) -> GeneratedAnswer:
     return GeneratedAnswer(**{**fields, **changes})
 
 
+UNREFERENCED = {"status": "unverified", "reference": None}
+
+
 def test_training_example_is_the_chat_format_the_benchmark_asks_in() -> None:
     example = training_example(answer())
     assert [m.role for m in example.messages] == ["system", "user", "assistant"]
@@ -34,21 +39,63 @@ def test_training_example_is_the_chat_format_the_benchmark_asks_in() -> None:
 
 
 @pytest.mark.parametrize(
-    ("changes", "keep_unreferenced", "reason"),
+    ("changes", "gates", "reason"),
     [
-        ({}, True, None),
-        ({"status": "rejected", "final_answer": "48"}, True, "wrong_answer"),
+        ({}, {}, None),
+        ({"status": "rejected", "final_answer": "48"}, {}, "wrong_answer"),
         (
             {"status": "failed", "failure": "truncated", "steps": [], "final_answer": None},
-            True,
+            {},
             "teacher_truncated",
         ),
-        ({"status": "unverified", "reference": None}, True, None),
-        ({"status": "unverified", "reference": None}, False, "no_reference"),
-        ({"steps": ["  "]}, True, "empty_reasoning"),
+        (
+            {"status": "failed", "failure": "refused", "steps": [], "final_answer": None},
+            {},
+            "teacher_refused",
+        ),
+        ({"status": "failed", "failure": None, "steps": [], "final_answer": None}, {}, "teacher_no_answer"),
+        ({"finish_reason": "length"}, {}, "teacher_truncated"),
+        (UNREFERENCED, {}, None),
+        (UNREFERENCED, {"keep_unreferenced": False}, "no_reference"),
+        ({**UNREFERENCED, "samples": 5, "agreement": 0.4}, {"min_agreement": 0.6}, "low_agreement"),
+        ({**UNREFERENCED, "samples": 5, "agreement": 0.6}, {"min_agreement": 0.6}, None),
+        ({"status": "verified", "samples": 5, "agreement": 0.2}, {"min_agreement": 0.6}, None),
+        ({"steps": ["  "]}, {}, "empty_reasoning"),
+        ({"steps": []}, {}, "empty_reasoning"),
+        ({**UNREFERENCED, "final_answer": "I'm sorry, but I can't help with that."}, {}, "refusal"),
+        ({"steps": ["As an AI, I cannot do arithmetic.", "6 times 7 is 42."]}, {}, "refusal"),
+        ({**UNREFERENCED, "final_answer": "Probably 42"}, {}, "hedging"),
+        ({**UNREFERENCED, "final_answer": "I don't know"}, {}, "hedging"),
+        ({**UNREFERENCED, "final_answer": "I don't know"}, {"drop_hedging": False}, None),
+        ({"steps": ["I'm not sure, but 6 times 7 is 42."]}, {}, "hedging"),
+        # Exploring possibilities is reasoning, not hedging.
+        ({"steps": ["It is possibly 40 or 42; checking: 6 x 7 = 42."]}, {}, None),
     ],
 )
-def test_only_what_deserves_training_is_kept(
-    changes: dict[str, Any], keep_unreferenced: bool, reason: str | None
+def test_each_gate_drops_what_it_names(
+    changes: dict[str, Any], gates: dict[str, Any], reason: str | None
 ) -> None:
-    assert drop_reason(answer(**changes), RunConfig(keep_unreferenced=keep_unreferenced)) == reason
+    drop = answer_gate(answer(**changes), DatasetConfig.model_validate(gates))
+    assert (drop.reason if drop else None) == reason
+    if drop is not None:
+        assert drop.reason in DROP_REASONS
+
+
+def test_a_wrong_answer_names_both_answers() -> None:
+    drop = answer_gate(answer(status="rejected", final_answer="48"), DatasetConfig())
+    assert drop == Drop("wrong_answer", "answered '48', reference '42'")
+
+
+def test_bedrock_export_is_the_conversation_schema() -> None:
+    record = bedrock_record(training_example(answer()))
+    assert record["schemaVersion"] == "bedrock-conversation-2024"
+    assert record["system"] == [{"text": SOLVER_SYSTEM_PROMPT}]
+    assert [m["role"] for m in record["messages"]] == ["user", "assistant"]
+    assert record["messages"][0]["content"] == [{"text": "What is 6 times 7?"}]
+    assert parse_final_answer(record["messages"][1]["content"][0]["text"]) == "42"
+
+
+def test_huggingface_export_is_plain_role_and_content() -> None:
+    example = training_example(answer())
+    record = huggingface_record(example)
+    assert record == {"messages": [{"role": m.role, "content": m.content} for m in example.messages]}

@@ -12,7 +12,7 @@ import pytest
 from synthtune.artifacts import ArtifactStore
 from synthtune.chat import Reply, Sample, SolveResult
 from synthtune.config import RunConfig
-from synthtune.dataset import assemble_dataset
+from synthtune.dataset.assemble import assemble_dataset
 from synthtune.errors import (
     BudgetExceeded,
     GenerationIncomplete,
@@ -392,6 +392,7 @@ def test_the_budget_stops_the_shard_and_then_the_run(data: ArtifactStore, runs: 
 
     layout = RunLayout(RUN_ID)
     data.write_json(layout.manifest, [shard.model_dump()])
+    data.write_jsonl(layout.holdout, [])
     plan = GenerationPlan(
         manifest_key=layout.manifest,
         shard_count=1,
@@ -414,6 +415,7 @@ def two_shards(data: ArtifactStore, runs: RunStore, tolerated: float) -> tuple[R
         run_shard(run, shards[1], broken, data=data, runs=runs)
     layout = RunLayout(RUN_ID)
     data.write_json(layout.manifest, [shard.model_dump() for shard in shards])
+    data.write_jsonl(layout.holdout, [])
     plan = GenerationPlan(
         manifest_key=layout.manifest,
         shard_count=2,

@@ -58,12 +58,33 @@ class RunLayout:
         return f"{self.prefix}holdout.jsonl"
 
     @property
+    def dataset_prefix(self) -> str:
+        """Everything Assemble writes: the files, their card, the drop log and the exports."""
+        return f"{self.prefix}dataset/"
+
+    @property
     def train(self) -> str:
-        return f"{self.prefix}dataset/train.jsonl"
+        return f"{self.dataset_prefix}train.jsonl"
 
     @property
     def validation(self) -> str:
-        return f"{self.prefix}dataset/validation.jsonl"
+        return f"{self.dataset_prefix}validation.jsonl"
+
+    @property
+    def dataset_card(self) -> str:
+        return f"{self.dataset_prefix}dataset_card.json"
+
+    @property
+    def dataset_card_markdown(self) -> str:
+        return f"{self.dataset_prefix}dataset_card.md"
+
+    @property
+    def dropped(self) -> str:
+        """One line per dropped example: which, why, and the evidence."""
+        return f"{self.dataset_prefix}dropped.jsonl"
+
+    def export(self, export: str, split: str) -> str:
+        return f"{self.dataset_prefix}{export}/{split}.jsonl"
 
     def benchmark_answers(self, contestant: str) -> str:
         return f"{self.prefix}benchmark/{contestant}.jsonl"

@@ -17,7 +17,7 @@ from pydantic import ValidationError
 
 from synthtune.artifacts import ArtifactStore
 from synthtune.config import RunConfig, load_run_config
-from synthtune.dataset import MIN_TRAINING_EXAMPLES
+from synthtune.dataset.examples import MIN_TRAINING_EXAMPLES
 from synthtune.errors import BudgetExceeded, InvalidConfig, InvalidProblemSet, describe_fields
 from synthtune.estimate import CostEstimate, estimate_run_cost
 from synthtune.finetune.backend import FineTuneBackend

@@ -305,12 +305,22 @@ def _training_data_section(summary: RunSummary) -> list[str]:
     if summary.dataset is not None:
         dataset = summary.dataset
         dropped = ", ".join(f"{reason} {count}" for reason, count in dataset.dropped.items()) or "none"
+        training = ""
+        if dataset.epochs is not None:
+            usd = dataset.estimated_training_usd
+            cost = f" ≈ ${usd:,.4f}" if usd is not None else ""
+            training = f" × {dataset.epochs} epochs{cost}"
         lines += [
-            f"- train: {dataset.train_examples} examples, {dataset.train_tokens:,} tokens",
+            f"- train: {dataset.train_examples} examples, {dataset.train_tokens:,} billed tokens{training}",
             f"- validation: {dataset.validation_examples} examples",
             f"- dropped: {dropped}",
-            "",
         ]
+        if dataset.card_key is not None:
+            lines.append(
+                f"- dataset card: `{dataset.card_key.rsplit('/', 1)[-1]}` (every drop, by reason and "
+                "category; `dropped.jsonl` names each one)"
+            )
+        lines.append("")
     return lines
 
 
@@ -416,6 +426,7 @@ def write_report(task: ReportInput, *, data: ArtifactStore, runs: RunStore) -> R
     document["artifacts"] = {
         "train": task.dataset.train_key,
         "validation": task.dataset.validation_key,
+        "dataset_card": task.dataset.card_key,
         "benchmark": layout.benchmark,
         "report": layout.report,
     }

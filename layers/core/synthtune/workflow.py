@@ -126,8 +126,13 @@ class DatasetSummary(_Contract):
     validation_key: str | None
     train_examples: int
     validation_examples: int
-    train_tokens: int
+    train_tokens: int = Field(description="Billed tokens in the training file, one epoch.")
     dropped: dict[str, int]
+    epochs: int | None = Field(default=None, description="The epochs the job will run (configured or auto).")
+    estimated_training_usd: float | None = Field(
+        default=None, description="train_tokens x epochs at the student's training price; None if unpriced."
+    )
+    card_key: str | None = Field(default=None, description="dataset_card.json: every count and drop reason.")
 
 
 class FineTuneInput(_Contract):

@@ -1,19 +1,7 @@
-"""Assemble: the shards' answers become a verified, deduplicated, decontaminated fine-tuning dataset."""
+"""Assemble: the shards' answers become a verified, deduplicated, decontaminated fine-tuning dataset.
 
-from synthtune.dataset.assemble import (
-    MIN_TRAINING_EXAMPLES,
-    ChatExample,
-    ChatMessage,
-    assemble_dataset,
-    drop_reason,
-    training_example,
-)
-
-__all__ = [
-    "MIN_TRAINING_EXAMPLES",
-    "ChatExample",
-    "ChatMessage",
-    "assemble_dataset",
-    "drop_reason",
-    "training_example",
-]
+`assemble` runs the step; `gates` holds the per-answer checks and the names of every drop, `dedup` and
+`contamination` the dataset-wide ones, `openai_format` the checks a file must pass before upload, `card`
+the dataset card and `exports` the copies for other trainers. Import the module you need: this package
+imports nothing, so a handler that needs one constant does not load the duplicate index.
+"""
