@@ -68,6 +68,8 @@ def test_training_example_is_the_chat_format_the_benchmark_asks_in() -> None:
         ({**UNREFERENCED, "final_answer": "I don't know"}, {}, "hedging"),
         ({**UNREFERENCED, "final_answer": "I don't know"}, {"drop_hedging": False}, None),
         ({"steps": ["I'm not sure, but 6 times 7 is 42."]}, {}, "hedging"),
+        ({"steps": ["I am not certain, but 6 times 7 is 42."]}, {}, "hedging"),
+        ({**UNREFERENCED, "final_answer": "As a language model I have no opinion"}, {}, "refusal"),
         # Exploring possibilities is reasoning, not hedging.
         ({"steps": ["It is possibly 40 or 42; checking: 6 x 7 = 42."]}, {}, None),
     ],

@@ -54,6 +54,22 @@ _HEDGE_IN_REASONING = re.compile(
 )
 
 
+# Every pattern above needs one of these words: a plain substring scan rules out almost every answer
+# before a regular expression runs (the patterns cost ~40 µs on a long answer, the scan ~2 µs).
+_REFUSAL_HINTS = ("sorry", "cannot", "can't", "can not", "won't", "unable", " ai", "language model")
+_HEDGE_HINTS = (
+    "know", "sure", "certain", "confident", "unclear", "probably", "possibly", "perhaps", "maybe", "might",
+    "depends", "determined", "guess", "think", "believe",
+)  # fmt: skip
+
+
+def _search(pattern: re.Pattern[str], hints: tuple[str, ...], text: str) -> re.Match[str] | None:
+    lowered = text.lower()
+    if not any(hint in lowered for hint in hints):
+        return None
+    return pattern.search(text)
+
+
 @dataclass(frozen=True)
 class Drop:
     reason: str
@@ -85,11 +101,13 @@ def answer_gate(answer: GeneratedAnswer, gates: DatasetConfig) -> Drop | None:
         return Drop("empty_reasoning")
     final = answer.final_answer or ""
     reasoning = "\n".join(steps)  # one search per pattern, not one per step
-    refusal = _REFUSAL.search(final) or _REFUSAL.search(reasoning)
+    refusal = _search(_REFUSAL, _REFUSAL_HINTS, final) or _search(_REFUSAL, _REFUSAL_HINTS, reasoning)
     if refusal:
         return Drop("refusal", _quote(refusal.group(0)))
     if gates.drop_hedging:
-        hedge = _HEDGE_IN_ANSWER.search(final) or _HEDGE_IN_REASONING.search(reasoning)
+        hedge = _search(_HEDGE_IN_ANSWER, _HEDGE_HINTS, final) or _search(
+            _HEDGE_IN_REASONING, _HEDGE_HINTS, reasoning
+        )
         if hedge is not None:
             return Drop("hedging", _quote(hedge.group(0)))
     return None
