@@ -35,6 +35,7 @@ from unittest import mock
 
 import boto3
 
+from synthtune.artifacts import ArtifactStore
 from synthtune_cli.clock import Clock, WallClock
 from synthtune_cli.template import PROJECT_ROOT, TEMPLATE_PATH, load_template, resources_of_type
 
@@ -372,14 +373,9 @@ class OfflineStack:
     def upload(self, key: str, body: bytes) -> None:
         self.client("s3").put_object(Bucket=BUCKET_NAME, Key=key, Body=body)
 
-    def keys(self, prefix: str) -> list[str]:
+    def keys(self, prefix: str) -> set[str]:
         """The emulated bucket's keys under a prefix."""
-        paginator = self.client("s3").get_paginator("list_objects_v2")
-        return [
-            entry["Key"]
-            for page in paginator.paginate(Bucket=BUCKET_NAME, Prefix=prefix)
-            for entry in page.get("Contents", [])
-        ]
+        return ArtifactStore(BUCKET_NAME, self.client("s3")).keys(prefix)
 
     def download(self, key: str) -> bytes | None:
         s3 = self.client("s3")
