@@ -11,12 +11,13 @@ from __future__ import annotations
 import gzip
 import hashlib
 import importlib.resources
+import json
 import os
 import tempfile
 import threading
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import tiktoken
@@ -62,10 +63,42 @@ TOKENS_PER_MESSAGE = 3
 TOKENS_PER_REPLY = 3
 
 
-def count_chat_tokens(messages: list[dict[str, str]], model: str) -> int:
-    encoding = encoding_for(model)
+_REPEATED_TEXTS = 1024
+"""Distinct roles and system prompts whose token counts one cache remembers (bounded)."""
+
+
+def chat_token_counts(
+    messages: list[dict[str, Any]], encoding: tiktoken.Encoding, repeated: dict[str, int] | None = None
+) -> tuple[int, int]:
+    """A chat's tokens as the provider counts them, and its assistant content's, in one pass.
+
+    Values that are not text (tool_calls, function_call) count as their compact JSON, an
+    approximation; null values and the weight are not text the model reads. `repeated`, when given,
+    caches the counts of roles and system prompts, which repeat on every line of a dataset.
+    """
     total = TOKENS_PER_REPLY
+    assistant = 0
     for message in messages:
         total += TOKENS_PER_MESSAGE
-        total += sum(len(encoding.encode(value, disallowed_special=())) for value in message.values())
-    return total
+        from_assistant = message["role"] == "assistant"
+        for key, value in message.items():
+            if type(value) is str:
+                text = value
+            elif value is None or key == "weight":
+                continue
+            else:
+                text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+            cache = repeated if key == "role" or message["role"] == "system" else None
+            tokens = cache.get(text, -1) if cache is not None else -1
+            if tokens < 0:
+                tokens = len(encoding.encode(text, disallowed_special=()))
+                if cache is not None and len(cache) < _REPEATED_TEXTS:
+                    cache[text] = tokens
+            total += tokens
+            if from_assistant and key == "content":
+                assistant += tokens
+    return total, assistant
+
+
+def count_chat_tokens(messages: list[dict[str, Any]], model: str) -> int:
+    return chat_token_counts(messages, encoding_for(model))[0]

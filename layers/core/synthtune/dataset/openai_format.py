@@ -22,7 +22,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from synthtune.tokens import TOKENS_PER_MESSAGE, TOKENS_PER_REPLY, encoding_for
+from synthtune.tokens import chat_token_counts, encoding_for
 
 # The message keys of the API reference's FineTuneChatRequestInput (system, user, assistant, tool and
 # function messages), which the cookbook's own list (role, content, name, function_call, weight)
@@ -34,8 +34,6 @@ ALLOWED_MESSAGE_KEYS = frozenset(
 ALLOWED_ROLES = frozenset({"system", "user", "assistant", "tool", "function"})
 
 MAX_REPORTED_ISSUES = 20
-_REPEATED_TEXTS = 1024
-"""Distinct roles and system prompts whose token counts a validator remembers (a bounded cache)."""
 """Issues a report lists one by one; `issue_counts` counts every issue."""
 
 CHECKS: dict[str, str] = {
@@ -245,7 +243,7 @@ class ChatFormatValidator:
         self.file = file
         self.model = model
         self.max_example_tokens = max_example_tokens
-        self._encode = encoding_for(model).encode
+        self._encoding = encoding_for(model)
         self._repeated_tokens: dict[str, int] = {}
         self._examples = 0
         self._issues: list[FormatIssue] = []
@@ -342,38 +340,8 @@ class ChatFormatValidator:
         return tokens
 
     def count_tokens(self, messages: list[dict[str, Any]]) -> tuple[int, int]:
-        """The example's tokens and its assistant content's, in one pass.
-
-        The recipe of `synthtune.tokens.count_chat_tokens`, inlined so that the assistant's text (most of
-        an example) is encoded once, not twice; the tests pin the two equal. Values that are not text
-        (tool_calls, function_call) count as their compact JSON, an approximation; null values and the
-        weight are not text the model reads. Top-level `tools` and `functions` are not counted.
-        """
-        encode = self._encode
-        repeated = self._repeated_tokens
-        total = TOKENS_PER_REPLY
-        assistant = 0
-        for message in messages:
-            total += TOKENS_PER_MESSAGE
-            from_assistant = message["role"] == "assistant"
-            for key, value in message.items():
-                if type(value) is str:
-                    text = value
-                elif value is None or key == "weight":
-                    continue
-                else:
-                    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
-                # Roles and system prompts repeat on every line: count each distinct one once.
-                cacheable = key == "role" or message["role"] == "system"
-                tokens = repeated.get(text, -1) if cacheable else -1
-                if tokens < 0:
-                    tokens = len(encode(text, disallowed_special=()))
-                    if cacheable and len(repeated) < _REPEATED_TEXTS:
-                        repeated[text] = tokens
-                total += tokens
-                if from_assistant and key == "content":
-                    assistant += tokens
-        return total, assistant
+        """The example's tokens and its assistant content's (`synthtune.tokens.chat_token_counts`)."""
+        return chat_token_counts(messages, self._encoding, self._repeated_tokens)
 
     def report(self) -> FormatReport:
         return FormatReport(
