@@ -1,7 +1,7 @@
 """Whether the Assemble step's memory stays flat as the examples grow, and how fast it goes: a
 measurement run on demand (`make bench`), never a timed test.
 
-What runs is the product's own `synthtune.dataset.assemble.assemble_dataset`, on a run laid out as
+What runs is the product's own `synthtune.stages.assemble.assemble.assemble_dataset`, on a run laid out as
 Generate leaves it: shard answer files of `GeneratedAnswer` lines, the shard manifest, and a holdout
 file of 1,000 problems. Three kinds of process take part, so that the measured one holds nothing but
 Assemble:
@@ -54,13 +54,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, ParamSpec, TypeVar
 
-from synthtune.config import RunConfig
-from synthtune.generation import GeneratedAnswer, call_cost
-from synthtune.layout import RunLayout
-from synthtune.problems import Problem
+from synthtune.contracts.config import RunConfig
+from synthtune.contracts.problems import Problem
+from synthtune.contracts.workflow import AssembleInput, GenerationPlan, RunRef, S3Location, ShardRef
+from synthtune.money.usage import Usage
+from synthtune.records.layout import RunLayout
 from synthtune.split import SplitCounts
-from synthtune.usage import Usage
-from synthtune.workflow import AssembleInput, GenerationPlan, RunRef, S3Location, ShardRef
+from synthtune.stages.generate import GeneratedAnswer, call_cost
 
 if TYPE_CHECKING:
     from multiprocessing.connection import Connection
@@ -522,10 +522,10 @@ class Measurement:
 
 def assemble_once(endpoint_url: str, run: SyntheticRun, workdir: str, *, trace: bool) -> Measurement:
     """Assemble the run once; meant for a fresh process, whose peak RSS is then this call's own."""
-    from synthtune.artifacts import ArtifactStore
-    from synthtune.dataset.assemble import assemble_dataset
-    from synthtune.dataset.card import DatasetCard
-    from synthtune.runs import RunStore
+    from synthtune.records.artifacts import ArtifactStore
+    from synthtune.records.runs import RunStore
+    from synthtune.stages.assemble.assemble import assemble_dataset
+    from synthtune.stages.assemble.card import DatasetCard
 
     endpoint = Endpoint(endpoint_url)
     s3 = endpoint.s3()

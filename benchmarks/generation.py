@@ -3,7 +3,7 @@ on demand (`make bench`), never a timed test.
 
 What runs is the product's own code. Inside moto's `mock_aws` the benchmark creates the data bucket
 and the runs table (keys as in template.yaml), writes the shard inputs with the layer's `RunLayout` and
-`ArtifactStore`, and calls `synthtune.generation.generate_shard` for every shard from a thread pool of
+`ArtifactStore`, and calls `synthtune.stages.generate.generate_shard` for every shard from a thread pool of
 `max_concurrency` workers: what the Generate Distributed Map does with `MaxConcurrency`, one Lambda
 invocation per shard. Each invocation gets its own `RateLimitGate`, with the deadline the GenerateShard
 function's Timeout in template.yaml gives it, and the teacher `OpenAIChat` of its worker (as a warm
@@ -58,13 +58,13 @@ from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
-from synthtune.config import RunConfig
-from synthtune.problems import Problem
+from synthtune.contracts.config import RunConfig
+from synthtune.contracts.problems import Problem
 
 if TYPE_CHECKING:
-    from synthtune.artifacts import ArtifactStore
-    from synthtune.runs import RunStore
-    from synthtune.workflow import ShardTask
+    from synthtune.contracts.workflow import ShardTask
+    from synthtune.records.artifacts import ArtifactStore
+    from synthtune.records.runs import RunStore
     from synthtune_cli.emulator import EmulatorKnobs
 
 REGION = "us-east-1"
@@ -204,8 +204,8 @@ class Measurement:
 
 def _shard_tasks(data: ArtifactStore, problems: Sequence[Problem], config: RunConfig) -> list[ShardTask]:
     """The shard inputs, written where Prepare writes them, and the task each Map iteration receives."""
-    from synthtune.layout import RunLayout
-    from synthtune.workflow import RunRef, S3Location, ShardRef, ShardTask
+    from synthtune.contracts.workflow import RunRef, S3Location, ShardRef, ShardTask
+    from synthtune.records.layout import RunLayout
 
     layout = RunLayout(RUN_ID)
     problem_set = S3Location(bucket=data.bucket, key="problem-sets/bench.jsonl")
@@ -266,12 +266,12 @@ def _measure(scenario: Scenario, stage: Callable[[], AbstractContextManager[None
     import openai
     from moto import mock_aws
 
-    from synthtune.artifacts import ArtifactStore
-    from synthtune.generation import generate_shard, shard_deadline
-    from synthtune.openai_chat import OpenAIChat
-    from synthtune.pacing import RateLimitGate
-    from synthtune.runs import RunStore
-    from synthtune.workflow import ShardResult
+    from synthtune.contracts.workflow import ShardResult
+    from synthtune.engine.pacing import RateLimitGate
+    from synthtune.providers.openai.chat import OpenAIChat
+    from synthtune.records.artifacts import ArtifactStore
+    from synthtune.records.runs import RunStore
+    from synthtune.stages.generate import generate_shard, shard_deadline
     from synthtune_cli.clock import WallClock
     from synthtune_cli.emulator import KnowledgeItem, OpenAIEmulator
     from synthtune_cli.template import load_template

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from synthtune.problems import parse_problem_set
+from synthtune.contracts.problems import parse_problem_set
 from synthtune_cli.clock import VirtualClock
 from synthtune_cli.emulator import KnowledgeItem, OpenAIEmulator
 from synthtune_cli.offline import OfflineStack

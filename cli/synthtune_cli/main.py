@@ -8,13 +8,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from synthtune.catalog import training_example_limit
-from synthtune.config import RunConfig, load_run_config
-from synthtune.dataset.openai_format import describe_issues, describe_tokens, validate_chat_file
-from synthtune.errors import BudgetExceeded, InvalidConfig, InvalidProblemSet
-from synthtune.estimate import describe_estimate, estimate_run_cost
-from synthtune.prepare import check_budget
+from synthtune.contracts.config import RunConfig, load_run_config
+from synthtune.contracts.errors import BudgetExceeded, InvalidConfig, InvalidProblemSet
+from synthtune.money.catalog import training_example_limit
+from synthtune.money.estimate import describe_estimate, estimate_run_cost
+from synthtune.providers.openai.format import describe_issues, describe_tokens, validate_chat_file
 from synthtune.split import split_problems
+from synthtune.stages.prepare import check_budget
 from synthtune_cli.runner import RunSetupError, read_problem_set_file, run_locally
 
 

@@ -35,7 +35,7 @@ from unittest import mock
 
 import boto3
 
-from synthtune.artifacts import ArtifactStore
+from synthtune.records.artifacts import ArtifactStore
 from synthtune_cli.clock import Clock, WallClock
 from synthtune_cli.template import PROJECT_ROOT, TEMPLATE_PATH, load_template, resources_of_type
 
@@ -321,12 +321,12 @@ class OfflineStack:
         # The retrier calls time.sleep(interval) on its module's `time`; give it the clock's sleep.
         stack.enter_context(mock.patch.object(retrier_decl, "time", SimpleNamespace(sleep=clock.sleep)))
         # A shard's rate-limit gate waits on the same clock as the emulator's rate-limit window.
-        import synthtune.generation
-        import synthtune.pacing
+        import synthtune.engine.pacing
+        import synthtune.stages.generate
 
         on_clock = SimpleNamespace(monotonic=clock.now, sleep=clock.sleep)
-        stack.enter_context(mock.patch.object(synthtune.pacing, "time", on_clock))
-        stack.enter_context(mock.patch.object(synthtune.generation, "time", on_clock))
+        stack.enter_context(mock.patch.object(synthtune.engine.pacing, "time", on_clock))
+        stack.enter_context(mock.patch.object(synthtune.stages.generate, "time", on_clock))
 
     def _handler(self, logical_id: str) -> Callable[[dict[str, Any], Any], Any]:
         with self._import_lock:
@@ -430,7 +430,7 @@ class OfflineStack:
             )
 
     def records(self, run_id: str) -> list[dict[str, Any]]:
-        from synthtune.runs import RunStore
+        from synthtune.records.runs import RunStore
 
         return RunStore(TABLE_NAME, self.client("dynamodb")).items(run_id)
 

@@ -21,11 +21,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Literal
 
-from synthtune.errors import InvalidProblemSet
-from synthtune.estimate import CostEstimate, describe_estimate
-from synthtune.layout import PROBLEM_SET_PREFIX, RunLayout
-from synthtune.problems import Problem, detect_format, parse_problem_set
-from synthtune.report import render_report, summarise_run
+from synthtune.contracts.errors import InvalidProblemSet
+from synthtune.contracts.problems import Problem, detect_format, parse_problem_set
+from synthtune.money.estimate import CostEstimate, describe_estimate
+from synthtune.records.layout import PROBLEM_SET_PREFIX, RunLayout
+from synthtune.stages.report import render_report, summarise_run
 from synthtune_cli.clock import Clock, VirtualClock, WallClock
 from synthtune_cli.offline import OfflineStack
 

@@ -7,9 +7,9 @@ from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from synthtune import adapters
-from synthtune.dataset.assemble import assemble_dataset
+from synthtune.contracts.workflow import AssembleInput
 from synthtune.observability import logger, metrics, tracer
-from synthtune.workflow import AssembleInput
+from synthtune.stages.assemble.assemble import assemble_dataset
 
 
 @logger.inject_lambda_context(correlation_id_path="run.run_id")

@@ -7,9 +7,9 @@ from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from synthtune import adapters
-from synthtune.benchmark import run_benchmark
+from synthtune.contracts.workflow import BenchmarkTask
 from synthtune.observability import logger, metrics, tracer
-from synthtune.workflow import BenchmarkTask
+from synthtune.stages.benchmark import run_benchmark
 
 
 @logger.inject_lambda_context(correlation_id_path="run.run_id")

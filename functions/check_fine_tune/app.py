@@ -7,9 +7,9 @@ from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from synthtune import adapters
-from synthtune.finetune.stages import check_fine_tune
+from synthtune.contracts.workflow import FineTuneCheck
 from synthtune.observability import logger, metrics, tracer
-from synthtune.workflow import FineTuneCheck
+from synthtune.stages.finetune import check_fine_tune
 
 
 @logger.inject_lambda_context(correlation_id_path="run.run_id")

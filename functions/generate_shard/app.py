@@ -7,10 +7,10 @@ from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from synthtune import adapters
-from synthtune.generation import generate_shard, shard_deadline
+from synthtune.contracts.workflow import ShardTask
+from synthtune.engine.pacing import RateLimitGate
 from synthtune.observability import logger, metrics, tracer
-from synthtune.pacing import RateLimitGate
-from synthtune.workflow import ShardTask
+from synthtune.stages.generate import generate_shard, shard_deadline
 
 
 @logger.inject_lambda_context(correlation_id_path="run.run_id")

@@ -8,9 +8,9 @@ from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from synthtune import adapters
+from synthtune.contracts.workflow import PrepareInput
 from synthtune.observability import logger, metrics, tracer
-from synthtune.prepare import prepare_run
-from synthtune.workflow import PrepareInput
+from synthtune.stages.prepare import prepare_run
 
 
 @logger.inject_lambda_context(correlation_id_path="run_id")

@@ -7,9 +7,9 @@ from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from synthtune import adapters
+from synthtune.contracts.workflow import FailureInput
 from synthtune.observability import logger, metrics, tracer
-from synthtune.report import record_failure
-from synthtune.workflow import FailureInput
+from synthtune.stages.report import record_failure
 
 
 @logger.inject_lambda_context(correlation_id_path="run_id")

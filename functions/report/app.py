@@ -7,9 +7,9 @@ from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from synthtune import adapters
+from synthtune.contracts.workflow import ReportInput
 from synthtune.observability import logger, metrics, tracer
-from synthtune.report import write_report
-from synthtune.workflow import ReportInput
+from synthtune.stages.report import write_report
 
 
 @logger.inject_lambda_context(correlation_id_path="run.run_id")

@@ -7,9 +7,9 @@ from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from synthtune import adapters
-from synthtune.finetune.stages import start_fine_tune
+from synthtune.contracts.workflow import FineTuneInput
 from synthtune.observability import logger, metrics, tracer
-from synthtune.workflow import FineTuneInput
+from synthtune.stages.finetune import start_fine_tune
 
 
 @logger.inject_lambda_context(correlation_id_path="run.run_id")

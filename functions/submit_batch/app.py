@@ -7,9 +7,9 @@ from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from synthtune import adapters
-from synthtune.batch import submit_batch
+from synthtune.contracts.workflow import BatchTask
 from synthtune.observability import logger, metrics, tracer
-from synthtune.workflow import BatchTask
+from synthtune.stages.batch import submit_batch
 
 
 @logger.inject_lambda_context(correlation_id_path="run.run_id")

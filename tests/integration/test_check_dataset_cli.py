@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from synthtune.config import RunConfig
-from synthtune.dataset.openai_format import MAX_REPORTED_ISSUES
+from synthtune.contracts.config import RunConfig
+from synthtune.providers.openai.format import MAX_REPORTED_ISSUES
 from synthtune.tokens import count_chat_tokens
 from synthtune_cli.main import main
 

@@ -10,10 +10,7 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from synthtune.dataset.gates import DROP_REASONS
-from synthtune.layout import RunLayout
-from synthtune.runs import FINETUNE_SK, run_pk
-from synthtune.workflow import (
+from synthtune.contracts.workflow import (
     AssembleInput,
     BatchTask,
     BenchmarkTask,
@@ -24,6 +21,9 @@ from synthtune.workflow import (
     ReportInput,
     ShardTask,
 )
+from synthtune.records.layout import RunLayout
+from synthtune.records.runs import FINETUNE_SK, run_pk
+from synthtune.stages.assemble.gates import DROP_REASONS
 from synthtune_cli.emulator import OpenAIEmulator
 from synthtune_cli.offline import TABLE_NAME, OfflineStack
 from tests.support import event, jsonl, sample_rows

@@ -8,13 +8,13 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from synthtune.dataset.card import DatasetCard
-from synthtune.dataset.contamination import ContaminationIndex
-from synthtune.dataset.dedup import question_words
-from synthtune.dataset.openai_format import validate_chat_file
-from synthtune.grading import answers_match
-from synthtune.layout import RunLayout
 from synthtune.prompts import parse_final_answer
+from synthtune.providers.openai.format import validate_chat_file
+from synthtune.quality.contamination import ContaminationIndex
+from synthtune.quality.dedup import question_words
+from synthtune.quality.grading import answers_match
+from synthtune.records.layout import RunLayout
+from synthtune.stages.assemble.card import DatasetCard
 from synthtune_cli.offline import OfflineStack
 from tests.support import FAST_CONFIG, execute, sample_rows
 

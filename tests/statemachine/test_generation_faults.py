@@ -12,10 +12,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from synthtune.config import RunConfig
-from synthtune.estimate import estimate_run_cost, worst_case_solve_usd
-from synthtune.layout import RunLayout
-from synthtune.problems import parse_problem_set
+from synthtune.contracts.config import RunConfig
+from synthtune.contracts.problems import parse_problem_set
+from synthtune.money.estimate import estimate_run_cost, worst_case_solve_usd
+from synthtune.records.layout import RunLayout
 from synthtune.split import split_problems
 from synthtune_cli.emulator import OpenAIEmulator
 from synthtune_cli.offline import OfflineStack

@@ -10,7 +10,7 @@ import json
 import re
 from typing import Any
 
-from synthtune.layout import RunLayout
+from synthtune.records.layout import RunLayout
 from synthtune_cli.emulator import OpenAIEmulator
 from synthtune_cli.offline import OfflineStack
 from synthtune_cli.template import load_template

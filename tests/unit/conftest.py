@@ -8,8 +8,8 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from synthtune.artifacts import ArtifactStore
-from synthtune.runs import RunStore
+from synthtune.records.artifacts import ArtifactStore
+from synthtune.records.runs import RunStore
 from synthtune_cli.template import load_template
 
 REGION = "us-east-1"

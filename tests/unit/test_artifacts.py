@@ -15,7 +15,7 @@ import pytest
 from botocore.exceptions import ClientError
 from botocore.response import StreamingBody
 
-from synthtune.artifacts import (
+from synthtune.records.artifacts import (
     JSONL_CONTENT_TYPE,
     MIN_PART_SIZE,
     READ_CHUNK_SIZE,

@@ -8,20 +8,20 @@ from typing import Any
 
 import pytest
 
-from synthtune.artifacts import ArtifactStore
-from synthtune.config import RunConfig
-from synthtune.dataset import assemble as assemble_module
-from synthtune.dataset.assemble import assemble_dataset
-from synthtune.dataset.card import DatasetCard
-from synthtune.dataset.examples import ChatExample, ChatMessage
-from synthtune.dataset.openai_format import validate_chat_file
-from synthtune.errors import InvalidDataset
-from synthtune.generation import GeneratedAnswer
-from synthtune.layout import RunLayout
-from synthtune.problems import Problem
-from synthtune.runs import DATASET_SK, RunStore
+from synthtune.contracts.config import RunConfig
+from synthtune.contracts.errors import InvalidDataset
+from synthtune.contracts.problems import Problem
+from synthtune.contracts.workflow import AssembleInput, GenerationPlan, RunRef, S3Location, ShardRef
+from synthtune.providers.openai.format import validate_chat_file
+from synthtune.records.artifacts import ArtifactStore
+from synthtune.records.layout import RunLayout
+from synthtune.records.runs import DATASET_SK, RunStore
 from synthtune.split import SplitCounts
-from synthtune.workflow import AssembleInput, GenerationPlan, RunRef, S3Location, ShardRef
+from synthtune.stages.assemble import assemble as assemble_module
+from synthtune.stages.assemble.assemble import assemble_dataset
+from synthtune.stages.assemble.card import DatasetCard
+from synthtune.stages.assemble.examples import ChatExample, ChatMessage
+from synthtune.stages.generate import GeneratedAnswer
 
 RUN_ID = "assembly-test"
 LAYOUT = RunLayout(RUN_ID)

@@ -1,13 +1,13 @@
 import pytest
 
-from synthtune.config import (
+from synthtune.contracts.config import (
     DatasetConfig,
     FineTuneHyperparameters,
     GenerationConfig,
     RunConfig,
     load_run_config,
 )
-from synthtune.errors import InvalidConfig
+from synthtune.contracts.errors import InvalidConfig
 
 
 def test_every_field_has_a_documented_default() -> None:

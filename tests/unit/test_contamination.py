@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from numpy.typing import NDArray
 
-from synthtune.dataset.contamination import Contamination, ContaminationIndex, _GramHasher
+from synthtune.quality.contamination import Contamination, ContaminationIndex, _GramHasher
 
 FAST = settings(max_examples=150, deadline=None)
 

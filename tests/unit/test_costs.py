@@ -2,10 +2,10 @@ import datetime as dt
 
 import pytest
 
-from synthtune.catalog import OPENAI_FINE_TUNING_ENDS, accepts_temperature, base_model_of, model_info
-from synthtune.errors import FineTuneUnavailable
-from synthtune.finetune.openai_backend import OpenAIFineTuneBackend
-from synthtune.usage import Usage, inference_cost_usd, training_cost_usd
+from synthtune.contracts.errors import FineTuneUnavailable
+from synthtune.money.catalog import OPENAI_FINE_TUNING_ENDS, accepts_temperature, base_model_of, model_info
+from synthtune.money.usage import Usage, inference_cost_usd, training_cost_usd
+from synthtune.providers.openai.finetune import OpenAIFineTuneBackend
 
 
 def no_client() -> object:

@@ -2,12 +2,12 @@ from typing import Any
 
 import pytest
 
-from synthtune.config import DatasetConfig
-from synthtune.dataset.examples import training_example
-from synthtune.dataset.exports import bedrock_record, huggingface_record
-from synthtune.dataset.gates import DROP_REASONS, Drop, answer_gate
-from synthtune.generation import GeneratedAnswer
+from synthtune.contracts.config import DatasetConfig
 from synthtune.prompts import SOLVER_SYSTEM_PROMPT, parse_final_answer
+from synthtune.stages.assemble.examples import training_example
+from synthtune.stages.assemble.exports import bedrock_record, huggingface_record
+from synthtune.stages.assemble.gates import DROP_REASONS, Drop, answer_gate
+from synthtune.stages.generate import GeneratedAnswer
 
 
 def answer(**changes: Any) -> GeneratedAnswer:

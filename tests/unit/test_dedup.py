@@ -19,8 +19,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from synthtune.dataset import dedup
-from synthtune.dataset.dedup import Duplicate, DuplicateIndex, lsh_bands, question_words, stable_hash64
+from synthtune.quality import dedup
+from synthtune.quality.dedup import Duplicate, DuplicateIndex, lsh_bands, question_words, stable_hash64
 
 FAST = settings(max_examples=60, deadline=None)
 LAYER = Path(dedup.__file__).parents[2]
@@ -325,7 +325,7 @@ def test_a_first_occurrence_is_never_a_duplicate(stream: list[str], near: float 
 _OTHER_PROCESS = """
 import json, sys, tempfile
 from pathlib import Path
-from synthtune.dataset.dedup import DuplicateIndex, stable_hash64
+from synthtune.quality.dedup import DuplicateIndex, stable_hash64
 stream = json.load(sys.stdin)
 with tempfile.TemporaryDirectory() as directory, DuplicateIndex(Path(directory)) as index:
     decisions = [index.check_and_add(f"p{i}", q) for i, q in enumerate(stream)]

@@ -1,8 +1,9 @@
 import pytest
 
-from synthtune.config import FineTuneHyperparameters, RunConfig
-from synthtune.errors import BudgetExceeded, InvalidConfig
-from synthtune.estimate import (
+from synthtune.contracts.config import FineTuneHyperparameters, RunConfig
+from synthtune.contracts.errors import BudgetExceeded, InvalidConfig
+from synthtune.contracts.problems import Problem
+from synthtune.money.estimate import (
     SCHEMA_OVERHEAD_TOKENS,
     CostEstimate,
     epochs_for,
@@ -12,9 +13,8 @@ from synthtune.estimate import (
     worst_case_judge_usd,
     worst_case_solve_usd,
 )
-from synthtune.prepare import check_budget
-from synthtune.problems import Problem
-from synthtune.usage import Usage, inference_cost_usd
+from synthtune.money.usage import Usage, inference_cost_usd
+from synthtune.stages.prepare import check_budget
 
 TEACHER = "gpt-4.1-2025-04-14"  # $2 input, $8 output per million tokens
 STUDENT = "gpt-4.1-nano-2025-04-14"  # $0.10 input, $0.40 output, $1.50 training; fine-tuned $0.20/$0.80
@@ -75,7 +75,7 @@ def test_worst_case_answer_and_judge_are_priced_from_their_own_prompts() -> None
     ],
 )
 def test_an_unpriced_model_cannot_have_a_worst_case(cost: object) -> None:
-    with pytest.raises(InvalidConfig, match=r"house-model has no price in synthtune\.catalog"):
+    with pytest.raises(InvalidConfig, match=r"house-model has no price in the catalog"):
         cost()  # type: ignore[operator]
 
 
@@ -208,7 +208,7 @@ def test_check_budget_on_a_real_estimate() -> None:
 
 def test_check_budget_refuses_a_budget_it_cannot_count() -> None:
     unpriced = config(teacher_model="house-teacher", budget_usd=10.0)
-    with pytest.raises(InvalidConfig, match=r"budget_usd is set but .* has no price in synthtune\.catalog"):
+    with pytest.raises(InvalidConfig, match=r"budget_usd is set but .* has no price in the catalog"):
         check_budget(unpriced, estimate_run_cost(unpriced, TRAIN, HOLDOUT), "src")
     check_budget(config(teacher_model="house-teacher"), None, "src")  # without a budget: fine
 
@@ -216,7 +216,7 @@ def test_check_budget_refuses_a_budget_it_cannot_count() -> None:
 def test_check_budget_refuses_an_unpriced_judge() -> None:
     # Otherwise Prepare would pass and Generate fail at the first judge call, the teacher already paid.
     unpriced_judge = config(judge_model="house-judge", budget_usd=100.0)
-    with pytest.raises(InvalidConfig, match=r"has no price in synthtune\.catalog"):
+    with pytest.raises(InvalidConfig, match=r"has no price in the catalog"):
         check_budget(unpriced_judge, estimate_run_cost(unpriced_judge, TRAIN, HOLDOUT), "src")
     no_judge = config(judge_model=None, budget_usd=100.0)
     check_budget(no_judge, estimate_run_cost(no_judge, TRAIN, HOLDOUT), "src")

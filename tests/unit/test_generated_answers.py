@@ -1,8 +1,12 @@
 import pytest
 
-from synthtune.chat import Sample, SolveResult
-from synthtune.config import GenerationConfig, RunConfig
-from synthtune.generation import (
+from synthtune.contracts.config import GenerationConfig, RunConfig
+from synthtune.contracts.problems import Problem
+from synthtune.engine.chat import Sample, SolveResult
+from synthtune.money.usage import Usage, inference_cost_usd
+from synthtune.prompts import Solution
+from synthtune.quality.grading import Grade
+from synthtune.stages.generate import (
     CallCost,
     Checkpoint,
     call_cost,
@@ -10,10 +14,6 @@ from synthtune.generation import (
     majority_vote,
     summarise_calls,
 )
-from synthtune.grading import Grade
-from synthtune.problems import Problem
-from synthtune.prompts import Solution
-from synthtune.usage import Usage, inference_cost_usd
 
 TEACHER = "gpt-4.1-2025-04-14"
 JUDGE = "gpt-4.1-mini-2025-04-14"

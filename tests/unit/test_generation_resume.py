@@ -9,27 +9,16 @@ from collections.abc import Callable
 
 import pytest
 
-from synthtune.artifacts import ArtifactStore
-from synthtune.chat import Reply, Sample, SolveResult
-from synthtune.config import RunConfig
-from synthtune.dataset.assemble import assemble_dataset
-from synthtune.errors import (
+from synthtune.contracts.config import RunConfig
+from synthtune.contracts.errors import (
     BudgetExceeded,
     GenerationIncomplete,
     ModelUnavailable,
     RateLimited,
     ShardIncomplete,
 )
-from synthtune.estimate import worst_case_solve_usd
-from synthtune.generation import GeneratedAnswer, generate_shard, load_checkpoints
-from synthtune.layout import RunLayout
-from synthtune.pacing import RateLimitGate
-from synthtune.problems import Problem
-from synthtune.prompts import Solution, Verdict
-from synthtune.runs import RunStore, shard_sk
-from synthtune.split import SplitCounts
-from synthtune.usage import Usage, inference_cost_usd
-from synthtune.workflow import (
+from synthtune.contracts.problems import Problem
+from synthtune.contracts.workflow import (
     AssembleInput,
     GenerationPlan,
     RunRef,
@@ -38,6 +27,17 @@ from synthtune.workflow import (
     ShardResult,
     ShardTask,
 )
+from synthtune.engine.chat import Reply, Sample, SolveResult
+from synthtune.engine.pacing import RateLimitGate
+from synthtune.money.estimate import worst_case_solve_usd
+from synthtune.money.usage import Usage, inference_cost_usd
+from synthtune.prompts import Solution, Verdict
+from synthtune.records.artifacts import ArtifactStore
+from synthtune.records.layout import RunLayout
+from synthtune.records.runs import RunStore, shard_sk
+from synthtune.split import SplitCounts
+from synthtune.stages.assemble.assemble import assemble_dataset
+from synthtune.stages.generate import GeneratedAnswer, generate_shard, load_checkpoints
 from tests.support import FakeClock
 
 RUN_ID = "run-generation"

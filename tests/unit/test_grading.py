@@ -5,9 +5,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from synthtune.grading import answers_match, grade_answer, normalise_text, parse_choices, parse_numeric
+from synthtune.money.usage import Usage
 from synthtune.prompts import Verdict
-from synthtune.usage import Usage
+from synthtune.quality.grading import (
+    answers_match,
+    grade_answer,
+    normalise_text,
+    parse_choices,
+    parse_numeric,
+)
 
 EQUAL_NUMBERS = [
     # as the issue reported them

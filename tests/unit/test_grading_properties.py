@@ -9,7 +9,7 @@ from fractions import Fraction
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from synthtune.grading import answers_match, normalise_text, parse_choices
+from synthtune.quality.grading import answers_match, normalise_text, parse_choices
 
 FAST = settings(max_examples=150, deadline=None)
 

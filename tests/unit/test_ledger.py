@@ -5,13 +5,13 @@ from typing import Any
 import pytest
 from moto.dynamodb.models import DynamoDBBackend
 
-from synthtune.chat import Reply, Sample, SolveResult
-from synthtune.errors import BudgetExceeded, InvalidConfig, ModelUnavailable
-from synthtune.estimate import worst_case_answer_usd, worst_case_judge_usd, worst_case_solve_usd
-from synthtune.ledger import BudgetedChat, CostLedger
+from synthtune.contracts.errors import BudgetExceeded, InvalidConfig, ModelUnavailable
+from synthtune.engine.chat import Reply, Sample, SolveResult
+from synthtune.money.estimate import worst_case_answer_usd, worst_case_judge_usd, worst_case_solve_usd
+from synthtune.money.ledger import BudgetedChat, CostLedger
+from synthtune.money.usage import Usage, inference_cost_usd
 from synthtune.prompts import Solution, Verdict
-from synthtune.runs import RUN_SK, RunStore, shard_sk
-from synthtune.usage import Usage, inference_cost_usd
+from synthtune.records.runs import RUN_SK, RunStore, shard_sk
 
 RUN = "run-ledger"
 TEACHER = "gpt-4.1-2025-04-14"

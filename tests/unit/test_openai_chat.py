@@ -10,11 +10,11 @@ import openai
 import pytest
 from openai.types.chat import ChatCompletion
 
-from synthtune.errors import ModelRequestRejected, ModelUnavailable, RateLimited
-from synthtune.openai_chat import SOLUTION_FORMAT, OpenAIChat
-from synthtune.openai_client import provider_errors
-from synthtune.pacing import RateLimitHeaders
-from synthtune.usage import Usage
+from synthtune.contracts.errors import ModelRequestRejected, ModelUnavailable, RateLimited
+from synthtune.engine.pacing import RateLimitHeaders
+from synthtune.money.usage import Usage
+from synthtune.providers.openai.chat import SOLUTION_FORMAT, OpenAIChat
+from synthtune.providers.openai.client import provider_errors
 
 TEACHER = "gpt-4.1-2025-04-14"
 REQUEST = httpx2.Request("POST", "http://127.0.0.1:8787/v1/chat/completions")

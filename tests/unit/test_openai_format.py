@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from synthtune.dataset.openai_format import (
+from synthtune.providers.openai.format import (
     CHECKS,
     MAX_REPORTED_ISSUES,
     TOKEN_BIN_BOUNDS,

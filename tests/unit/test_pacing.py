@@ -2,18 +2,18 @@ from collections.abc import Callable
 
 import pytest
 
-from synthtune.chat import Reply, Sample, SolveResult
-from synthtune.errors import ModelRequestRejected, ModelUnavailable, RateLimited
-from synthtune.generation import PacedChat
-from synthtune.pacing import (
+from synthtune.contracts.errors import ModelRequestRejected, ModelUnavailable, RateLimited
+from synthtune.engine.chat import Reply, Sample, SolveResult
+from synthtune.engine.pacing import (
     OutOfTime,
     RateLimitGate,
     RateLimitHeaders,
     call_paced,
     parse_duration,
 )
+from synthtune.money.usage import Usage
 from synthtune.prompts import Solution, Verdict
-from synthtune.usage import Usage
+from synthtune.stages.generate import PacedChat
 from tests.support import FakeClock
 
 

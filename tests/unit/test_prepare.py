@@ -2,9 +2,9 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from synthtune.artifacts import ArtifactStore
-from synthtune.errors import InvalidProblemSet
-from synthtune.prepare import _resolve_problem_set
+from synthtune.contracts.errors import InvalidProblemSet
+from synthtune.records.artifacts import ArtifactStore
+from synthtune.stages.prepare import _resolve_problem_set
 
 
 def test_an_unreadable_problem_set_says_where_problem_sets_must_live() -> None:

@@ -2,8 +2,8 @@ import json
 
 import pytest
 
-from synthtune.errors import InvalidProblemSet
-from synthtune.problems import detect_format, parse_problem_set, question_id
+from synthtune.contracts.errors import InvalidProblemSet
+from synthtune.contracts.problems import detect_format, parse_problem_set, question_id
 
 
 def jsonl(*rows: object) -> list[bytes]:

@@ -5,7 +5,7 @@ import re
 
 from pydantic import BaseModel
 
-from synthtune.config import DatasetConfig, FineTuneHyperparameters, GenerationConfig, RunConfig
+from synthtune.contracts.config import DatasetConfig, FineTuneHyperparameters, GenerationConfig, RunConfig
 from synthtune_cli.template import PROJECT_ROOT
 
 NESTED: dict[str, type[BaseModel]] = {

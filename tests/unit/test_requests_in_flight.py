@@ -2,7 +2,7 @@ import threading
 
 import pytest
 
-from synthtune.chat import with_requests_in_flight
+from synthtune.engine.chat import with_requests_in_flight
 
 
 def test_results_keep_item_order_and_concurrency_is_bounded() -> None:

@@ -1,6 +1,6 @@
 from collections import Counter
 
-from synthtune.problems import Problem
+from synthtune.contracts.problems import Problem
 from synthtune.split import split_problems
 
 

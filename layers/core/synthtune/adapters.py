@@ -13,11 +13,11 @@ from typing import TYPE_CHECKING
 import boto3
 from botocore.config import Config
 
-from synthtune.artifacts import ArtifactStore
-from synthtune.chat import ChatModel
-from synthtune.errors import InvalidConfig
-from synthtune.finetune.backend import FineTuneBackend
-from synthtune.runs import RunStore
+from synthtune.contracts.errors import InvalidConfig
+from synthtune.engine.chat import ChatModel
+from synthtune.providers.ports import FineTuneBackend
+from synthtune.records.artifacts import ArtifactStore
+from synthtune.records.runs import RunStore
 from synthtune.settings import settings
 
 if TYPE_CHECKING:
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
     from openai import OpenAI
 
-    from synthtune.batch import BatchService
+    from synthtune.stages.batch import BatchService
 
 _AWS_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5})
 
@@ -49,7 +49,7 @@ def runs() -> RunStore:
 
 
 def openai() -> OpenAI:
-    from synthtune.openai_client import api_key_from_secret, openai_client
+    from synthtune.providers.openai.client import api_key_from_secret, openai_client
 
     config = settings()
     return openai_client(
@@ -61,29 +61,29 @@ def openai() -> OpenAI:
 
 
 def chat() -> ChatModel:
-    from synthtune.openai_chat import OpenAIChat
+    from synthtune.providers.openai.chat import OpenAIChat
 
     return OpenAIChat(openai(), secret_hint=settings().openai_api_key_secret_arn)
 
 
 def teacher_chat(request_timeout_seconds: float) -> ChatModel:
     """The teacher's ChatModel: no SDK retries (the shard's RateLimitGate paces and retries every
-    request, see synthtune.pacing) and the run's per-request timeout."""
-    from synthtune.openai_chat import OpenAIChat
+    request, see synthtune.engine.pacing) and the run's per-request timeout."""
+    from synthtune.providers.openai.chat import OpenAIChat
 
     client = openai().with_options(max_retries=0, timeout=request_timeout_seconds)
     return OpenAIChat(client, secret_hint=settings().openai_api_key_secret_arn)
 
 
 def batches() -> BatchService:
-    from synthtune.openai_batch import OpenAIBatches
+    from synthtune.providers.openai.batch import OpenAIBatches
 
     return OpenAIBatches(openai(), secret_hint=settings().openai_api_key_secret_arn)
 
 
 def fine_tune_backend(name: str) -> FineTuneBackend:
     if name == "openai":
-        from synthtune.finetune.openai_backend import OpenAIFineTuneBackend
+        from synthtune.providers.openai.finetune import OpenAIFineTuneBackend
 
         config = settings()
         return OpenAIFineTuneBackend(
@@ -96,7 +96,7 @@ def reset() -> None:
     """Forget every cached client and setting (after the environment or the mocked account changed)."""
     from aws_lambda_powertools.utilities import parameters
 
-    from synthtune.openai_client import openai_client
+    from synthtune.providers.openai.client import openai_client
 
     s3.cache_clear()
     dynamodb.cache_clear()

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 from pydantic import BaseModel, ConfigDict
 
-from synthtune.problems import Problem, Split, normalise_question
+from synthtune.contracts.problems import Problem, Split, normalise_question
 
 
 class SplitCounts(BaseModel):

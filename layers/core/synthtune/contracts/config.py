@@ -1,0 +1,260 @@
+"""RunConfig: every choice a run makes, each with a documented default.
+
+A run's configuration comes from the execution input's `config` object (or the CLI's `--config FILE`),
+validated here once in Prepare and then carried, resolved, through every state. Unknown fields are
+rejected so that a typo (`shard_sise`) fails loudly instead of silently running with a default.
+Model names are defaults here; their prices and retirement dates live in `synthtune.money.catalog`.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from synthtune.contracts.errors import InvalidConfig, describe_fields
+from synthtune.money.catalog import accepts_temperature
+
+Contestant = Literal["base", "fine_tuned", "teacher"]
+CONTESTANTS: tuple[Contestant, ...] = ("base", "fine_tuned", "teacher")
+
+
+class FineTuneHyperparameters(BaseModel):
+    """Passed to the fine-tuning backend; "auto" lets the provider choose."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    n_epochs: Annotated[int, Field(ge=1, le=50)] | Literal["auto"] = Field(
+        default="auto", description="Passes over the training set."
+    )
+    batch_size: Annotated[int, Field(ge=1, le=256)] | Literal["auto"] = Field(
+        default="auto", description="Examples per gradient step."
+    )
+    learning_rate_multiplier: Annotated[float, Field(gt=0, le=10)] | Literal["auto"] = Field(
+        default="auto", description="Scales the provider's base learning rate."
+    )
+
+
+class GenerationConfig(BaseModel):
+    """How the teacher's answers are produced: online calls or the Batch API, and how hard to try."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    mode: Literal["online", "batch"] = Field(
+        default="online",
+        description="online: concurrent chat requests; batch: the OpenAI Batch API (half price, "
+        "finishes within 24 h).",
+    )
+    samples: int = Field(
+        default=1,
+        ge=1,
+        le=16,
+        description="Answers per problem (self-consistency); the majority answer is kept and its "
+        "agreement recorded. More than 1 needs teacher_temperature > 0.",
+    )
+    request_timeout_seconds: float = Field(
+        default=120.0, gt=0, le=900, description="Longest one teacher request may take before it is retried."
+    )
+    max_attempts: int = Field(
+        default=5,
+        ge=1,
+        le=20,
+        description="Tries per problem on 5xx and timeouts before the shard fails; 429s are retried "
+        "until the shard runs out of time.",
+    )
+    tolerated_failure_percent: float = Field(
+        default=0.0,
+        ge=0,
+        le=100,
+        description="Share of shards that may fail for good while the run goes on without their problems.",
+    )
+    batch_poll_interval_seconds: int = Field(
+        default=300, ge=1, le=3600, description="Wait between Batch API status checks."
+    )
+    batch_max_rounds: int = Field(
+        default=3,
+        ge=1,
+        le=10,
+        description="Batch submissions per run: requests that expired or failed are resubmitted until "
+        "this many rounds have run.",
+    )
+
+
+ExportFormat = Literal["bedrock", "huggingface"]
+EXPORT_FORMATS: tuple[ExportFormat, ...] = ("bedrock", "huggingface")
+
+
+class DatasetConfig(BaseModel):
+    """Which of the teacher's answers deserve training: the quality gates Assemble applies."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    keep_unreferenced: bool = Field(
+        default=True,
+        description="Keep training examples for problems that have no reference answer to check against.",
+    )
+    min_agreement: float | None = Field(
+        default=None,
+        gt=0,
+        le=1,
+        description="Self-consistency for problems without a reference: keep an answer only when at least "
+        "this share of the generation.samples agree on it (needs samples of 2 or more); null: no threshold.",
+    )
+    near_duplicate_threshold: float | None = Field(
+        default=0.8,
+        gt=0,
+        le=1,
+        description="Drop a question at least this similar (MinHash estimate of the Jaccard similarity of "
+        "its character 5-grams) to an earlier one; null keeps near-duplicates (exact ones are always "
+        "dropped).",
+    )
+    contamination_ngram: int = Field(
+        default=13,
+        ge=4,
+        le=100,
+        description="Drop a question that shares this many consecutive words with a held-out problem "
+        "(a shorter held-out question must appear whole).",
+    )
+    max_example_tokens: int | None = Field(
+        default=None,
+        ge=64,
+        description="Drop longer examples (system, question and answer, in the student's tokens); null: "
+        "the student's per-example fine-tuning limit from the catalog.",
+    )
+    drop_hedging: bool = Field(
+        default=True,
+        description='Drop answers that hedge ("I\'m not sure", "probably", "I don\'t know").',
+    )
+    exports: list[ExportFormat] = Field(
+        default_factory=lambda: list(EXPORT_FORMATS),
+        description="Copies of the dataset for other trainers: Amazon Bedrock's conversation format, "
+        "Hugging Face chat JSONL.",
+    )
+
+    @model_validator(mode="after")
+    def _exports_unique(self) -> DatasetConfig:
+        if len(set(self.exports)) != len(self.exports):
+            raise ValueError("dataset.exports lists a format twice")
+        return self
+
+
+class RunConfig(BaseModel):
+    """The knobs of one run. Every field has a default; pass only what you change."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    teacher_model: str = Field(
+        default="gpt-4.1-2025-04-14", min_length=1, description="Writes the step-by-step answers."
+    )
+    student_model: str = Field(
+        default="gpt-4.1-nano-2025-04-14", min_length=1, description="The model that is fine-tuned."
+    )
+    judge_model: str | None = Field(
+        default="gpt-4.1-mini-2025-04-14",
+        description="Grades answers that do not match the reference after normalisation; "
+        "null grades by normalised match alone.",
+    )
+    fine_tune_backend: Literal["openai"] = Field(
+        default="openai", description="Where the student is fine-tuned."
+    )
+    holdout_fraction: float = Field(
+        default=0.2,
+        gt=0,
+        lt=1,
+        description="Share of problems with a reference answer and no explicit split that are held out "
+        "for the benchmark.",
+    )
+    validation_fraction: float = Field(
+        default=0.1,
+        ge=0,
+        lt=1,
+        description="Share of the remaining problems without an explicit split used as the fine-tuning "
+        "validation file.",
+    )
+    split_seed: str = Field(
+        default="synthtune", description="Changes which problems land in which split, deterministically."
+    )
+    shard_size: int = Field(default=25, ge=1, le=1000, description="Problems per Generate shard.")
+    max_concurrency: int = Field(
+        default=10, ge=1, le=1000, description="Shards and benchmark contestants running at once."
+    )
+    request_concurrency: int = Field(
+        default=4, ge=1, le=64, description="Model requests in flight inside one Lambda invocation."
+    )
+    teacher_temperature: float = Field(default=0.0, ge=0, le=2, description="Teacher sampling temperature.")
+    max_output_tokens: int = Field(
+        default=1024, ge=16, le=32768, description="Cap on each answer's length, for every model."
+    )
+    generation: GenerationConfig = Field(default_factory=GenerationConfig)
+    dataset: DatasetConfig = Field(default_factory=DatasetConfig)
+    budget_usd: float | None = Field(
+        default=None,
+        gt=0,
+        description="Most the run may spend at list prices; null for no limit. The run stops with "
+        "BudgetExceeded before a request, job or benchmark that could exceed it.",
+    )
+    fine_tune: FineTuneHyperparameters = Field(default_factory=FineTuneHyperparameters)
+    fine_tune_suffix: str = Field(
+        default="synthtune",
+        max_length=18,
+        pattern=r"^[a-zA-Z0-9_-]*$",
+        description="Appears in the fine-tuned model's name.",
+    )
+    poll_interval_seconds: int = Field(
+        default=60, ge=1, le=3600, description="Wait between fine-tuning status checks."
+    )
+    max_wait_seconds: int = Field(
+        default=86_400,
+        ge=1,
+        le=7 * 86_400,
+        description="Longest the run waits for fine-tuning before cancelling the job and failing.",
+    )
+    benchmark_contestants: list[Contestant] = Field(
+        default_factory=lambda: list(CONTESTANTS),
+        min_length=1,
+        description="Which models answer the held-out problems.",
+    )
+
+    @model_validator(mode="after")
+    def _benchmark_contestants_unique(self) -> RunConfig:
+        if len(set(self.benchmark_contestants)) != len(self.benchmark_contestants):
+            raise ValueError("benchmark_contestants lists a contestant twice")
+        return self
+
+    @model_validator(mode="after")
+    def _agreement_needs_samples(self) -> RunConfig:
+        # With one sample every answer agrees with itself: the threshold would filter nothing.
+        if self.dataset.min_agreement is not None and self.generation.samples < 2:
+            raise ValueError(
+                f"dataset.min_agreement is {self.dataset.min_agreement:g} but generation.samples is 1; "
+                "self-consistency needs several samples per problem (e.g. samples 5, teacher_temperature 0.7)"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _samples_can_differ(self) -> RunConfig:
+        # At temperature 0 every sample is the same answer: paying N times for one vote.
+        if (
+            self.generation.samples > 1
+            and self.teacher_temperature == 0
+            and accepts_temperature(self.teacher_model)
+        ):
+            raise ValueError(
+                f"generation.samples is {self.generation.samples} but teacher_temperature is 0, so every "
+                "sample would be the same answer; set teacher_temperature (e.g. 0.7) or samples to 1"
+            )
+        return self
+
+
+def load_run_config(overrides: object, source: str = "config") -> RunConfig:
+    """Validate user-supplied overrides; the error names every bad field and what was expected."""
+    if overrides is None:
+        return RunConfig()
+    if not isinstance(overrides, dict):
+        raise InvalidConfig(
+            f"{source}: expected a JSON object of RunConfig fields, got {type(overrides).__name__}"
+        )
+    try:
+        return RunConfig.model_validate(overrides)
+    except ValidationError as error:
+        raise InvalidConfig(f"{source}: {describe_fields(error)}") from None

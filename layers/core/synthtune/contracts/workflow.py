@@ -1,0 +1,212 @@
+"""The contract between statemachine/pipeline.asl.json and the handlers: every state's input and output.
+
+The state stays small — counts, statuses and S3 keys; the data itself lives in S3 — so a run with
+10,000 shards is as far below the 256 KB payload limit as one with a single shard. The Generate Map
+discards its results (each shard records its own outcome in S3 and DynamoDB); the Benchmark Map
+returns one small score per contestant.
+
+State after Prepare:  {run, generation, benchmark, batch: null}
+then (batch mode) SubmitBatch/CheckBatch set `batch`, Assemble adds `dataset`,
+StartFineTune/CheckFineTune `finetune`, the wait loop `wait`,
+Benchmark `scores`, Report `report`; a Catch adds `failure.<StateName>` = {Error, Cause}.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from synthtune.contracts.config import Contestant, RunConfig
+from synthtune.money.usage import Usage
+from synthtune.split import SplitCounts
+
+FineTuneJobStatus = Literal["validating_files", "queued", "running", "succeeded", "failed", "cancelled"]
+FINAL_FINE_TUNE_STATUSES: frozenset[str] = frozenset({"succeeded", "failed", "cancelled"})
+
+
+class _Contract(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class S3Location(_Contract):
+    bucket: str
+    key: str
+
+    @property
+    def uri(self) -> str:
+        return f"s3://{self.bucket}/{self.key}"
+
+
+class StartRequest(_Contract):
+    """The execution input: from the CLI, the console, or EventBridge on an S3 upload."""
+
+    key: str = Field(min_length=1, description="Object key of the problem set.")
+    bucket: str | None = Field(default=None, description="Defaults to the stack's data bucket.")
+    config: dict[str, Any] | None = Field(default=None, description="RunConfig fields to change.")
+
+
+class PrepareInput(_Contract):
+    run_id: str = Field(min_length=1)
+    input: dict[str, Any] = Field(description="The raw execution input; validated by Prepare.")
+
+
+class RunRef(_Contract):
+    run_id: str
+    bucket: str = Field(description="The data bucket every artifact of the run is written to.")
+    problem_set: S3Location
+    config: RunConfig
+
+
+class GenerationPlan(_Contract):
+    manifest_key: str = Field(description="JSON array of ShardRef, read by the Distributed Map.")
+    shard_count: int
+    problem_count: int
+    splits: SplitCounts
+
+
+class BenchmarkPlan(_Contract):
+    problem_count: int
+    contestants: list[Contestant]
+
+
+class BatchState(_Contract):
+    """Where batch generation stands: the loop SubmitBatch → WaitForBatch → CheckBatch carries it."""
+
+    round: int = Field(ge=1, description="Submission round: 1, then one more per resubmission.")
+    batch_ids: list[str]
+    status: Literal["in_progress", "resubmit", "collected"]
+    requests: int = Field(description="Requests submitted this round.")
+    succeeded: int = Field(default=0, description="This round's requests answered so far.")
+    missing: int = Field(default=0, description="Problems without a teacher reply after this round.")
+
+
+class PrepareOutput(_Contract):
+    run: RunRef
+    generation: GenerationPlan
+    benchmark: BenchmarkPlan
+    batch: BatchState | None = Field(
+        default=None,
+        description="Always null here: the batch loop's state, present so SubmitBatch can read it.",
+    )
+
+
+class ShardRef(_Contract):
+    index: int = Field(ge=0)
+    problem_count: int = Field(ge=1)
+
+
+class ShardTask(_Contract):
+    run: RunRef
+    shard: ShardRef
+
+
+class ShardResult(_Contract):
+    index: int
+    problems: int
+    answered: int
+    verified: int
+    rejected: int
+    failed: int
+
+
+class BatchTask(_Contract):
+    run: RunRef
+    generation: GenerationPlan
+    batch: BatchState | None = Field(default=None, description="The previous round's state, if any.")
+
+
+class AssembleInput(_Contract):
+    run: RunRef
+    generation: GenerationPlan
+
+
+class DatasetSummary(_Contract):
+    train_key: str
+    validation_key: str | None
+    train_examples: int
+    validation_examples: int
+    train_tokens: int = Field(description="Billed tokens in the training file, one epoch.")
+    dropped: dict[str, int]
+    epochs: int | None = Field(default=None, description="The epochs the job will run (configured or auto).")
+    estimated_training_usd: float | None = Field(
+        default=None, description="train_tokens x epochs at the student's training price; None if unpriced."
+    )
+    card_key: str | None = Field(default=None, description="dataset_card.json: every count and drop reason.")
+
+
+class FineTuneInput(_Contract):
+    run: RunRef
+    dataset: DatasetSummary
+
+
+class FineTuneState(_Contract):
+    backend: str
+    job_id: str
+    status: FineTuneJobStatus
+    base_model: str
+    fine_tuned_model: str | None = None
+    trained_tokens: int | None = None
+    training_loss: float | None = None
+    error: str = Field(default="", description="Why the job failed or was cancelled; empty otherwise.")
+
+
+class FineTuneCheck(_Contract):
+    run: RunRef
+    finetune: FineTuneState
+
+
+class BenchmarkTask(_Contract):
+    run: RunRef
+    benchmark: BenchmarkPlan
+    finetune: FineTuneState
+    contestant: Contestant
+
+
+class ContestantScore(_Contract):
+    contestant: Contestant
+    model: str
+    total: int
+    correct: int
+    accuracy: float
+    answered: int = Field(description="Replies that had a final answer at all.")
+    usage: dict[str, Usage] = Field(description="Tokens by model: the contestant's and the judge's.")
+
+
+class ReportInput(_Contract):
+    run: RunRef
+    generation: GenerationPlan
+    dataset: DatasetSummary
+    finetune: FineTuneState
+    benchmark: BenchmarkPlan
+    scores: list[ContestantScore]
+
+
+class ReportOutput(_Contract):
+    run_id: str
+    status: Literal["SUCCEEDED"]
+    summary: S3Location
+    report: S3Location
+    accuracy: dict[str, float]
+    cost_usd: float
+
+
+class StateFailure(BaseModel):
+    """What a Catch puts at failure.<StateName> (Step Functions' own capitalised field names)."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    Error: str
+    Cause: str = ""
+
+
+class FailureInput(_Contract):
+    run_id: str
+    failure: dict[str, StateFailure]
+
+
+class FailureRecord(_Contract):
+    run_id: str
+    state: str
+    error: str
+    cause: str

@@ -1,0 +1,157 @@
+"""What a call or a whole run may cost, before it is made.
+
+Two figures: the worst case, which a request can never exceed (its prompt's tokens, counted with the
+offline tokenizer, plus every token it may write, `max_output_tokens` per sample), reserved against
+the budget call by call; and the expected cost of a run, shown before it starts, which assumes
+answers of `EXPECTED_ANSWER_TOKENS` and every generated training problem kept.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+
+from pydantic import BaseModel, ConfigDict
+
+from synthtune.contracts.config import FineTuneHyperparameters, RunConfig
+from synthtune.contracts.errors import InvalidConfig
+from synthtune.contracts.problems import Problem
+from synthtune.money.catalog import model_info
+from synthtune.money.usage import Usage, inference_cost_usd, training_cost_usd
+from synthtune.prompts import JUDGE_MAX_TOKENS, JUDGE_SYSTEM_PROMPT, SOLVER_SYSTEM_PROMPT, judge_request
+from synthtune.tokens import count_chat_tokens
+
+EXPECTED_ANSWER_TOKENS = 300
+"""A typical step-by-step answer to a riddle, math or logic problem; the expected cost's assumption."""
+
+
+def epochs_for(hyperparameters: FineTuneHyperparameters, examples: int) -> int:
+    """The epochs a job will run: as configured, or OpenAI's documented "auto" rule (3 epochs, moved so
+    that examples x epochs stays within 100..25,000)."""
+    if isinstance(hyperparameters.n_epochs, int):
+        return hyperparameters.n_epochs
+    epochs = 3
+    if examples and examples * epochs < 100:
+        epochs = min(25, math.ceil(100 / examples))
+    elif examples * epochs > 25_000:
+        epochs = max(1, 25_000 // examples)
+    return epochs
+
+
+def fine_tuning_usd(model: str, train_tokens: int, epochs: int) -> float | None:
+    return training_cost_usd(model, train_tokens * epochs)
+
+
+SCHEMA_OVERHEAD_TOKENS = 120
+"""The structured-output schema the teacher request carries, as the provider bills it (measured: ~100)."""
+
+
+def solver_prompt_tokens(model: str, question: str) -> int:
+    messages = [{"role": "system", "content": SOLVER_SYSTEM_PROMPT}, {"role": "user", "content": question}]
+    return count_chat_tokens(messages, model)
+
+
+def _priced(model: str, usage: Usage, *, batch: bool = False) -> float:
+    cost = inference_cost_usd(model, usage, batch=batch)
+    if cost is None:
+        raise InvalidConfig(
+            f"{model} has no price in the catalog (synthtune.money.catalog), so budget_usd cannot be "
+            "enforced; add it to the catalog or run without a budget"
+        )
+    return cost
+
+
+def worst_case_solve_usd(
+    model: str, question: str, max_tokens: int, samples: int, *, batch: bool = False
+) -> float:
+    prompt = solver_prompt_tokens(model, question) + SCHEMA_OVERHEAD_TOKENS
+    return _priced(
+        model, Usage(requests=1, input_tokens=prompt, output_tokens=max_tokens * samples), batch=batch
+    )
+
+
+def worst_case_answer_usd(model: str, question: str, max_tokens: int) -> float:
+    prompt = solver_prompt_tokens(model, question)
+    return _priced(model, Usage(requests=1, input_tokens=prompt, output_tokens=max_tokens))
+
+
+def worst_case_judge_usd(model: str, question: str, reference: str, candidate: str) -> float:
+    messages = [
+        {"role": "system", "content": JUDGE_SYSTEM_PROMPT},
+        {"role": "user", "content": judge_request(question, reference, candidate)},
+    ]
+    prompt = count_chat_tokens(messages, model) + SCHEMA_OVERHEAD_TOKENS
+    return _priced(model, Usage(requests=1, input_tokens=prompt, output_tokens=JUDGE_MAX_TOKENS))
+
+
+class CostEstimate(BaseModel):
+    """The pre-flight estimate Prepare records on the run and shows in the report."""
+
+    model_config = ConfigDict(frozen=True)
+
+    generation_usd: float
+    fine_tuning_usd: float
+    benchmark_usd: float
+    generation_worst_case_usd: float
+    assumptions: str
+
+    @property
+    def total_usd(self) -> float:
+        return self.generation_usd + self.fine_tuning_usd + self.benchmark_usd
+
+
+def estimate_run_cost(
+    config: RunConfig, generated: Iterable[Problem], holdout: Iterable[Problem]
+) -> CostEstimate | None:
+    """The run's expected cost at list prices; None when a model it uses has no price."""
+    teacher, student = config.teacher_model, config.student_model
+    if any(model_info(model) is None for model in (teacher, student, config.judge_model) if model):
+        return None
+    batch = config.generation.mode == "batch"
+    samples = config.generation.samples
+    expected_answer = min(EXPECTED_ANSWER_TOKENS, config.max_output_tokens)
+    generation = Usage()
+    worst = Usage()
+    training_tokens = 0
+    train_count = 0
+    for problem in generated:
+        prompt = solver_prompt_tokens(teacher, problem.question) + SCHEMA_OVERHEAD_TOKENS
+        generation += Usage(requests=1, input_tokens=prompt, output_tokens=expected_answer * samples)
+        worst += Usage(requests=1, input_tokens=prompt, output_tokens=config.max_output_tokens * samples)
+        if problem.split != "validation":
+            training_tokens += solver_prompt_tokens(student, problem.question) + expected_answer
+            train_count += 1
+    epochs = epochs_for(config.fine_tune, train_count)
+    fine_tuning = fine_tuning_usd(student, training_tokens, epochs) or 0.0
+    benchmark = 0.0
+    contestants = {"base": student, "teacher": teacher, "fine_tuned": f"ft:{student}:estimate"}
+    for problem in holdout:
+        for contestant in config.benchmark_contestants:
+            model = contestants[contestant]
+            prompt = solver_prompt_tokens(model, problem.question)
+            usage = Usage(requests=1, input_tokens=prompt, output_tokens=expected_answer)
+            benchmark += inference_cost_usd(model, usage) or 0.0
+    return CostEstimate(
+        generation_usd=inference_cost_usd(teacher, generation, batch=batch) or 0.0,
+        fine_tuning_usd=fine_tuning,
+        benchmark_usd=benchmark,
+        generation_worst_case_usd=inference_cost_usd(teacher, worst, batch=batch) or 0.0,
+        assumptions=(
+            f"answers of about {expected_answer} tokens, {epochs} epochs, every generated train problem "
+            "kept; judge calls not included (made only where the normalised match cannot decide)"
+        ),
+    )
+
+
+def describe_estimate(estimate: CostEstimate | None, budget_usd: float | None) -> str:
+    """One line for a person: the expected cost, its parts, the worst case and the budget."""
+    budget = f"; budget ${budget_usd:,.2f}" if budget_usd is not None else ""
+    if estimate is None:
+        return f"estimated cost: unknown (a model has no price in the catalog){budget}"
+    parts = (
+        f"generation ${estimate.generation_usd:,.4f}",
+        f"fine-tuning ${estimate.fine_tuning_usd:,.4f}",
+        f"benchmark ${estimate.benchmark_usd:,.4f}",
+        f"at most ${estimate.generation_worst_case_usd:,.4f} for generation",
+    )
+    return f"estimated cost at list prices: ${estimate.total_usd:,.4f} ({', '.join(parts)}){budget}"

@@ -1,0 +1,95 @@
+"""Token usage and what it costs, from the dated table in `synthtune.money.catalog`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from pydantic import BaseModel, ConfigDict
+
+from synthtune.money.catalog import BATCH_DISCOUNT, is_fine_tuned, model_info
+
+
+class Usage(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    requests: int = 0
+    input_tokens: int = 0
+    cached_input_tokens: int = 0
+    output_tokens: int = 0
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            requests=self.requests + other.requests,
+            input_tokens=self.input_tokens + other.input_tokens,
+            cached_input_tokens=self.cached_input_tokens + other.cached_input_tokens,
+            output_tokens=self.output_tokens + other.output_tokens,
+        )
+
+
+UsageByModel = dict[str, Usage]
+
+
+def add_usage(totals: UsageByModel, model: str, usage: Usage) -> None:
+    totals[model] = totals.get(model, Usage()) + usage
+
+
+def merge_usage(parts: Iterable[Mapping[str, Usage]]) -> UsageByModel:
+    totals: UsageByModel = {}
+    for part in parts:
+        for model, usage in part.items():
+            add_usage(totals, model, usage)
+    return totals
+
+
+def inference_cost_usd(model: str, usage: Usage, *, batch: bool = False) -> float | None:
+    """List-price cost of the calls (at the Batch API's discount for batch calls), or None when the
+    model is not in the table."""
+    info = model_info(model)
+    if info is None:
+        return None
+    price = info.price
+    if is_fine_tuned(model):
+        if price.fine_tuned_input is None or price.fine_tuned_output is None:
+            return None
+        input_price = price.fine_tuned_input
+        cached_price = price.fine_tuned_cached_input or input_price
+        output_price = price.fine_tuned_output
+    else:
+        input_price, cached_price, output_price = price.input, price.cached_input, price.output
+    uncached = usage.input_tokens - usage.cached_input_tokens
+    standard = (
+        uncached * input_price + usage.cached_input_tokens * cached_price + usage.output_tokens * output_price
+    ) / 1_000_000
+    return standard * BATCH_DISCOUNT if batch else standard
+
+
+def training_cost_usd(model: str, trained_tokens: int) -> float | None:
+    info = model_info(model)
+    if info is None or info.price.training is None:
+        return None
+    return trained_tokens * info.price.training / 1_000_000
+
+
+class CostLine(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    item: str
+    model: str
+    usage: Usage | None = None
+    trained_tokens: int | None = None
+    usd: float | None
+
+
+class CostReport(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    lines: list[CostLine]
+
+    @property
+    def total_usd(self) -> float:
+        return sum(line.usd for line in self.lines if line.usd is not None)
+
+    @property
+    def unpriced(self) -> list[str]:
+        """Models whose cost could not be priced, so `total_usd` leaves them out."""
+        return sorted({line.model for line in self.lines if line.usd is None})

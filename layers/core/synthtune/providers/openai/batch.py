@@ -1,0 +1,107 @@
+"""The OpenAI Batch API (or any server that implements it): upload a request file, create, poll, read.
+
+Requests are `{"custom_id", "method": "POST", "url": "/v1/chat/completions", "body"}` lines; results
+come back as an output file (successes) and an error file (failures, expired requests), matched to
+requests by custom_id only: their order is not the input's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from synthtune.providers.openai.client import provider_errors
+
+if TYPE_CHECKING:
+    from openai import OpenAI
+    from openai.types import Batch
+
+ENDPOINT: Literal["/v1/chat/completions"] = "/v1/chat/completions"
+COMPLETION_WINDOW: Literal["24h"] = "24h"
+MAX_REQUESTS_PER_BATCH = 50_000
+MAX_FILE_BYTES = 190_000_000
+"""OpenAI takes batch input files of up to 200 MB; a margin below it."""
+
+BatchStatus = Literal[
+    "validating", "failed", "in_progress", "finalizing", "completed", "expired", "cancelling", "cancelled"
+]
+FINAL_BATCH_STATUSES: frozenset[str] = frozenset({"failed", "completed", "expired", "cancelled"})
+
+
+class BatchInfo(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    status: BatchStatus
+    output_file_id: str | None
+    error_file_id: str | None
+    total: int
+    completed: int
+    failed: int
+    errors: list[str]
+
+    @property
+    def final(self) -> bool:
+        return self.status in FINAL_BATCH_STATUSES
+
+
+def batch_line(custom_id: str, body: dict[str, Any]) -> dict[str, Any]:
+    return {"custom_id": custom_id, "method": "POST", "url": ENDPOINT, "body": body}
+
+
+class OpenAIBatches:
+    def __init__(self, client: OpenAI, secret_hint: str = "") -> None:
+        self._client = client
+        self._secret_hint = secret_hint
+
+    def submit(self, requests_file: Path, metadata: dict[str, str]) -> BatchInfo:
+        with (
+            provider_errors("uploading a batch request file", self._secret_hint),
+            requests_file.open("rb") as handle,
+        ):
+            uploaded = self._client.files.create(file=(requests_file.name, handle), purpose="batch")
+        with provider_errors("creating a batch", self._secret_hint):
+            batch = self._client.batches.create(
+                input_file_id=uploaded.id,
+                endpoint=ENDPOINT,
+                completion_window=COMPLETION_WINDOW,
+                metadata=metadata,
+            )
+        return _info(batch)
+
+    def status(self, batch_id: str) -> BatchInfo:
+        with provider_errors(f"checking batch {batch_id}", self._secret_hint):
+            return _info(self._client.batches.retrieve(batch_id))
+
+    def lines(self, file_id: str) -> Iterator[str]:
+        """A result file's lines, streamed (output files reach hundreds of megabytes)."""
+        with (
+            provider_errors(f"reading batch results {file_id}", self._secret_hint),
+            self._client.files.with_streaming_response.content(file_id) as response,
+        ):
+            for line in response.iter_lines():
+                if line.strip():
+                    yield line
+
+
+def _info(batch: Batch) -> BatchInfo:
+    counts = batch.request_counts
+    errors = [
+        f"line {error.line}: {error.code}: {error.message}"
+        if error.line is not None
+        else f"{error.code}: {error.message}"
+        for error in ((batch.errors.data or []) if batch.errors else [])
+    ]
+    return BatchInfo(
+        id=batch.id,
+        status=batch.status,
+        output_file_id=batch.output_file_id,
+        error_file_id=batch.error_file_id,
+        total=counts.total if counts else 0,
+        completed=counts.completed if counts else 0,
+        failed=counts.failed if counts else 0,
+        errors=errors,
+    )

@@ -1,0 +1,82 @@
+"""The OpenAI client: its key from Secrets Manager, its failures as the workflow's named errors.
+
+`import openai` costs about a third of a second, almost all of it the typed models, so it happens
+inside these functions, on first use, never at module import (cold starts of the functions that do
+not call OpenAI stay cheap).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import lru_cache
+from typing import TYPE_CHECKING
+
+from synthtune.contracts.errors import ModelRequestRejected, ModelUnavailable, RateLimited
+from synthtune.engine.pacing import RateLimitHeaders
+
+if TYPE_CHECKING:
+    from openai import OpenAI
+
+OFFICIAL_BASE_URL = "https://api.openai.com/v1"
+SECRET_MAX_AGE_SECONDS = 300
+
+
+def api_key_from_secret(secret_id: str) -> str:
+    """The key stored in the secret: the plain string, or `api_key` / `OPENAI_API_KEY` in a JSON object."""
+    from aws_lambda_powertools.utilities import parameters
+
+    value = parameters.get_secret(secret_id, max_age=SECRET_MAX_AGE_SECONDS)
+    text = value.decode() if isinstance(value, bytes) else str(value)
+    text = text.strip()
+    if text.startswith("{"):
+        document = json.loads(text)
+        for field in ("api_key", "OPENAI_API_KEY"):
+            if isinstance(document.get(field), str):
+                return str(document[field]).strip()
+        raise ModelRequestRejected(f"secret {secret_id} is a JSON object without an 'api_key' field")
+    if not text:
+        raise ModelRequestRejected(f"secret {secret_id} is empty: store the OpenAI API key in it")
+    return text
+
+
+@lru_cache(maxsize=8)
+def openai_client(api_key: str, base_url: str | None, max_retries: int, timeout_seconds: float) -> OpenAI:
+    from openai import OpenAI
+
+    return OpenAI(api_key=api_key, base_url=base_url, max_retries=max_retries, timeout=timeout_seconds)
+
+
+def is_official_endpoint(base_url: str | None) -> bool:
+    return base_url is None or base_url.rstrip("/") == OFFICIAL_BASE_URL
+
+
+@contextmanager
+def provider_errors(action: str, secret_hint: str = "") -> Iterator[None]:
+    """Translate openai's exceptions into the names Retry and Catch match on.
+
+    The SDK has already retried 429s, 5xx and timeouts `max_retries` times by the time one surfaces
+    here (none for the teacher, whose shard paces its own retries: see `synthtune.engine.pacing`); what
+    remains is handed to Step Functions, which backs off for longer.
+    """
+    import openai
+
+    try:
+        yield
+    except openai.RateLimitError as error:
+        if error.code == "insufficient_quota":
+            raise ModelRequestRejected(
+                f"{action}: the OpenAI account is out of quota ({error.message})"
+            ) from error
+        advice = RateLimitHeaders.from_headers(error.response.headers).wait_after_429()
+        raise RateLimited(f"{action}: rate limited ({error.message})", advice) from error
+    except openai.AuthenticationError as error:
+        hint = f"; store a valid key in {secret_hint}" if secret_hint else ""
+        raise ModelRequestRejected(f"{action}: authentication failed ({error.message}){hint}") from error
+    except openai.APIConnectionError as error:  # includes APITimeoutError
+        raise ModelUnavailable(f"{action}: {type(error).__name__}: {error.message}") from error
+    except openai.APIStatusError as error:
+        if error.status_code >= 500:
+            raise ModelUnavailable(f"{action}: HTTP {error.status_code} ({error.message})") from error
+        raise ModelRequestRejected(f"{action}: HTTP {error.status_code} ({error.message})") from error

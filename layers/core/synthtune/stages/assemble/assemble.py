@@ -1,0 +1,311 @@
+"""Assemble: the shards' answers become the fine-tuning files, keeping only what deserves training.
+
+One pass over the shards' answer files, in shard order. Each answer goes through the gates in turn and
+either becomes an example or is logged, once, under the first gate it fails:
+
+1. per answer (`gates.answer_gate`): the teacher answered, the answer is verified (or, without a
+   reference, allowed and agreed on), it neither refuses nor hedges, it was not cut off, it reasons;
+2. length: the example fits the student's per-example token limit;
+3. decontamination: the question shares no long word sequence with a held-out problem;
+4. duplicates: the question is neither the same nor nearly the same as an earlier example's.
+
+The examples are written in OpenAI's chat format (and the configured exports) while every written line
+is run through OpenAI's data-preparation checks. Memory stays constant in the number of examples: S3
+objects stream in and out (multipart), the duplicate index lives in a SQLite file in /tmp, and only the
+held-out questions, the counts and one part buffer per output file are held in memory.
+
+A dataset that fails the checks, or keeps fewer than 10 training examples, fails the run before anything
+is uploaded for fine-tuning, but its files, card and drop log are still written for inspection.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from collections import Counter, defaultdict
+from collections.abc import Iterator
+from contextlib import ExitStack
+from pathlib import Path
+
+from synthtune.contracts.config import RunConfig
+from synthtune.contracts.errors import BudgetExceeded, GenerationIncomplete, InvalidDataset
+from synthtune.contracts.problems import Problem
+from synthtune.contracts.workflow import AssembleInput, DatasetSummary, ShardRef
+from synthtune.money.catalog import CATALOG_AS_OF, training_example_limit
+from synthtune.money.estimate import epochs_for, fine_tuning_usd
+from synthtune.providers.openai.format import ChatFormatValidator, describe_issues
+from synthtune.quality.contamination import ContaminationIndex
+from synthtune.quality.dedup import DuplicateIndex
+from synthtune.records.artifacts import ArtifactStore, JsonlWriter
+from synthtune.records.layout import RunLayout
+from synthtune.records.runs import DATASET_SK, RunStore
+from synthtune.stages.assemble.card import (
+    CategoryCounts,
+    DatasetCard,
+    DatasetFiles,
+    TrainingEstimate,
+    drop_counts,
+    render_card,
+)
+from synthtune.stages.assemble.examples import MIN_TRAINING_EXAMPLES, ChatExample, training_example
+from synthtune.stages.assemble.exports import export_record
+from synthtune.stages.assemble.gates import Drop, answer_gate
+from synthtune.stages.generate import GeneratedAnswer, failed_shards
+
+
+def max_example_tokens(config: RunConfig) -> int:
+    """The configured limit, never above the student's own."""
+    limit = training_example_limit(config.student_model)
+    configured = config.dataset.max_example_tokens
+    return min(configured, limit) if configured is not None else limit
+
+
+def _missing_shards(
+    data: ArtifactStore, runs: RunStore, layout: RunLayout, manifest_key: str, config: RunConfig
+) -> tuple[list[ShardRef], list[ShardRef]]:
+    """The shards that wrote answers, and those that failed for good.
+
+    Up to `generation.tolerated_failure_percent` of the shards may be missing (Step Functions'
+    threshold on the Map, enforced here too so the rule holds wherever the Map ran); a shard stopped
+    by the budget stops the run whatever the threshold.
+    """
+    shards = [ShardRef.model_validate(entry) for entry in data.read_json(manifest_key)]
+    written = data.keys(layout.shards_prefix)
+    missing = [shard for shard in shards if layout.shard_output(shard.index) not in written]
+    if missing:
+        failures = {int(item["index"]): item for item in runs.items(layout.run_id, "SHARD#")}
+        budget_stops = [
+            failures[shard.index]
+            for shard in missing
+            if failures.get(shard.index, {}).get("error") == "BudgetExceeded"
+        ]
+        if budget_stops:
+            raise BudgetExceeded(str(budget_stops[0]["message"]))
+        tolerated = config.generation.tolerated_failure_percent
+        if len(missing) * 100 > tolerated * len(shards):
+            causes = failed_shards(runs, layout.run_id) or "no shard recorded an error"
+            numbers = ", ".join(str(shard.index) for shard in missing)
+            raise GenerationIncomplete(
+                f"{len(missing)} of {len(shards)} shards have no answers (shards {numbers}), more than "
+                f"generation.tolerated_failure_percent ({tolerated:g}%) allows:\n{causes}"
+            )
+    present = [shard for shard in shards if shard not in missing]
+    return present, missing
+
+
+class _Ledger:
+    """Counts per category and reason, and the drop log's lines."""
+
+    def __init__(self, log: JsonlWriter) -> None:
+        self._log = log
+        self.categories: dict[str, CategoryCounts] = defaultdict(CategoryCounts)
+        self.dropped: Counter[str] = Counter()
+
+    def consider(self, category: str) -> None:
+        self.categories[category].considered += 1
+
+    def drop(self, problem_id: str, split: str, category: str, drop: Drop) -> None:
+        self.dropped[drop.reason] += 1
+        counts = self.categories[category].dropped
+        counts[drop.reason] = counts.get(drop.reason, 0) + 1
+        self._log.write(
+            {
+                "problem_id": problem_id,
+                "split": split,
+                "category": category,
+                "reason": drop.reason,
+                "detail": drop.detail,
+            }
+        )
+
+
+class _Output:
+    """One split's files: the OpenAI file, checked line by line, and its exports."""
+
+    def __init__(
+        self, stack: ExitStack, data: ArtifactStore, layout: RunLayout, split: str, config: RunConfig
+    ):
+        key = layout.train if split == "train" else layout.validation
+        skip_empty = split != "train"
+        self.key = key
+        self.file = stack.enter_context(data.jsonl_writer(key, skip_empty=skip_empty))
+        self.check = ChatFormatValidator(key, config.student_model, max_example_tokens(config))
+        self.exports = {
+            export: stack.enter_context(
+                data.jsonl_writer(layout.export(export, split), skip_empty=skip_empty)
+            )
+            for export in config.dataset.exports
+        }
+        self.export_keys = {export: layout.export(export, split) for export in config.dataset.exports}
+
+    def write(self, example: ChatExample, counted: tuple[int, int]) -> None:
+        # The format checks read back exactly the bytes the file gets (tokens counted once, by the gate).
+        line = example.model_dump_json().encode()
+        self.check.check(self.file.count + 1, json.loads(line), counted=counted)
+        self.file.write_raw(line)
+        for export, writer in self.exports.items():
+            writer.write(export_record(export, example))
+
+
+class _Gatekeeper:
+    """Gates 2-4, after the per-answer ones; remembers each kept question for the duplicate gate."""
+
+    def __init__(
+        self,
+        config: RunConfig,
+        holdout: ContaminationIndex,
+        duplicates: DuplicateIndex,
+        tokens: ChatFormatValidator,
+    ) -> None:
+        self._config = config
+        self._limit = max_example_tokens(config)
+        self._holdout = holdout
+        self._duplicates = duplicates
+        self._tokens = tokens
+
+    def judge(self, answer: GeneratedAnswer) -> tuple[ChatExample, tuple[int, int]] | Drop:
+        """The training example and its (tokens, assistant tokens), or the first gate it fails."""
+        drop = answer_gate(answer, self._config.dataset)
+        if drop is not None:
+            return drop
+        example = training_example(answer)
+        counted = self._tokens.count_tokens([message.model_dump() for message in example.messages])
+        tokens = counted[0]
+        if tokens > self._limit:
+            return Drop("too_long", f"{tokens:,} tokens, limit {self._limit:,}")
+        contamination = self._holdout.match(answer.question)
+        if contamination is not None:
+            return Drop(
+                "contaminated",
+                f"shares {contamination.ngram!r} with held-out problem {contamination.holdout_id}",
+            )
+        duplicate = self._duplicates.check_and_add(answer.problem_id, answer.question)
+        if duplicate is not None:
+            return Drop(duplicate.kind, f"of {duplicate.of} (similarity {duplicate.similarity:.2f})")
+        return example, counted
+
+
+def _answers(data: ArtifactStore, layout: RunLayout, shards: list[ShardRef]) -> Iterator[GeneratedAnswer]:
+    for shard in shards:
+        yield from data.read_jsonl(layout.shard_output(shard.index), GeneratedAnswer)
+
+
+def assemble_dataset(
+    task: AssembleInput, *, data: ArtifactStore, runs: RunStore, workdir: Path | None = None
+) -> DatasetSummary:
+    """Build the dataset, its card and its drop log; InvalidDataset after writing them if it is unfit."""
+    layout = RunLayout(task.run.run_id)
+    config = task.run.config
+    gates = config.dataset
+    present, missing = _missing_shards(data, runs, layout, task.generation.manifest_key, config)
+    holdout = ContaminationIndex(
+        ((problem.id, problem.question) for problem in data.read_jsonl(layout.holdout, Problem)),
+        n=gates.contamination_ngram,
+    )
+
+    with ExitStack() as stack:
+        directory = Path(stack.enter_context(tempfile.TemporaryDirectory(dir=workdir, prefix="assemble-")))
+        duplicates = stack.enter_context(
+            DuplicateIndex(directory, near_threshold=gates.near_duplicate_threshold)
+        )
+        ledger = _Ledger(stack.enter_context(data.jsonl_writer(layout.dropped)))
+        outputs = {split: _Output(stack, data, layout, split, config) for split in ("train", "validation")}
+
+        for shard in missing:
+            for problem in data.read_jsonl(layout.shard_input(shard.index), Problem):
+                ledger.consider(problem.category)
+                ledger.drop(problem.id, problem.split or "train", problem.category, Drop("shard_failed"))
+
+        gatekeeper = _Gatekeeper(config, holdout, duplicates, outputs["train"].check)
+        for answer in _answers(data, layout, present):
+            ledger.consider(answer.category)
+            verdict = gatekeeper.judge(answer)
+            if isinstance(verdict, Drop):
+                ledger.drop(answer.problem_id, answer.split, answer.category, verdict)
+                continue
+            split = "validation" if answer.split == "validation" else "train"
+            outputs[split].write(*verdict)
+            counts = ledger.categories[answer.category]
+            if split == "validation":
+                counts.validation += 1
+            else:
+                counts.train += 1
+
+    train, validation = outputs["train"], outputs["validation"]
+    reports = [train.check.report()] + ([validation.check.report()] if validation.file.count else [])
+    epochs = epochs_for(config.fine_tune, train.file.count)
+    billed = reports[0].billed_tokens
+    estimate = TrainingEstimate(
+        model=config.student_model,
+        examples=train.file.count,
+        epochs=epochs,
+        billed_tokens_per_epoch=billed,
+        billed_tokens=billed * epochs,
+        estimated_usd=fine_tuning_usd(config.student_model, billed, epochs),
+        prices_as_of=CATALOG_AS_OF.isoformat(),
+    )
+    card = DatasetCard(
+        run_id=layout.run_id,
+        problem_set=data.uri(task.run.problem_set.key),
+        teacher_model=config.teacher_model,
+        student_model=config.student_model,
+        considered=sum(counts.considered for counts in ledger.categories.values()),
+        train_examples=train.file.count,
+        validation_examples=validation.file.count,
+        dropped=drop_counts(dict(ledger.dropped)),
+        categories=dict(ledger.categories),
+        gates=gates,
+        max_example_tokens=max_example_tokens(config),
+        holdout_problems=holdout.size,
+        format_checks=reports,
+        training=estimate,
+        files=DatasetFiles(
+            train=train.key,
+            validation=validation.key if validation.file.count else None,
+            dropped=layout.dropped,
+            exports={
+                export: [train.export_keys[export]]
+                + ([validation.export_keys[export]] if validation.file.count else [])
+                for export in gates.exports
+            },
+        ),
+    )
+    data.write_json(layout.dataset_card, card.model_dump(mode="json"))
+    data.write_text(layout.dataset_card_markdown, render_card(card), "text/markdown; charset=utf-8")
+
+    summary = DatasetSummary(
+        train_key=layout.train,
+        validation_key=card.files.validation,
+        train_examples=train.file.count,
+        validation_examples=validation.file.count,
+        train_tokens=billed,
+        dropped=dict(sorted(ledger.dropped.items())),
+        epochs=epochs,
+        estimated_training_usd=estimate.estimated_usd,
+        card_key=layout.dataset_card,
+    )
+    runs.put(task.run.run_id, DATASET_SK, summary.model_dump())
+    _refuse_unfit(card)
+    runs.update(
+        task.run.run_id,
+        stage="fine_tune",
+        train_examples=train.file.count,
+        validation_examples=validation.file.count,
+    )
+    return summary
+
+
+def _refuse_unfit(card: DatasetCard) -> None:
+    """InvalidDataset naming what is wrong, before any of it is uploaded for fine-tuning."""
+    failed = [report for report in card.format_checks if not report.valid]
+    if failed:
+        raise InvalidDataset(
+            "the assembled dataset fails OpenAI's format checks:\n"
+            + "\n".join(describe_issues(report) for report in failed)
+        )
+    if card.train_examples < MIN_TRAINING_EXAMPLES:
+        reasons = ", ".join(f"{drop.count} {drop.reason}" for drop in card.dropped) or "none"
+        raise InvalidDataset(
+            f"only {card.train_examples} training examples survived (fine-tuning needs at least "
+            f"{MIN_TRAINING_EXAMPLES}); dropped: {reasons}; see {card.files.dropped}"
+        )

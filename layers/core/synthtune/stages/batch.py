@@ -1,0 +1,253 @@
+"""Batch generation: the teacher's answers through the Batch API, at half price, within 24 hours.
+
+SubmitBatch writes one request per problem that has no checkpoint yet (custom_id `<shard>-<position>`,
+stable across rounds), in files of at most 50,000 requests, and creates one batch per file; each
+submission is recorded before the next, so a retried SubmitBatch never submits a file twice.
+CheckBatch polls; when every batch of the round is final it turns each successful output line into
+the same per-problem checkpoint online generation writes, then:
+- requests that expired or failed are resubmitted (a new round with only those), up to
+  `generation.batch_max_rounds`;
+- a round whose batches completed without a single success fails the run (`BatchFailed`): an empty
+  dataset is an error, not a result;
+- once collected, the Generate Map grades the checkpoints (judge calls go online) and records the
+  problems still without a reply as failed.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Protocol
+
+from synthtune.contracts.errors import BatchFailed
+from synthtune.contracts.problems import Problem
+from synthtune.contracts.workflow import BatchState, BatchTask, ShardRef
+from synthtune.money.estimate import worst_case_solve_usd
+from synthtune.money.ledger import CostLedger
+from synthtune.money.usage import Usage, inference_cost_usd
+from synthtune.providers.openai.batch import MAX_FILE_BYTES, MAX_REQUESTS_PER_BATCH, BatchInfo, batch_line
+from synthtune.providers.openai.chat import solve_request, solve_result
+from synthtune.records.artifacts import ArtifactStore
+from synthtune.records.layout import RunLayout
+from synthtune.records.runs import RunStore, batch_sk
+from synthtune.stages.generate import Checkpoint
+
+CHECKPOINT_WRITERS = 32
+"""Checkpoints written in parallel while collecting: 50,000 sequential PUTs would outlast a Lambda."""
+
+
+class BatchService(Protocol):
+    def submit(self, requests_file: Path, metadata: dict[str, str]) -> BatchInfo: ...
+
+    def status(self, batch_id: str) -> BatchInfo: ...
+
+    def lines(self, file_id: str) -> Iterator[str]: ...
+
+
+def custom_id(shard: int, position: int) -> str:
+    return f"{shard:05d}-{position:05d}"
+
+
+def _parse_custom_id(value: str) -> tuple[int, int]:
+    shard, position = value.split("-")
+    return int(shard), int(position)
+
+
+def _pending(data: ArtifactStore, layout: RunLayout, manifest_key: str) -> Iterator[tuple[int, int, Problem]]:
+    """Every problem without a checkpoint, shard by shard (one LIST and one GET per shard)."""
+    for entry in data.read_json(manifest_key):
+        shard = ShardRef.model_validate(entry)
+        answered = {
+            position
+            for key in data.keys(layout.checkpoints_prefix(shard.index))
+            if (position := layout.checkpoint_position(key)) is not None
+        }
+        for position, problem in enumerate(data.read_jsonl(layout.shard_input(shard.index), Problem)):
+            if position not in answered:
+                yield shard.index, position, problem
+
+
+def submit_batch(
+    task: BatchTask, *, data: ArtifactStore, runs: RunStore, batches: BatchService
+) -> BatchState:
+    run, config = task.run, task.run.config
+    layout = RunLayout(run.run_id)
+    round_number = task.batch.round + 1 if task.batch else 1
+    recorded = {int(item["part"]): item for item in runs.items(run.run_id, f"BATCH#{round_number:02d}#")}
+    ledger = CostLedger(runs, run.run_id, config.budget_usd)
+    batch_ids: list[str] = []
+    requests = 0
+    with tempfile.TemporaryDirectory(prefix="synthtune-batch-") as workdir:
+        for part, (path, count, worst_case) in enumerate(_request_files(task, Path(workdir), layout, data)):
+            requests += count
+            if part in recorded:  # submitted by an earlier attempt of this state
+                batch_ids.append(str(recorded[part]["batch_id"]))
+                continue
+            reserved = (
+                ledger.reserve(worst_case, f"a batch of {count} teacher requests") if worst_case else 0.0
+            )
+            data.upload(path, layout.batch_requests(round_number, part))
+            try:
+                info = batches.submit(
+                    path, {"synthtune_run_id": run.run_id, "round": str(round_number), "part": str(part)}
+                )
+            except BaseException:
+                ledger.settle(reserved, 0.0)
+                raise
+            runs.put(
+                run.run_id,
+                batch_sk(round_number, part),
+                {
+                    "round": round_number,
+                    "part": part,
+                    "batch_id": info.id,
+                    "requests": count,
+                    "reserved_usd": reserved,
+                },
+            )
+            batch_ids.append(info.id)
+    runs.update(run.run_id, stage="generate", batch_round=round_number)
+    status = "in_progress" if batch_ids else "collected"
+    return BatchState(round=round_number, batch_ids=batch_ids, status=status, requests=requests)
+
+
+def _request_files(
+    task: BatchTask, workdir: Path, layout: RunLayout, data: ArtifactStore
+) -> Iterator[tuple[Path, int, float]]:
+    """Request files of at most MAX_REQUESTS_PER_BATCH lines and MAX_FILE_BYTES, with their worst cost."""
+    config = task.run.config
+    budgeted = config.budget_usd is not None
+    part, count, size, worst_case = 0, 0, 0, 0.0
+    handle = None
+    path = workdir / "requests-000.jsonl"
+    for shard, position, problem in _pending(data, layout, task.generation.manifest_key):
+        body = solve_request(
+            config.teacher_model,
+            problem.question,
+            temperature=config.teacher_temperature,
+            max_tokens=config.max_output_tokens,
+            samples=config.generation.samples,
+        )
+        line = (json.dumps(batch_line(custom_id(shard, position), body), ensure_ascii=False) + "\n").encode()
+        if handle is not None and (count >= MAX_REQUESTS_PER_BATCH or size + len(line) > MAX_FILE_BYTES):
+            handle.close()
+            yield path, count, worst_case
+            part, count, size, worst_case = part + 1, 0, 0, 0.0
+            handle = None
+        if handle is None:
+            path = workdir / f"requests-{part:03d}.jsonl"
+            handle = path.open("wb")
+        handle.write(line)
+        count += 1
+        size += len(line)
+        if budgeted:
+            worst_case += worst_case_solve_usd(
+                config.teacher_model,
+                problem.question,
+                config.max_output_tokens,
+                config.generation.samples,
+                batch=True,
+            )
+    if handle is not None:
+        handle.close()
+        yield path, count, worst_case
+
+
+def check_batch(task: BatchTask, *, data: ArtifactStore, runs: RunStore, batches: BatchService) -> BatchState:
+    state = task.batch
+    if state is None:
+        raise ValueError("CheckBatch needs the batch state SubmitBatch returned")
+    infos = [batches.status(batch_id) for batch_id in state.batch_ids]
+    if not all(info.final for info in infos):
+        return state.model_copy(
+            update={"status": "in_progress", "succeeded": sum(i.completed for i in infos)}
+        )
+    for info in infos:
+        if info.status == "failed":
+            errors = "; ".join(info.errors[:5]) or "no errors listed"
+            raise BatchFailed(f"batch {info.id} failed validation: {errors}")
+
+    run, config = task.run, task.run.config
+    layout = RunLayout(run.run_id)
+    succeeded, usage = _collect(infos, data, layout, batches)
+    error_codes = _error_codes(infos, batches)
+    records = runs.items(run.run_id, f"BATCH#{state.round:02d}#")
+    reserved = sum(float(item.get("reserved_usd", 0.0)) for item in records)
+    actual = inference_cost_usd(config.teacher_model, usage, batch=True) or 0.0
+    ledger = CostLedger(runs, run.run_id, config.budget_usd)
+    if reserved:
+        for item in records:
+            runs.update(run.run_id, str(item["sk"]), reserved_usd=0.0)
+        ledger.settle(reserved, actual)
+
+    error_summary = ", ".join(f"{count} {code}" for code, count in error_codes.most_common()) or "none"
+    if state.requests and succeeded == 0 and all(info.status == "completed" for info in infos):
+        raise BatchFailed(
+            f"round {state.round}: the batch completed but none of its {state.requests} requests succeeded "
+            f"(errors: {error_summary}); nothing to train on"
+        )
+    missing = state.requests - succeeded
+    runs.update(run.run_id, batch_round=state.round, batch_missing=missing, batch_errors=dict(error_codes))
+    status = "resubmit" if missing and state.round < config.generation.batch_max_rounds else "collected"
+    return state.model_copy(update={"status": status, "succeeded": succeeded, "missing": missing})
+
+
+def _collect(
+    infos: list[BatchInfo], data: ArtifactStore, layout: RunLayout, batches: BatchService
+) -> tuple[int, Usage]:
+    """Write a checkpoint for every successful output line; the count and the tokens they billed."""
+    from openai.types.chat import ChatCompletion
+
+    inputs: dict[int, list[Problem]] = {}
+
+    def problem_at(shard: int, position: int) -> Problem:
+        if shard not in inputs:
+            inputs[shard] = list(data.read_jsonl(layout.shard_input(shard), Problem))
+        return inputs[shard][position]
+
+    succeeded = 0
+    usage = Usage()
+    with ThreadPoolExecutor(max_workers=CHECKPOINT_WRITERS, thread_name_prefix="checkpoint") as writers:
+        futures = []
+        for info in infos:
+            if info.output_file_id is None:
+                continue
+            for line in batches.lines(info.output_file_id):
+                record = json.loads(line)
+                response = record.get("response") or {}
+                if response.get("status_code") != 200:
+                    continue
+                shard, position = _parse_custom_id(record["custom_id"])
+                result = solve_result(ChatCompletion.model_validate(response["body"]))
+                checkpoint = Checkpoint(
+                    problem_id=problem_at(shard, position).id, source="batch", result=result
+                )
+                key = layout.checkpoint(shard, position)
+                futures.append(writers.submit(data.write_json, key, checkpoint.model_dump(mode="json")))
+                succeeded += 1
+                usage += result.usage
+        for future in futures:
+            future.result()
+    return succeeded, usage
+
+
+def _error_codes(infos: list[BatchInfo], batches: BatchService) -> Counter[str]:
+    codes: Counter[str] = Counter()
+    for info in infos:
+        if info.error_file_id is None:
+            continue
+        for line in batches.lines(info.error_file_id):
+            record = json.loads(line)
+            if record.get("error"):
+                codes[str(record["error"].get("code") or "error")] += 1
+                continue
+            body = (record.get("response") or {}).get("body") or {}
+            error = body.get("error") or {}
+            codes[
+                str(error.get("code") or error.get("type") or f"http_{record['response'].get('status_code')}")
+            ] += 1
+    return codes

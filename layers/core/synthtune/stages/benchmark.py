@@ -1,0 +1,104 @@
+"""Benchmark: one contestant answers every held-out problem, graded against the reference answers.
+
+Each contestant (the base student, the fine-tuned student, the teacher) runs as one iteration of the
+Benchmark Map, asked with the same system prompt and answer format the student was trained on, at
+temperature 0. Every answer and its grade is written to S3 for inspection; the score is small.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict
+
+from synthtune.contracts.errors import FineTuneFailed
+from synthtune.contracts.problems import Problem
+from synthtune.contracts.workflow import BenchmarkTask, ContestantScore, RunRef
+from synthtune.engine.chat import ChatModel, grade_with_run_judge, with_requests_in_flight
+from synthtune.money.ledger import BudgetedChat, CostLedger
+from synthtune.money.usage import UsageByModel, merge_usage
+from synthtune.prompts import parse_final_answer
+from synthtune.quality.grading import GradeMethod
+from synthtune.records.artifacts import ArtifactStore
+from synthtune.records.layout import RunLayout
+from synthtune.records.runs import RunStore, score_sk
+
+
+class BenchmarkAnswer(BaseModel):
+    """One line of benchmark/<contestant>.jsonl."""
+
+    model_config = ConfigDict(frozen=True)
+
+    problem_id: str
+    category: str
+    question: str
+    reference: str
+    reply: str | None
+    final_answer: str | None
+    correct: bool
+    grade_method: GradeMethod
+    finish_reason: str
+    usage: UsageByModel
+
+
+def contestant_model(task: BenchmarkTask) -> str:
+    config = task.run.config
+    if task.contestant == "teacher":
+        return config.teacher_model
+    if task.contestant == "base":
+        return config.student_model
+    if task.finetune.fine_tuned_model is None:
+        raise FineTuneFailed(f"fine-tuning job {task.finetune.job_id} produced no model to benchmark")
+    return task.finetune.fine_tuned_model
+
+
+def answer_holdout_problem(problem: Problem, model: str, run: RunRef, chat: ChatModel) -> BenchmarkAnswer:
+    if problem.answer is None:  # Prepare holds out only problems with a reference
+        raise ValueError(f"held-out problem {problem.id} has no reference answer")
+    config = run.config
+    reply = chat.answer(model, problem.question, max_tokens=config.max_output_tokens)
+    usage: UsageByModel = {model: reply.usage}
+    final_answer = parse_final_answer(reply.text)
+    grade = grade_with_run_judge(
+        chat, config.judge_model, problem.question, problem.answer, final_answer, usage
+    )
+    return BenchmarkAnswer(
+        problem_id=problem.id,
+        category=problem.category,
+        question=problem.question,
+        reference=problem.answer,
+        reply=reply.text,
+        final_answer=final_answer,
+        correct=grade.correct,
+        grade_method=grade.method,
+        finish_reason=reply.finish_reason,
+        usage=usage,
+    )
+
+
+def run_benchmark(
+    task: BenchmarkTask, *, data: ArtifactStore, runs: RunStore, chat: ChatModel
+) -> ContestantScore:
+    layout = RunLayout(task.run.run_id)
+    model = contestant_model(task)
+    problems = list(data.read_jsonl(layout.holdout, Problem))
+    budgeted = BudgetedChat(chat, CostLedger(runs, task.run.run_id, task.run.config.budget_usd))
+    answers = with_requests_in_flight(
+        lambda problem: answer_holdout_problem(problem, model, task.run, budgeted),
+        problems,
+        task.run.config.request_concurrency,
+        task.contestant,
+    )
+    data.write_jsonl(layout.benchmark_answers(task.contestant), answers)
+
+    usage = merge_usage(answer.usage for answer in answers)
+    correct = sum(answer.correct for answer in answers)
+    score = ContestantScore(
+        contestant=task.contestant,
+        model=model,
+        total=len(answers),
+        correct=correct,
+        accuracy=correct / len(answers) if answers else 0.0,
+        answered=sum(answer.final_answer is not None for answer in answers),
+        usage=usage,
+    )
+    runs.put(task.run.run_id, score_sk(task.contestant), score.model_dump())
+    return score

@@ -1,0 +1,437 @@
+"""Generate: the teacher answers one shard of problems, and each answer is checked as it arrives.
+
+A shard answers its problems concurrently (`request_concurrency` in flight), every request paced by
+one `RateLimitGate` (see `synthtune.engine.pacing`) and cut off after `generation.request_timeout_seconds`.
+Each teacher reply is checkpointed to S3 the moment it arrives, one object per problem, before
+anything else happens to it. A shard that cannot finish — rate limited past its invocation's time,
+the time itself running out, a provider down for `max_attempts` tries — raises, Step Functions
+retries it, and the retry starts from the checkpoints: an answered problem is never paid for twice.
+
+In batch mode the checkpoints come from the Batch API's output file (see `synthtune.stages.batch`) and the
+shard only grades them; a problem the batch could not answer is recorded as failed, not sent online.
+
+With `generation.samples` > 1 the teacher writes N answers in one request (`n`, the prompt billed
+once) and the majority answer is kept, its agreement recorded.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from typing import Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from synthtune.contracts.errors import RateLimited, ShardIncomplete
+from synthtune.contracts.problems import Problem, Split
+from synthtune.contracts.workflow import RunRef, ShardResult, ShardTask
+from synthtune.engine.chat import (
+    ChatModel,
+    Reply,
+    Sample,
+    SolveResult,
+    grade_with_run_judge,
+    with_requests_in_flight,
+)
+from synthtune.engine.pacing import OutOfTime, RateLimitGate, RateLimitHeaders, call_paced
+from synthtune.money.estimate import solver_prompt_tokens
+from synthtune.money.ledger import BudgetedChat, CostLedger
+from synthtune.money.usage import Usage, UsageByModel, inference_cost_usd, merge_usage
+from synthtune.prompts import Verdict
+from synthtune.quality.grading import Grade, GradeMethod, answers_match
+from synthtune.records.artifacts import ArtifactStore
+from synthtune.records.layout import RunLayout
+from synthtune.records.runs import RunStore, shard_sk
+
+ResultT = TypeVar("ResultT")
+
+AnswerStatus = Literal["verified", "rejected", "unverified", "failed"]
+AnswerSource = Literal["online", "batch"]
+
+RESERVED_SECONDS = 15.0
+"""Kept back from the invocation's time to write the shard's outputs after its last request."""
+
+
+class CallCost(BaseModel):
+    """One billed model call: the cost ledger's line."""
+
+    model_config = ConfigDict(frozen=True)
+
+    purpose: Literal["solve", "judge"]
+    model: str
+    usage: Usage
+    usd: float | None = Field(
+        description="At list price (batch calls at the Batch API discount); None: unpriced."
+    )
+    batch: bool = False
+
+
+def summarise_calls(parts: Iterable[Iterable[CallCost]]) -> list[CallCost]:
+    """Calls summed by purpose, model and batch: the shard's and the run's cost lines."""
+    totals: dict[tuple[str, str, bool], CallCost] = {}
+    for part in parts:
+        for call in part:
+            key = (call.purpose, call.model, call.batch)
+            known = totals.get(key)
+            if known is None:
+                totals[key] = call
+            else:
+                usd = None if known.usd is None or call.usd is None else known.usd + call.usd
+                totals[key] = known.model_copy(update={"usage": known.usage + call.usage, "usd": usd})
+    return [totals[key] for key in sorted(totals)]
+
+
+def call_cost(
+    purpose: Literal["solve", "judge"], model: str, usage: Usage, *, batch: bool = False
+) -> CallCost:
+    return CallCost(
+        purpose=purpose,
+        model=model,
+        usage=usage,
+        usd=inference_cost_usd(model, usage, batch=batch),
+        batch=batch,
+    )
+
+
+class Checkpoint(BaseModel):
+    """One problem's teacher reply, saved the moment it was paid for (and its grade, once judged)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    problem_id: str
+    source: AnswerSource
+    result: SolveResult
+    grade: Grade | None = None
+    judge_calls: list[CallCost] = Field(default_factory=list)
+
+
+class GeneratedAnswer(BaseModel):
+    """One line of a shard's output: the teacher's answer to one problem and what we know of it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    problem_id: str
+    split: Split
+    category: str
+    question: str
+    reference: str | None
+    status: AnswerStatus = Field(
+        description="verified: matches the reference; rejected: does not; unverified: no reference to "
+        "check; failed: no usable answer (see failure)"
+    )
+    steps: list[str] = Field(default_factory=list)
+    final_answer: str | None = None
+    grade_method: GradeMethod | None = None
+    failure: str | None = None
+    finish_reason: str
+    samples: int = 1
+    agreement: float | None = Field(
+        default=None, description="Share of the samples that gave the kept answer (None: no usable sample)."
+    )
+    sample_answers: list[str | None] = Field(default_factory=list)
+    source: AnswerSource = "online"
+    calls: list[CallCost] = Field(default_factory=list)
+    usage: UsageByModel
+
+    @property
+    def cost_usd(self) -> float:
+        return sum(call.usd or 0.0 for call in self.calls)
+
+
+def majority_vote(samples: list[Sample]) -> tuple[Sample | None, float | None]:
+    """The earliest sample of the largest group of equal final answers, and that group's share."""
+    groups: list[list[Sample]] = []
+    for sample in samples:
+        if sample.solution is None or not sample.solution.final_answer.strip():
+            continue
+        answer = sample.solution.final_answer
+        for group in groups:
+            assert group[0].solution is not None
+            if answers_match(group[0].solution.final_answer, answer) != "mismatch":
+                group.append(sample)
+                break
+        else:
+            groups.append([sample])
+    if not groups:
+        return None, None
+    best = max(groups, key=len)  # max keeps the first of equal groups: ties go to the earliest answer
+    return best[0], len(best) / len(samples)
+
+
+def _failure(sample: Sample | None) -> str:
+    if sample is not None and sample.refusal:
+        return "refused"
+    if sample is not None and sample.finish_reason == "length":
+        return "truncated"
+    return "no_answer"
+
+
+def checkpoint_calls(checkpoint: Checkpoint) -> list[CallCost]:
+    result = checkpoint.result
+    solve = call_cost("solve", result.model, result.usage, batch=checkpoint.source == "batch")
+    return [solve, *checkpoint.judge_calls]
+
+
+def graded_answer(problem: Problem, checkpoint: Checkpoint) -> GeneratedAnswer:
+    """The answer line for a problem from its checkpoint: the reply, its grade (None: unverified)."""
+    result, grade = checkpoint.result, checkpoint.grade
+    calls = checkpoint_calls(checkpoint)
+    chosen, agreement = majority_vote(result.samples)
+    base = {
+        "problem_id": problem.id,
+        "split": problem.split or "train",
+        "category": problem.category,
+        "question": problem.question,
+        "reference": problem.answer,
+        "samples": len(result.samples),
+        "agreement": agreement,
+        "sample_answers": [s.solution.final_answer if s.solution else None for s in result.samples],
+        "source": checkpoint.source,
+        "calls": calls,
+        "usage": merge_usage({call.model: call.usage} for call in calls),
+    }
+    if chosen is None or chosen.solution is None:
+        first = result.samples[0] if result.samples else None
+        return GeneratedAnswer(
+            **base,
+            status="failed",
+            failure=_failure(first),
+            finish_reason=first.finish_reason if first else "none",
+        )
+    solution = chosen.solution
+    if grade is None:
+        status: AnswerStatus = "unverified"
+    else:
+        status = "verified" if grade.correct else "rejected"
+    return GeneratedAnswer(
+        **base,
+        status=status,
+        steps=solution.steps,
+        final_answer=solution.final_answer,
+        grade_method=grade.method if grade else None,
+        finish_reason=chosen.finish_reason,
+    )
+
+
+def failed_answer(problem: Problem, failure: str) -> GeneratedAnswer:
+    """A problem without a teacher reply (its batch request failed or expired every round)."""
+    return GeneratedAnswer(
+        problem_id=problem.id,
+        split=problem.split or "train",
+        category=problem.category,
+        question=problem.question,
+        reference=problem.answer,
+        status="failed",
+        failure=failure,
+        finish_reason="none",
+        samples=0,
+        source="batch",
+        usage={},
+    )
+
+
+class PacedChat:
+    """A ChatModel whose calls wait their turn at the shard's gate and retry 429s, 5xx and timeouts."""
+
+    def __init__(
+        self, chat: ChatModel, gate: RateLimitGate, *, max_attempts: int, request_timeout: float
+    ) -> None:
+        self._chat = chat
+        self._gate = gate
+        self._max_attempts = max_attempts
+        self._request_timeout = request_timeout
+
+    def _paced(
+        self,
+        request: Callable[[], ResultT],
+        headers_of: Callable[[ResultT], RateLimitHeaders | None],
+        tokens_per_request: int,
+    ) -> ResultT:
+        return call_paced(
+            self._gate,
+            request,
+            max_attempts=self._max_attempts,
+            must_finish_within=self._request_timeout,
+            headers_of=headers_of,
+            tokens_per_request=tokens_per_request,
+        )
+
+    def solve(
+        self, model: str, question: str, *, temperature: float, max_tokens: int, samples: int = 1
+    ) -> SolveResult:
+        return self._paced(
+            lambda: self._chat.solve(
+                model, question, temperature=temperature, max_tokens=max_tokens, samples=samples
+            ),
+            lambda result: result.rate_limits,
+            # Providers count a request's max_tokens against the tokens-per-minute window up front.
+            solver_prompt_tokens(model, question) + max_tokens * samples,
+        )
+
+    def answer(self, model: str, question: str, *, max_tokens: int) -> Reply:
+        return self._paced(
+            lambda: self._chat.answer(model, question, max_tokens=max_tokens),
+            lambda reply: reply.rate_limits,
+            solver_prompt_tokens(model, question) + max_tokens,
+        )
+
+    def judge(self, model: str, question: str, reference: str, candidate: str) -> tuple[Verdict, Usage]:
+        return self._paced(lambda: self._chat.judge(model, question, reference, candidate), lambda _: None, 0)
+
+
+def shard_deadline(remaining_seconds: float) -> float:
+    """The monotonic time by which a shard stops sending, leaving RESERVED_SECONDS to write its outputs."""
+    return time.monotonic() + max(0.0, remaining_seconds - RESERVED_SECONDS)
+
+
+def generate_shard(
+    task: ShardTask,
+    *,
+    data: ArtifactStore,
+    runs: RunStore,
+    chat: ChatModel,
+    gate: RateLimitGate,
+) -> ShardResult:
+    """Answer one shard; a shard that fails records why on its item before the error propagates.
+
+    Step Functions reports a failed Distributed Map iteration only as a threshold exceeded, so the
+    shard's own record is where a user (and RecordFailure) finds the root cause.
+    """
+    try:
+        return _generate_shard(task, data=data, runs=runs, chat=chat, gate=gate)
+    except Exception as error:
+        # What the shard paid for before it failed is in its checkpoints: count it, since a retry or
+        # a later run resumes from them rather than paying again.
+        checkpoints = load_checkpoints(data, RunLayout(task.run.run_id), task.shard.index)
+        calls = summarise_calls(checkpoint_calls(checkpoint) for checkpoint in checkpoints.values())
+        runs.put(
+            task.run.run_id,
+            shard_sk(task.shard.index),
+            {
+                "index": task.shard.index,
+                "status": "failed",
+                "error": type(error).__name__,
+                "message": str(error),
+                "checkpointed": len(checkpoints),
+                "cost_usd": sum(call.usd or 0.0 for call in calls),
+                "calls": [call.model_dump() for call in calls],
+            },
+        )
+        raise
+
+
+def failed_shards(runs: RunStore, run_id: str) -> str:
+    """One line per shard whose last attempt failed, with its error: empty when none did."""
+    failures = [item for item in runs.items(run_id, "SHARD#") if item.get("status") == "failed"]
+    return "\n".join(f"shard {item['index']}: {item['error']}: {item['message']}" for item in failures)
+
+
+def load_checkpoints(data: ArtifactStore, layout: RunLayout, shard: int) -> dict[int, Checkpoint]:
+    """The shard's checkpoints by position in the shard (one LIST, then one GET per checkpoint)."""
+    found: dict[int, Checkpoint] = {}
+    for key in sorted(data.keys(layout.checkpoints_prefix(shard))):
+        position = layout.checkpoint_position(key)
+        if position is not None:
+            found[position] = Checkpoint.model_validate(data.read_json(key))
+    return found
+
+
+def _answer(
+    position: int,
+    problem: Problem,
+    *,
+    run: RunRef,
+    shard: int,
+    checkpoints: dict[int, Checkpoint],
+    chat: ChatModel,
+    data: ArtifactStore,
+) -> GeneratedAnswer:
+    config = run.config
+    layout = RunLayout(run.run_id)
+    checkpoint = checkpoints.get(position)
+    if checkpoint is None:
+        if config.generation.mode == "batch":
+            return failed_answer(problem, "batch_request_failed")
+        result = chat.solve(
+            config.teacher_model,
+            problem.question,
+            temperature=config.teacher_temperature,
+            max_tokens=config.max_output_tokens,
+            samples=config.generation.samples,
+        )
+        checkpoint = Checkpoint(
+            problem_id=problem.id, source="online", result=result.model_copy(update={"rate_limits": None})
+        )
+        data.write_json(layout.checkpoint(shard, position), checkpoint.model_dump(mode="json"))
+    if problem.answer is None or checkpoint.grade is not None:
+        return graded_answer(problem, checkpoint)
+    chosen, _ = majority_vote(checkpoint.result.samples)
+    candidate = chosen.solution.final_answer if chosen and chosen.solution else None
+    judge_usage: UsageByModel = {}
+    grade = grade_with_run_judge(
+        chat, config.judge_model, problem.question, problem.answer, candidate, judge_usage
+    )
+    judge_calls = [call_cost("judge", model, usage) for model, usage in judge_usage.items()]
+    checkpoint = checkpoint.model_copy(update={"grade": grade, "judge_calls": judge_calls})
+    if judge_calls:  # the verdict was paid for: keep it with the reply
+        data.write_json(layout.checkpoint(shard, position), checkpoint.model_dump(mode="json"))
+    return graded_answer(problem, checkpoint)
+
+
+def _generate_shard(
+    task: ShardTask, *, data: ArtifactStore, runs: RunStore, chat: ChatModel, gate: RateLimitGate
+) -> ShardResult:
+    run, index = task.run, task.shard.index
+    config = run.config
+    layout = RunLayout(run.run_id)
+    problems = list(data.read_jsonl(layout.shard_input(index), Problem))
+    checkpoints = load_checkpoints(data, layout, index)
+    ledger = CostLedger(runs, run.run_id, config.budget_usd)
+    paced = PacedChat(
+        BudgetedChat(chat, ledger),
+        gate,
+        max_attempts=config.generation.max_attempts,
+        request_timeout=config.generation.request_timeout_seconds,
+    )
+    try:
+        answers = with_requests_in_flight(
+            lambda item: _answer(
+                item[0], item[1], run=run, shard=index, checkpoints=checkpoints, chat=paced, data=data
+            ),
+            list(enumerate(problems)),
+            config.request_concurrency,
+            f"shard-{index}",
+        )
+    except OutOfTime as stopped:
+        done = len(load_checkpoints(data, layout, index))
+        progress = f"shard {index}: {done} of {len(problems)} problems answered and checkpointed"
+        if stopped.rate_limited:
+            raise RateLimited(f"{progress}; still rate limited when the invocation's time ran out") from None
+        raise ShardIncomplete(f"{progress}; the invocation's time ran out (a retry resumes)") from None
+    data.write_jsonl(layout.shard_output(index), answers)
+
+    counts = dict.fromkeys(("verified", "rejected", "unverified", "failed"), 0)
+    for answer in answers:
+        counts[answer.status] += 1
+    usage = merge_usage(answer.usage for answer in answers)
+    result = ShardResult(
+        index=index,
+        problems=len(problems),
+        answered=len(problems) - counts["failed"],
+        verified=counts["verified"],
+        rejected=counts["rejected"],
+        failed=counts["failed"],
+    )
+    runs.put(
+        run.run_id,
+        shard_sk(index),
+        {
+            **result.model_dump(),
+            "status": "done",
+            "checkpointed_at_start": len(checkpoints),
+            "cost_usd": sum(answer.cost_usd for answer in answers),
+            "usage": {model: u.model_dump() for model, u in usage.items()},
+            "calls": [call.model_dump() for call in summarise_calls(answer.calls for answer in answers)],
+        },
+    )
+    return result

@@ -1,0 +1,174 @@
+"""Prepare: validate everything a run needs before a single token is paid for.
+
+Reads and validates the problem set and the configuration, checks that the student can be fine-tuned
+at all, splits the problems, and writes the shard manifest the Generate Map reads. Any failure here
+costs nothing and says exactly what to fix.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterator, Sequence
+from itertools import islice
+from urllib.parse import unquote_plus
+
+from botocore.exceptions import ClientError
+from pydantic import ValidationError
+
+from synthtune.contracts.config import RunConfig, load_run_config
+from synthtune.contracts.errors import BudgetExceeded, InvalidConfig, InvalidProblemSet, describe_fields
+from synthtune.contracts.problems import Problem, detect_format, parse_problem_set
+from synthtune.contracts.workflow import (
+    BenchmarkPlan,
+    GenerationPlan,
+    PrepareInput,
+    PrepareOutput,
+    RunRef,
+    S3Location,
+    ShardRef,
+    StartRequest,
+)
+from synthtune.money.estimate import CostEstimate, estimate_run_cost
+from synthtune.providers.ports import FineTuneBackend
+from synthtune.records.artifacts import ArtifactStore
+from synthtune.records.layout import RunLayout
+from synthtune.records.runs import RunStore, now_iso
+from synthtune.split import split_problems
+from synthtune.stages.assemble.examples import MIN_TRAINING_EXAMPLES
+
+MAX_SHARDS = 10_000
+"""Each Generate iteration returns `{"index": N}` (at most 16 bytes with its comma); 10,000 of them are
+160 KB, inside Step Functions' 256 KB limit on the Map's result."""
+
+
+def _start_request(raw: dict[str, object]) -> StartRequest:
+    try:
+        return StartRequest.model_validate(raw)
+    except ValidationError as error:
+        expected = '{"key": ..., "bucket"?, "config"?}'
+        raise InvalidConfig(f"execution input: {describe_fields(error)} (expected {expected})") from None
+
+
+def _resolve_problem_set(store: ArtifactStore, key: str) -> str:
+    """The key as given, or URL-decoded: S3 event payloads carry keys URL-encoded (spaces as '+')."""
+    try:
+        if store.exists(key):
+            return key
+        decoded = unquote_plus(key)
+        if decoded != key and store.exists(decoded):
+            return decoded
+    except ClientError as error:
+        code = error.response.get("Error", {}).get("Code", "error")
+        raise InvalidProblemSet(
+            f"cannot read {store.uri(key)} ({code}); the deployed functions read problem sets from the "
+            "stack's data bucket only"
+        ) from error
+    raise InvalidProblemSet(f"{store.uri(key)} does not exist")
+
+
+def _read_problems(store: ArtifactStore, key: str) -> list[Problem]:
+    file_format = detect_format(key, store.head(key))
+    return parse_problem_set(store.iter_lines(key), store.uri(key), file_format)
+
+
+def _chunks(problems: Sequence[Problem], size: int) -> Iterator[list[Problem]]:
+    iterator = iter(problems)
+    while chunk := list(islice(iterator, size)):
+        yield chunk
+
+
+def check_budget(config: RunConfig, estimate: CostEstimate | None, source: str) -> None:
+    """Refuse a run whose expected cost is over budget, or whose budget cannot be enforced."""
+    if config.budget_usd is None:
+        return
+    if estimate is None:
+        raise InvalidConfig(
+            "budget_usd is set but the teacher, student or judge model has no price in the catalog, "
+            "so spending cannot be counted; add the prices or remove budget_usd"
+        )
+    if estimate.total_usd > config.budget_usd:
+        raise BudgetExceeded(
+            f"{source}: this run is expected to cost ${estimate.total_usd:.2f} (generation "
+            f"${estimate.generation_usd:.2f}, fine-tuning ${estimate.fine_tuning_usd:.2f}, benchmark "
+            f"${estimate.benchmark_usd:.2f}; assuming {estimate.assumptions}), more than budget_usd "
+            f"${config.budget_usd:.2f}. Raise the budget, or use fewer problems or samples, or "
+            'generation.mode "batch" (half price). Nothing has been spent.'
+        )
+
+
+def prepare_run(
+    task: PrepareInput,
+    *,
+    data: ArtifactStore,
+    bucket_store: Callable[[str], ArtifactStore],
+    runs: RunStore,
+    backend_for: Callable[[str], FineTuneBackend],
+    today: dt.date,
+) -> PrepareOutput:
+    run_id = task.run_id
+    runs.update(run_id, status="RUNNING", stage="prepare", started_at=now_iso())
+
+    request = _start_request(task.input)
+    config = load_run_config(request.config, source="execution input config")
+    problem_store = data if request.bucket in (None, data.bucket) else bucket_store(request.bucket)
+    key = _resolve_problem_set(problem_store, request.key)
+    location = S3Location(bucket=problem_store.bucket, key=key)
+    runs.update(run_id, problem_set=location.model_dump(), config=config.model_dump(mode="json"))
+
+    backend_for(config.fine_tune_backend).check_available(config.student_model, today)
+
+    problems = _read_problems(problem_store, key)
+    split = split_problems(problems, config.holdout_fraction, config.validation_fraction, config.split_seed)
+    if not split.holdout:
+        raise InvalidProblemSet(
+            f"{location.uri}: no problem can be held out for the benchmark; held-out problems need a "
+            "reference 'answer' (give more problems answers, or mark some with split 'holdout')"
+        )
+    if len(split.train) < MIN_TRAINING_EXAMPLES:
+        raise InvalidProblemSet(
+            f"{location.uri}: {len(split.train)} problems left for training after holding out "
+            f"{len(split.holdout)} and {len(split.validation)} for validation; fine-tuning needs at least "
+            f"{MIN_TRAINING_EXAMPLES}"
+        )
+
+    generated = len(split.train) + len(split.validation)
+    shard_count = -(-generated // config.shard_size)
+    if shard_count > MAX_SHARDS:
+        raise InvalidConfig(
+            f"{generated:,} problems in shards of {config.shard_size} make {shard_count:,} shards; at most "
+            f"{MAX_SHARDS:,} fit the Generate Map's result; set shard_size to at least "
+            f"{-(-generated // MAX_SHARDS)}"
+        )
+    estimate = estimate_run_cost(config, [*split.train, *split.validation], split.holdout)
+    check_budget(config, estimate, location.uri)
+
+    layout = RunLayout(run_id)
+    shards: list[ShardRef] = []
+    for index, chunk in enumerate(_chunks([*split.train, *split.validation], config.shard_size)):
+        data.write_jsonl(layout.shard_input(index), chunk)
+        shards.append(ShardRef(index=index, problem_count=len(chunk)))
+    data.write_json(layout.manifest, [shard.model_dump() for shard in shards])
+    data.write_jsonl(layout.holdout, split.holdout)
+    data.write_json(layout.config, config.model_dump(mode="json"))
+
+    generation = GenerationPlan(
+        manifest_key=layout.manifest,
+        shard_count=len(shards),
+        problem_count=len(split.train) + len(split.validation),
+        splits=split.counts,
+    )
+    runs.update(
+        run_id,
+        stage="generate",
+        splits=split.counts.model_dump(),
+        shard_count=len(shards),
+        problem_count=len(problems),
+        estimate=estimate.model_dump() if estimate else None,
+    )
+    return PrepareOutput(
+        run=RunRef(run_id=run_id, bucket=data.bucket, problem_set=location, config=config),
+        generation=generation,
+        benchmark=BenchmarkPlan(
+            problem_count=len(split.holdout), contestants=list(config.benchmark_contestants)
+        ),
+    )

@@ -1,0 +1,474 @@
+"""Report and RecordFailure: how a run ended, what it produced and what it cost.
+
+The run summary is computed from the run's DynamoDB items (see `synthtune.records.runs`) by one pure function,
+`summarise_run`, used for a finished run's report, by the CLI for a failed run, and by tests.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from synthtune.contracts.workflow import (
+    ContestantScore,
+    DatasetSummary,
+    FailureInput,
+    FailureRecord,
+    FineTuneState,
+    ReportInput,
+    ReportOutput,
+    S3Location,
+)
+from synthtune.money.catalog import CATALOG_AS_OF, base_model_of
+from synthtune.money.estimate import CostEstimate
+from synthtune.money.usage import (
+    CostLine,
+    CostReport,
+    Usage,
+    inference_cost_usd,
+    training_cost_usd,
+)
+from synthtune.records.artifacts import ArtifactStore
+from synthtune.records.layout import RunLayout
+from synthtune.records.runs import DATASET_SK, FINETUNE_SK, RUN_SK, RunStore, now_iso
+from synthtune.stages.benchmark import BenchmarkAnswer
+from synthtune.stages.generate import CallCost, failed_shards, summarise_calls
+
+CONTESTANT_LABELS = {"base": "Base student", "fine_tuned": "Fine-tuned student", "teacher": "Teacher"}
+
+
+class GenerationTotals(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    shards_done: int = 0
+    shards_failed: int = 0
+    problems: int = 0
+    answered: int = 0
+    verified: int = 0
+    rejected: int = 0
+    failed: int = 0
+
+
+class CategoryScore(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    correct: int
+    total: int
+
+    @property
+    def accuracy(self) -> float:
+        return self.correct / self.total if self.total else 0.0
+
+
+class ShardCost(BaseModel):
+    """One Generate shard in the cost ledger."""
+
+    model_config = ConfigDict(frozen=True)
+
+    index: int
+    status: str
+    problems: int
+    checkpointed_at_start: int = Field(
+        default=0, description="Answers the shard found already paid for (a resumed shard, or batch mode)."
+    )
+    cost_usd: float
+
+
+class RunSummary(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    run_id: str
+    status: str
+    stage: str | None = None
+    started_at: str | None = None
+    finished_at: str | None = None
+    problem_set: dict[str, Any] | None = None
+    config: dict[str, Any] | None = None
+    splits: dict[str, int] | None = None
+    shard_count: int | None = None
+    generation: GenerationTotals
+    dataset: DatasetSummary | None = None
+    fine_tune: FineTuneState | None = None
+    scores: list[ContestantScore]
+    costs: CostReport
+    cost_usd: float
+    estimate: CostEstimate | None = None
+    budget_usd: float | None = None
+    shards: list[ShardCost] = []
+    prices_as_of: str = CATALOG_AS_OF.isoformat()
+    failed_state: str | None = None
+    error: str | None = None
+    cause: str | None = None
+
+
+_GENERATION_ITEMS = {
+    ("solve", False): "generation: teacher",
+    ("solve", True): "generation: teacher (Batch API)",
+    ("judge", False): "generation: judge",
+    ("judge", True): "generation: judge (Batch API)",
+}
+
+
+def _cost_report(
+    generation_calls: list[CallCost], fine_tune: FineTuneState | None, scores: list[ContestantScore]
+) -> CostReport:
+    lines = [
+        CostLine(
+            item=_GENERATION_ITEMS[call.purpose, call.batch], model=call.model, usage=call.usage, usd=call.usd
+        )
+        for call in generation_calls
+    ]
+    if fine_tune is not None and fine_tune.trained_tokens:
+        lines.append(
+            CostLine(
+                item="fine-tuning",
+                model=fine_tune.base_model,
+                trained_tokens=fine_tune.trained_tokens,
+                usd=training_cost_usd(fine_tune.base_model, fine_tune.trained_tokens),
+            )
+        )
+    for score in scores:
+        for model, usage in sorted(score.usage.items()):
+            lines.append(
+                CostLine(
+                    item=f"benchmark: {score.contestant}",
+                    model=model,
+                    usage=usage,
+                    usd=inference_cost_usd(model, usage),
+                )
+            )
+    return CostReport(lines=lines)
+
+
+def summarise_run(run_id: str, items: list[dict[str, Any]]) -> RunSummary:
+    """The run as its DynamoDB items describe it (any stage, finished or not)."""
+    by_sk = {item["sk"]: item for item in items}
+    record = by_sk.get(RUN_SK, {})
+    totals: dict[str, int] = defaultdict(int)
+    shard_items = [item for sk, item in by_sk.items() if sk.startswith("SHARD#")]
+    shards = [item for item in shard_items if item.get("status") != "failed"]
+    for shard in shards:
+        for field in ("problems", "answered", "verified", "rejected", "failed"):
+            totals[field] += int(shard.get(field, 0))
+    generation_calls = summarise_calls(
+        [CallCost.model_validate(call) for call in shard.get("calls", [])] for shard in shard_items
+    )
+    dataset = (
+        DatasetSummary.model_validate(_contract_fields(by_sk[DATASET_SK], DatasetSummary))
+        if DATASET_SK in by_sk
+        else None
+    )
+    fine_tune = (
+        FineTuneState.model_validate(_contract_fields(by_sk[FINETUNE_SK], FineTuneState))
+        if FINETUNE_SK in by_sk
+        else None
+    )
+    scores = [
+        ContestantScore.model_validate(_contract_fields(item, ContestantScore))
+        for sk, item in sorted(by_sk.items())
+        if sk.startswith("SCORE#")
+    ]
+    costs = _cost_report(generation_calls, fine_tune, scores)
+    return RunSummary(
+        run_id=run_id,
+        status=str(record.get("status", "UNKNOWN")),
+        stage=record.get("stage"),
+        started_at=record.get("started_at"),
+        finished_at=record.get("finished_at"),
+        problem_set=record.get("problem_set"),
+        config=record.get("config"),
+        splits=record.get("splits"),
+        shard_count=record.get("shard_count"),
+        generation=GenerationTotals(
+            shards_done=len(shards), shards_failed=len(shard_items) - len(shards), **totals
+        ),
+        dataset=dataset,
+        fine_tune=fine_tune,
+        scores=scores,
+        costs=costs,
+        cost_usd=round(costs.total_usd, 6),
+        estimate=CostEstimate.model_validate(record["estimate"]) if record.get("estimate") else None,
+        budget_usd=(record.get("config") or {}).get("budget_usd"),
+        shards=[
+            ShardCost(
+                index=int(item["index"]),
+                status=str(item.get("status")),
+                problems=int(item.get("problems", 0)),
+                checkpointed_at_start=int(item.get("checkpointed_at_start", item.get("checkpointed", 0))),
+                cost_usd=float(item.get("cost_usd", 0.0)),
+            )
+            for item in shard_items
+        ],
+        failed_state=record.get("failed_state"),
+        error=record.get("error"),
+        cause=record.get("cause"),
+    )
+
+
+def _contract_fields(item: dict[str, Any], model: type[BaseModel]) -> dict[str, Any]:
+    return {name: value for name, value in item.items() if name in model.model_fields}
+
+
+def _category_scores(answers: list[BenchmarkAnswer]) -> dict[str, CategoryScore]:
+    counts: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for answer in answers:
+        counts[answer.category][0] += answer.correct
+        counts[answer.category][1] += 1
+    return {category: CategoryScore(correct=c, total=t) for category, (c, t) in sorted(counts.items())}
+
+
+def _percent(value: float) -> str:
+    return f"{value * 100:.1f}%"
+
+
+def _usd(value: float | None) -> str:
+    return "unpriced" if value is None else f"${value:,.4f}"
+
+
+def _failure_section(summary: RunSummary) -> list[str]:
+    if summary.error is None:
+        return []
+    return [
+        f"## Failed in {summary.failed_state or 'an unknown state'}: `{summary.error}`",
+        "",
+        "```",
+        summary.cause or "(no cause recorded)",
+        "```",
+        "",
+        "What the run produced before it failed stays in the bucket under its prefix.",
+        "",
+    ]
+
+
+def _benchmark_section(summary: RunSummary, by_category: dict[str, dict[str, CategoryScore]]) -> list[str]:
+    scores = {score.contestant: score for score in summary.scores}
+    if not scores:
+        return []
+    total = next(iter(scores.values())).total
+    lines = [
+        f"## Benchmark: {total} held-out problems",
+        "",
+        "| contestant | model | accuracy | correct | gave an answer |",
+        "|---|---|---:|---:|---:|",
+    ]
+    for score in summary.scores:
+        lines.append(
+            f"| {CONTESTANT_LABELS[score.contestant]} | `{score.model}` | {_percent(score.accuracy)} "
+            f"| {score.correct}/{score.total} | {score.answered}/{score.total} |"
+        )
+    lines.append("")
+    if "base" in scores and "fine_tuned" in scores:
+        base, tuned = scores["base"], scores["fine_tuned"]
+        delta = (tuned.accuracy - base.accuracy) * 100
+        teacher = (
+            f" The teacher scores {_percent(scores['teacher'].accuracy)}." if "teacher" in scores else ""
+        )
+        lines += [
+            f"Fine-tuning changed the student's accuracy by **{delta:+.1f} points** "
+            f"({_percent(base.accuracy)} → {_percent(tuned.accuracy)}).{teacher}",
+            "",
+        ]
+    categories = sorted({category for per in by_category.values() for category in per})
+    if not categories:
+        return lines
+    contestants = [score.contestant for score in summary.scores]
+    lines += [
+        "### By category",
+        "",
+        "| category | " + " | ".join(CONTESTANT_LABELS[c] for c in contestants) + " |",
+        "|---|" + "---:|" * len(contestants),
+    ]
+    for category in categories:
+        cells = []
+        for contestant in contestants:
+            cell = by_category.get(contestant, {}).get(category)
+            cells.append(f"{_percent(cell.accuracy)} ({cell.correct}/{cell.total})" if cell else "–")
+        lines.append(f"| {category} | " + " | ".join(cells) + " |")
+    return [*lines, ""]
+
+
+def _training_data_section(summary: RunSummary) -> list[str]:
+    generation = summary.generation
+    if not generation.shards_done:
+        return []
+    unreferenced = generation.problems - generation.verified - generation.rejected - generation.failed
+    lines = [
+        "## Training data",
+        "",
+        f"Teacher answers: {generation.verified} verified against the reference, {generation.rejected} wrong "
+        f"(dropped), {unreferenced} without a reference, {generation.failed} without a usable answer.",
+        "",
+    ]
+    if summary.dataset is not None:
+        dataset = summary.dataset
+        dropped = ", ".join(f"{reason} {count}" for reason, count in dataset.dropped.items()) or "none"
+        training = ""
+        if dataset.epochs is not None:
+            usd = dataset.estimated_training_usd
+            cost = f" ≈ ${usd:,.4f}" if usd is not None else ""
+            training = f" × {dataset.epochs} epochs{cost}"
+        lines += [
+            f"- train: {dataset.train_examples} examples, {dataset.train_tokens:,} billed tokens{training}",
+            f"- validation: {dataset.validation_examples} examples",
+            f"- dropped: {dropped}",
+        ]
+        if dataset.card_key is not None:
+            lines.append(
+                f"- dataset card: `{dataset.card_key.rsplit('/', 1)[-1]}` (every drop, by reason and "
+                "category; `dropped.jsonl` names each one)"
+            )
+        lines.append("")
+    return lines
+
+
+def _fine_tune_section(summary: RunSummary) -> list[str]:
+    job = summary.fine_tune
+    if job is None:
+        return []
+    loss = f", final training loss {job.training_loss:.3f}" if job.training_loss is not None else ""
+    return [
+        "## Fine-tuning",
+        "",
+        f"- job `{job.job_id}` ({job.backend}), status {job.status}",
+        f"- base model `{job.base_model}` → `{job.fine_tuned_model or '–'}`",
+        f"- trained tokens: {job.trained_tokens or 0:,}{loss}",
+        "",
+    ]
+
+
+def _cost_section(summary: RunSummary) -> list[str]:
+    if not summary.costs.lines:
+        return ["## Cost", "", "Nothing was spent: no model was called.", ""]
+    lines = [
+        f"## Cost at list prices (table of {summary.prices_as_of})",
+        "",
+        "| item | model | requests | input tokens | output tokens | trained tokens | USD |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for line in summary.costs.lines:
+        usage = line.usage or Usage()
+        lines.append(
+            f"| {line.item} | `{line.model}` | {usage.requests:,} | {usage.input_tokens:,} | "
+            f"{usage.output_tokens:,} | {line.trained_tokens or 0:,} | {_usd(line.usd)} |"
+        )
+    lines.append(f"| **total** | | | | | | **{_usd(summary.costs.total_usd)}** |")
+    lines.append("")
+    if summary.estimate is not None:
+        estimate = summary.estimate
+        lines.append(
+            f"Estimated before the run: {_usd(estimate.total_usd)} "
+            f"(generation {_usd(estimate.generation_usd)}, "
+            f"fine-tuning {_usd(estimate.fine_tuning_usd)}, benchmark {_usd(estimate.benchmark_usd)}; "
+            f"assuming {estimate.assumptions})."
+        )
+    if summary.budget_usd is not None:
+        lines.append(f"Budget: {_usd(summary.budget_usd)}.")
+    if summary.costs.unpriced:
+        lines += ["", f"Not in the price table, so not in the total: {', '.join(summary.costs.unpriced)}."]
+    return [*lines, ""]
+
+
+def render_report(summary: RunSummary, by_category: dict[str, dict[str, CategoryScore]]) -> str:
+    """report.md: what a person reads first. Works for finished and failed runs alike."""
+    header = [f"# synthtune run `{summary.run_id}`", ""]
+    if summary.problem_set:
+        header.append(f"Problem set: `s3://{summary.problem_set['bucket']}/{summary.problem_set['key']}`  ")
+    header += [
+        f"Started {summary.started_at} · finished {summary.finished_at} · status **{summary.status}**",
+        "",
+    ]
+    sections = [
+        header,
+        _failure_section(summary),
+        _benchmark_section(summary, by_category),
+        _training_data_section(summary),
+        _fine_tune_section(summary),
+        _cost_section(summary),
+    ]
+    return "\n".join(line for section in sections for line in section)
+
+
+def write_report(task: ReportInput, *, data: ArtifactStore, runs: RunStore) -> ReportOutput:
+    run_id = task.run.run_id
+    layout = RunLayout(run_id)
+    finished_at = now_iso()
+    runs.update(run_id, status="SUCCEEDED", stage="done", finished_at=finished_at)
+    summary = summarise_run(run_id, runs.items(run_id))
+
+    by_category: dict[str, dict[str, CategoryScore]] = {
+        score.contestant: _category_scores(
+            list(data.read_jsonl(layout.benchmark_answers(score.contestant), BenchmarkAnswer))
+        )
+        for score in task.scores
+    }
+    benchmark = {
+        "run_id": run_id,
+        "held_out_problems": task.benchmark.problem_count,
+        "base_model": base_model_of(task.run.config.student_model),
+        "scores": [
+            {
+                **score.model_dump(mode="json"),
+                "by_category": {
+                    category: {**cell.model_dump(), "accuracy": cell.accuracy}
+                    for category, cell in by_category[score.contestant].items()
+                },
+                "answers_key": layout.benchmark_answers(score.contestant),
+            }
+            for score in task.scores
+        ],
+    }
+    data.write_json(layout.benchmark, benchmark)
+    data.write_text(layout.report, render_report(summary, by_category), "text/markdown; charset=utf-8")
+    document = summary.model_dump(mode="json")
+    document["artifacts"] = {
+        "train": task.dataset.train_key,
+        "validation": task.dataset.validation_key,
+        "dataset_card": task.dataset.card_key,
+        "benchmark": layout.benchmark,
+        "report": layout.report,
+    }
+    data.write_json(layout.summary, document)
+
+    accuracy = {score.contestant: score.accuracy for score in task.scores}
+    runs.update(run_id, accuracy=accuracy, cost_usd=summary.cost_usd)
+    return ReportOutput(
+        run_id=run_id,
+        status="SUCCEEDED",
+        summary=S3Location(bucket=data.bucket, key=layout.summary),
+        report=S3Location(bucket=data.bucket, key=layout.report),
+        accuracy=accuracy,
+        cost_usd=summary.cost_usd,
+    )
+
+
+def failure_message(cause: str) -> str:
+    """The human part of a Catch's Cause: a Lambda error's errorMessage, or the cause as it is."""
+    try:
+        payload = json.loads(cause)
+    except (json.JSONDecodeError, TypeError):
+        return cause
+    if isinstance(payload, dict) and isinstance(payload.get("errorMessage"), str):
+        return str(payload["errorMessage"])
+    return cause
+
+
+def record_failure(task: FailureInput, *, runs: RunStore) -> FailureRecord:
+    # Each Catch writes failure.<its state name>, so there is exactly one entry.
+    state, failure = next(iter(task.failure.items()))
+    cause = failure_message(failure.Cause)
+    if state == "Generate":
+        # The Map reports only that too many iterations failed; the shards recorded why.
+        cause = "\n".join(part for part in (cause, failed_shards(runs, task.run_id)) if part)
+    record = FailureRecord(run_id=task.run_id, state=state, error=failure.Error, cause=cause)
+    runs.update(
+        task.run_id,
+        status="FAILED",
+        failed_state=record.state,
+        error=record.error,
+        cause=record.cause,
+        finished_at=now_iso(),
+    )
+    return record
