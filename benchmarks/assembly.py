@@ -58,6 +58,7 @@ from synthtune.contracts.config import RunConfig
 from synthtune.contracts.problems import Problem
 from synthtune.contracts.workflow import AssembleInput, GenerationPlan, RunRef, S3Location, ShardRef
 from synthtune.money.usage import Usage
+from synthtune.providers.registry import dataset_format
 from synthtune.records.layout import RunLayout
 from synthtune.split import SplitCounts
 from synthtune.stages.generate import GeneratedAnswer, call_cost
@@ -539,7 +540,7 @@ def assemble_once(endpoint_url: str, run: SyntheticRun, workdir: str, *, trace: 
         tracemalloc.start()
     started = time.perf_counter()
     try:
-        summary = assemble_dataset(run.task, data=data, runs=runs, workdir=directory)
+        summary = assemble_dataset(run.task, data=data, runs=runs, formats=dataset_format, workdir=directory)
         seconds = time.perf_counter() - started
         traced_peak = tracemalloc.get_traced_memory()[1] if trace else None
     finally:

@@ -13,6 +13,7 @@ from synthtune.contracts.errors import InvalidDataset
 from synthtune.contracts.problems import Problem
 from synthtune.contracts.workflow import AssembleInput, GenerationPlan, RunRef, S3Location, ShardRef
 from synthtune.providers.openai.format import validate_chat_file
+from synthtune.providers.registry import dataset_format
 from synthtune.records.artifacts import ArtifactStore
 from synthtune.records.layout import RunLayout
 from synthtune.records.runs import DATASET_SK, RunStore
@@ -151,7 +152,7 @@ def test_a_seeded_problem_set_yields_a_clean_dataset_and_a_card_that_accounts_fo
     answers, bad_ids = seeded_answers()
     task = write_run(data, [answers[:10], answers[10:]])
 
-    summary = assemble_dataset(task, data=data, runs=runs)
+    summary = assemble_dataset(task, data=data, runs=runs, formats=dataset_format)
 
     train, validation = lines(data, LAYOUT.train), lines(data, LAYOUT.validation)
     questions = {example["messages"][1]["content"] for example in train + validation}
@@ -195,7 +196,7 @@ def test_a_seeded_problem_set_yields_a_clean_dataset_and_a_card_that_accounts_fo
 
 def test_exports_can_be_turned_off(data: ArtifactStore, runs: RunStore) -> None:
     task = write_run(data, [good(12)], dataset={"exports": []})
-    summary = assemble_dataset(task, data=data, runs=runs)
+    summary = assemble_dataset(task, data=data, runs=runs, formats=dataset_format)
     assert summary.validation_key is None
     assert not data.exists(LAYOUT.export("bedrock", "train"))
 
@@ -219,7 +220,9 @@ def test_self_consistency_keeps_only_agreed_answers_without_a_reference(
         "split", "Name a colour.", "red", status="unverified", reference=None, samples=5, agreement=0.4
     )
     config = {"dataset": {"min_agreement": 0.6}, "generation": {"samples": 5}, "teacher_temperature": 0.7}
-    summary = assemble_dataset(write_run(data, [[*agreed, split_vote]], **config), data=data, runs=runs)
+    summary = assemble_dataset(
+        write_run(data, [[*agreed, split_vote]], **config), data=data, runs=runs, formats=dataset_format
+    )
     assert summary.dropped == {"low_agreement": 1}
     assert summary.train_examples == 12
 
@@ -227,7 +230,7 @@ def test_self_consistency_keeps_only_agreed_answers_without_a_reference(
 def test_too_few_examples_fail_the_run_after_writing_the_card(data: ArtifactStore, runs: RunStore) -> None:
     answers = [*good(9), answer("wrong", "What is 13 squared?", "170", status="rejected", reference="169")]
     with pytest.raises(InvalidDataset, match=r"only 9 training examples survived .* 1 wrong_answer"):
-        assemble_dataset(write_run(data, [answers]), data=data, runs=runs)
+        assemble_dataset(write_run(data, [answers]), data=data, runs=runs, formats=dataset_format)
     card = DatasetCard.model_validate(data.read_json(LAYOUT.dataset_card))
     assert card.accounted
     assert card.train_examples == 9
@@ -242,7 +245,7 @@ def test_a_file_that_fails_the_format_checks_fails_the_run_before_upload(
 
     monkeypatch.setattr(assemble_module, "training_example", without_the_answer)
     with pytest.raises(InvalidDataset) as failure:
-        assemble_dataset(write_run(data, [good(12)]), data=data, runs=runs)
+        assemble_dataset(write_run(data, [good(12)]), data=data, runs=runs, formats=dataset_format)
     message = str(failure.value)
     assert "format checks" in message
     assert LAYOUT.train in message

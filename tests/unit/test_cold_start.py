@@ -36,5 +36,5 @@ def test_importing_every_handler_creates_no_client_and_skips_openai() -> None:
             "POWERTOOLS_TRACE_DISABLED": "1",
         },
     )
-    assert len(functions) == 11
+    assert len(functions) == 14
     assert json.loads(result.stdout.splitlines()[-1]) == {"clients": 0, "openai": False}

@@ -5,11 +5,11 @@ import pytest
 from synthtune.contracts.errors import FineTuneUnavailable
 from synthtune.money.catalog import OPENAI_FINE_TUNING_ENDS, accepts_temperature, base_model_of, model_info
 from synthtune.money.usage import Usage, inference_cost_usd, training_cost_usd
-from synthtune.providers.openai.finetune import OpenAIFineTuneBackend
+from synthtune.providers.openai.models import OpenAIModels
 
 
 def no_client() -> object:
-    raise AssertionError("check_available must not call the provider")
+    raise AssertionError("check_usable must not call the provider")
 
 
 def test_prices_per_million_tokens() -> None:
@@ -22,19 +22,21 @@ def test_prices_per_million_tokens() -> None:
     assert inference_cost_usd(fine_tuned, Usage(input_tokens=1_000_000)) == pytest.approx(0.20)
     assert training_cost_usd("gpt-4.1-nano-2025-04-14", 2_000_000) == pytest.approx(3.0)
     assert inference_cost_usd("some-new-model", usage) is None
-    assert model_info("gpt-5") is not None and not model_info("gpt-5").fine_tunable  # type: ignore[union-attr]
+    gpt5 = model_info("gpt-5")
+    assert gpt5 is not None and gpt5.fine_tuning is None
 
 
 def test_fine_tuning_availability_follows_the_dated_table() -> None:
-    official = OpenAIFineTuneBackend(no_client, base_url=None)  # type: ignore[arg-type]
-    official.check_available("gpt-4.1-nano-2025-04-14", dt.date(2026, 11, 21))
+    official = OpenAIModels(no_client, base_url=None)  # type: ignore[arg-type]
+    official.check_usable("gpt-4.1-mini-2025-04-14", "student", dt.date(2026, 11, 21))
+    day_after = OPENAI_FINE_TUNING_ENDS + dt.timedelta(days=1)
     with pytest.raises(FineTuneUnavailable, match="after 2027-01-06"):
-        official.check_available("gpt-4.1-nano-2025-04-14", OPENAI_FINE_TUNING_ENDS + dt.timedelta(days=1))
-    with pytest.raises(FineTuneUnavailable, match="does not offer fine-tuning for gpt-5"):
-        official.check_available("gpt-5", dt.date(2026, 11, 21))
+        official.check_usable("gpt-4.1-mini-2025-04-14", "student", day_after)
+    with pytest.raises(FineTuneUnavailable, match="OpenAI does not fine-tune it"):
+        official.check_usable("gpt-5-mini", "student", dt.date(2026, 11, 21))
     # Another OpenAI-compatible server sets its own rules.
-    compatible = OpenAIFineTuneBackend(no_client, base_url="http://127.0.0.1:8787/v1")  # type: ignore[arg-type]
-    compatible.check_available("gpt-5", dt.date(2027, 6, 1))
+    compatible = OpenAIModels(no_client, base_url="http://127.0.0.1:8787/v1")  # type: ignore[arg-type]
+    compatible.check_usable("gpt-5", "student", dt.date(2027, 6, 1))
 
 
 def test_reasoning_models_get_no_temperature() -> None:

@@ -4,8 +4,9 @@ import pytest
 
 from synthtune.contracts.config import DatasetConfig
 from synthtune.prompts import SOLVER_SYSTEM_PROMPT, parse_final_answer
+from synthtune.providers.bedrock.format import conversation_record
 from synthtune.stages.assemble.examples import training_example
-from synthtune.stages.assemble.exports import bedrock_record, huggingface_record
+from synthtune.stages.assemble.exports import huggingface_record
 from synthtune.stages.assemble.gates import DROP_REASONS, Drop, answer_gate
 from synthtune.stages.generate import GeneratedAnswer
 
@@ -89,7 +90,7 @@ def test_a_wrong_answer_names_both_answers() -> None:
 
 
 def test_bedrock_export_is_the_conversation_schema() -> None:
-    record = bedrock_record(training_example(answer()))
+    record = conversation_record(training_example(answer()))
     assert record["schemaVersion"] == "bedrock-conversation-2024"
     assert record["system"] == [{"text": SOLVER_SYSTEM_PROMPT}]
     assert [m["role"] for m in record["messages"]] == ["user", "assistant"]

@@ -2,9 +2,9 @@ import pytest
 
 from synthtune.contracts.config import GenerationConfig, RunConfig
 from synthtune.contracts.problems import Problem
-from synthtune.engine.chat import Sample, SolveResult
 from synthtune.money.usage import Usage, inference_cost_usd
 from synthtune.prompts import Solution
+from synthtune.providers.ports import Sample, SolveResult
 from synthtune.quality.grading import Grade
 from synthtune.stages.generate import (
     CallCost,

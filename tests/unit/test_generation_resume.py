@@ -27,11 +27,12 @@ from synthtune.contracts.workflow import (
     ShardResult,
     ShardTask,
 )
-from synthtune.engine.chat import Reply, Sample, SolveResult
 from synthtune.engine.pacing import RateLimitGate
 from synthtune.money.estimate import worst_case_solve_usd
 from synthtune.money.usage import Usage, inference_cost_usd
 from synthtune.prompts import Solution, Verdict
+from synthtune.providers.ports import Reply, Sample, SolveResult
+from synthtune.providers.registry import dataset_format
 from synthtune.records.artifacts import ArtifactStore
 from synthtune.records.layout import RunLayout
 from synthtune.records.runs import RunStore, shard_sk
@@ -108,13 +109,16 @@ class ScriptedTeacher:
             usage=self.usage,
         )
 
-    def answer(self, model: str, question: str, *, max_tokens: int) -> Reply:
+    def answer(self, model: str, question: str, *, max_tokens: int, endpoint: str | None = None) -> Reply:
         raise AssertionError("Generate never asks for a free-text answer")
 
     def judge(self, model: str, question: str, reference: str, candidate: str) -> tuple[Verdict, Usage]:
         with self._lock:
             self.judged[question] += 1
         return Verdict(correct=self.verdict, explanation="the judge's view"), JUDGE_USAGE
+
+    def samples_per_request(self, model: str) -> int:
+        return 128
 
 
 def arithmetic(count: int, start: int = 0) -> list[Problem]:
@@ -401,7 +405,9 @@ def test_the_budget_stops_the_shard_and_then_the_run(data: ArtifactStore, runs: 
     )
     # However many failed shards are tolerated, a shard stopped by the budget stops the run.
     with pytest.raises(BudgetExceeded, match="could cost up to"):
-        assemble_dataset(AssembleInput(run=run, generation=plan), data=data, runs=runs)
+        assemble_dataset(
+            AssembleInput(run=run, generation=plan), data=data, runs=runs, formats=dataset_format
+        )
 
 
 def two_shards(data: ArtifactStore, runs: RunStore, tolerated: float) -> tuple[RunRef, GenerationPlan]:
@@ -427,7 +433,9 @@ def two_shards(data: ArtifactStore, runs: RunStore, tolerated: float) -> tuple[R
 
 def test_assemble_goes_on_without_a_tolerated_failed_shard(data: ArtifactStore, runs: RunStore) -> None:
     run, plan = two_shards(data, runs, tolerated=50)
-    summary = assemble_dataset(AssembleInput(run=run, generation=plan), data=data, runs=runs)
+    summary = assemble_dataset(
+        AssembleInput(run=run, generation=plan), data=data, runs=runs, formats=dataset_format
+    )
     assert summary.train_examples == 12
     assert summary.dropped == {"shard_failed": 3}
 
@@ -435,7 +443,9 @@ def test_assemble_goes_on_without_a_tolerated_failed_shard(data: ArtifactStore, 
 def test_assemble_stops_when_failed_shards_are_not_tolerated(data: ArtifactStore, runs: RunStore) -> None:
     run, plan = two_shards(data, runs, tolerated=0)
     with pytest.raises(GenerationIncomplete) as stopped:
-        assemble_dataset(AssembleInput(run=run, generation=plan), data=data, runs=runs)
+        assemble_dataset(
+            AssembleInput(run=run, generation=plan), data=data, runs=runs, formats=dataset_format
+        )
     message = str(stopped.value)
     assert "1 of 2 shards have no answers (shards 1)" in message
     assert "shard 1: RuntimeError: teacher crashed" in message

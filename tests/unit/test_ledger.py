@@ -6,11 +6,12 @@ import pytest
 from moto.dynamodb.models import DynamoDBBackend
 
 from synthtune.contracts.errors import BudgetExceeded, InvalidConfig, ModelUnavailable
-from synthtune.engine.chat import Reply, Sample, SolveResult
+from synthtune.engine.budgeted import BudgetedChat
 from synthtune.money.estimate import worst_case_answer_usd, worst_case_judge_usd, worst_case_solve_usd
-from synthtune.money.ledger import BudgetedChat, CostLedger
+from synthtune.money.ledger import CostLedger
 from synthtune.money.usage import Usage, inference_cost_usd
 from synthtune.prompts import Solution, Verdict
+from synthtune.providers.ports import Reply, Sample, SolveResult
 from synthtune.records.runs import RUN_SK, RunStore, shard_sk
 
 RUN = "run-ledger"
@@ -154,13 +155,16 @@ class ScriptedChat:
         sample = Sample(solution=Solution(steps=["6 x 7 = 42"], final_answer="42"), finish_reason="stop")
         return SolveResult(model=model, samples=[sample] * samples, usage=self.usage)
 
-    def answer(self, model: str, question: str, *, max_tokens: int) -> Reply:
+    def answer(self, model: str, question: str, *, max_tokens: int, endpoint: str | None = None) -> Reply:
         self._call()
         return Reply(model=model, text="Answer: 42", finish_reason="stop", usage=self.usage)
 
     def judge(self, model: str, question: str, reference: str, candidate: str) -> tuple[Verdict, Usage]:
         self._call()
         return Verdict(correct=True, explanation="same"), self.usage
+
+    def samples_per_request(self, model: str) -> int:
+        return 128
 
 
 CALLS: dict[str, tuple[Callable[[BudgetedChat], object], Callable[[], float]]] = {

@@ -11,10 +11,10 @@ import pytest
 from openai.types.chat import ChatCompletion
 
 from synthtune.contracts.errors import ModelRequestRejected, ModelUnavailable, RateLimited
-from synthtune.engine.pacing import RateLimitHeaders
 from synthtune.money.usage import Usage
 from synthtune.providers.openai.chat import SOLUTION_FORMAT, OpenAIChat
 from synthtune.providers.openai.client import provider_errors
+from synthtune.providers.ports import Backpressure
 
 TEACHER = "gpt-4.1-2025-04-14"
 REQUEST = httpx2.Request("POST", "http://127.0.0.1:8787/v1/chat/completions")
@@ -98,7 +98,7 @@ def test_solve_asks_for_n_samples_in_one_request_and_reads_each() -> None:
     assert result.samples[3].refusal == "I can't help with that."
     # One request, billed once, whatever the number of samples.
     assert result.usage == Usage(requests=1, input_tokens=120, cached_input_tokens=64, output_tokens=90)
-    assert result.rate_limits == RateLimitHeaders(remaining_requests=0, reset_requests_seconds=2.0)
+    assert result.backpressure == Backpressure(remaining_requests=0, reset_requests_seconds=2.0)
 
 
 def test_one_sample_sends_no_n_and_reasoning_models_no_temperature() -> None:

@@ -7,16 +7,14 @@ from typing import Any
 
 import pytest
 
-from synthtune.providers.openai.format import (
-    CHECKS,
+from synthtune.providers.openai.format import CHECKS, ChatFormatValidator, validate_chat_file
+from synthtune.quality.format_report import (
     MAX_REPORTED_ISSUES,
     TOKEN_BIN_BOUNDS,
-    ChatFormatValidator,
     FormatReport,
     TokenHistogram,
     describe_issues,
     describe_tokens,
-    validate_chat_file,
 )
 from synthtune.tokens import count_chat_tokens, encoding_for
 

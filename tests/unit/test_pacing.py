@@ -3,17 +3,12 @@ from collections.abc import Callable
 import pytest
 
 from synthtune.contracts.errors import ModelRequestRejected, ModelUnavailable, RateLimited
-from synthtune.engine.chat import Reply, Sample, SolveResult
-from synthtune.engine.pacing import (
-    OutOfTime,
-    RateLimitGate,
-    RateLimitHeaders,
-    call_paced,
-    parse_duration,
-)
+from synthtune.engine.paced import PacedChat
+from synthtune.engine.pacing import OutOfTime, RateLimitGate, call_paced
 from synthtune.money.usage import Usage
 from synthtune.prompts import Solution, Verdict
-from synthtune.stages.generate import PacedChat
+from synthtune.providers.openai.headers import backpressure_from_headers, parse_duration
+from synthtune.providers.ports import Backpressure, Reply, Sample, SolveResult
 from tests.support import FakeClock
 
 
@@ -45,7 +40,7 @@ def test_parse_duration_refuses_what_it_cannot_read(text: str | None) -> None:
 
 
 def test_headers_are_read_case_insensitively_and_retry_after_ms_wins() -> None:
-    headers = RateLimitHeaders.from_headers(
+    headers = backpressure_from_headers(
         {
             "Retry-After-Ms": "250",
             "Retry-After": "7",
@@ -55,53 +50,47 @@ def test_headers_are_read_case_insensitively_and_retry_after_ms_wins() -> None:
             "x-ratelimit-reset-tokens": "6m0s",
         }
     )
-    assert headers == RateLimitHeaders(
+    assert headers == Backpressure(
         retry_after_seconds=0.25,
         remaining_requests=0,
         remaining_tokens=12000,
         reset_requests_seconds=1.5,
         reset_tokens_seconds=360.0,
     )
-    assert RateLimitHeaders.from_headers({"RETRY-AFTER": "7"}).retry_after_seconds == 7.0
+    assert backpressure_from_headers({"RETRY-AFTER": "7"}).retry_after_seconds == 7.0
     # An HTTP date or a junk value is no advice at all, and does not hide retry-after.
-    assert (
-        RateLimitHeaders.from_headers({"retry-after": "Wed, 21 Oct 2026 07:28:00 GMT"}) == RateLimitHeaders()
-    )
-    assert (
-        RateLimitHeaders.from_headers({"retry-after-ms": "soon", "retry-after": "3"}).retry_after_seconds == 3
-    )
-    assert (
-        RateLimitHeaders.from_headers({"x-ratelimit-remaining-requests": "many"}).remaining_requests is None
-    )
+    assert backpressure_from_headers({"retry-after": "Wed, 21 Oct 2026 07:28:00 GMT"}) == Backpressure()
+    assert backpressure_from_headers({"retry-after-ms": "soon", "retry-after": "3"}).retry_after_seconds == 3
+    assert backpressure_from_headers({"x-ratelimit-remaining-requests": "many"}).remaining_requests is None
 
 
 def test_wait_after_429_prefers_retry_after_then_the_exhausted_windows_reset() -> None:
     both = {"reset_requests_seconds": 1.5, "reset_tokens_seconds": 20.0}
-    assert RateLimitHeaders(retry_after_seconds=4.0, remaining_requests=0, **both).wait_after_429() == 4.0
+    assert Backpressure(retry_after_seconds=4.0, remaining_requests=0, **both).wait_after_429() == 4.0
     # Only the requests window is used up: its reset is the advice, not the tokens window's.
-    assert RateLimitHeaders(remaining_requests=0, remaining_tokens=5000, **both).wait_after_429() == 1.5
-    assert RateLimitHeaders(remaining_requests=10, remaining_tokens=0, **both).wait_after_429() == 20.0
-    assert RateLimitHeaders(remaining_requests=0, remaining_tokens=0, **both).wait_after_429() == 20.0
+    assert Backpressure(remaining_requests=0, remaining_tokens=5000, **both).wait_after_429() == 1.5
+    assert Backpressure(remaining_requests=10, remaining_tokens=0, **both).wait_after_429() == 20.0
+    assert Backpressure(remaining_requests=0, remaining_tokens=0, **both).wait_after_429() == 20.0
     # No remaining count sent: the window that has a reset is taken as the one used up.
-    assert RateLimitHeaders(reset_requests_seconds=2.0).wait_after_429() == 2.0
-    assert RateLimitHeaders(remaining_requests=3, remaining_tokens=10, **both).wait_after_429() is None
-    assert RateLimitHeaders().wait_after_429() is None
+    assert Backpressure(reset_requests_seconds=2.0).wait_after_429() == 2.0
+    assert Backpressure(remaining_requests=3, remaining_tokens=10, **both).wait_after_429() is None
+    assert Backpressure().wait_after_429() is None
 
 
 def test_wait_before_next_holds_only_for_a_used_up_window() -> None:
-    requests_used_up = RateLimitHeaders(remaining_requests=0, reset_requests_seconds=2.5)
+    requests_used_up = Backpressure(remaining_requests=0, reset_requests_seconds=2.5)
     assert requests_used_up.wait_before_next(tokens_per_request=100) == 2.5
-    assert RateLimitHeaders(remaining_requests=1, reset_requests_seconds=2.5).wait_before_next(100) == 0.0
+    assert Backpressure(remaining_requests=1, reset_requests_seconds=2.5).wait_before_next(100) == 0.0
     tokens = {"remaining_requests": 50, "reset_requests_seconds": 1.0, "reset_tokens_seconds": 9.0}
-    assert RateLimitHeaders(remaining_tokens=400, **tokens).wait_before_next(tokens_per_request=500) == 9.0
-    assert RateLimitHeaders(remaining_tokens=500, **tokens).wait_before_next(tokens_per_request=500) == 0.0
-    both = RateLimitHeaders(
+    assert Backpressure(remaining_tokens=400, **tokens).wait_before_next(tokens_per_request=500) == 9.0
+    assert Backpressure(remaining_tokens=500, **tokens).wait_before_next(tokens_per_request=500) == 0.0
+    both = Backpressure(
         remaining_requests=0, reset_requests_seconds=1.0, remaining_tokens=0, reset_tokens_seconds=9.0
     )
     assert both.wait_before_next(tokens_per_request=10) == 9.0
-    assert RateLimitHeaders().wait_before_next(tokens_per_request=10) == 0.0
+    assert Backpressure().wait_before_next(tokens_per_request=10) == 0.0
     # With no token need given, an empty tokens window still holds: any request needs some.
-    assert RateLimitHeaders(remaining_tokens=0, reset_tokens_seconds=9.0).wait_before_next(0) == 9.0
+    assert Backpressure(remaining_tokens=0, reset_tokens_seconds=9.0).wait_before_next(0) == 9.0
 
 
 def test_an_open_gate_lets_requests_through_without_sleeping() -> None:
@@ -244,7 +233,7 @@ def paced(
     request: Callable[[], str],
     *,
     max_attempts: int = 3,
-    headers: RateLimitHeaders | None = None,
+    headers: Backpressure | None = None,
     must_finish_within: float = 0.0,
 ) -> str:
     return call_paced(
@@ -252,7 +241,7 @@ def paced(
         request,
         max_attempts=max_attempts,
         must_finish_within=must_finish_within,
-        headers_of=lambda _: headers,
+        backpressure_of=lambda _: headers,
         tokens_per_request=100,
     )
 
@@ -320,11 +309,11 @@ def test_call_paced_never_retries_other_errors(error: Exception) -> None:
 def test_a_success_that_used_up_the_window_closes_the_gate_until_it_resets() -> None:
     clock = FakeClock()
     gate = gate_on(clock)
-    used_up = RateLimitHeaders(remaining_requests=0, reset_requests_seconds=2.5)
+    used_up = Backpressure(remaining_requests=0, reset_requests_seconds=2.5)
     assert paced(gate, ScriptedRequest(), headers=used_up) == "ok"
     assert gate.holds == 1
     assert clock.sleeps == []  # the request that saw it is not held back itself
-    assert paced(gate, ScriptedRequest(), headers=RateLimitHeaders(remaining_requests=5)) == "ok"
+    assert paced(gate, ScriptedRequest(), headers=Backpressure(remaining_requests=5)) == "ok"
     assert clock.sleeps == [2.5]  # the next one waits for the reset
     assert gate.holds == 1
 
@@ -332,23 +321,26 @@ def test_a_success_that_used_up_the_window_closes_the_gate_until_it_resets() -> 
 class HeaderTeacher:
     """A teacher whose every reply reports the given rate-limit headers."""
 
-    def __init__(self, headers: RateLimitHeaders) -> None:
+    def __init__(self, headers: Backpressure) -> None:
         self.headers = headers
 
     def solve(
         self, model: str, question: str, *, temperature: float, max_tokens: int, samples: int = 1
     ) -> SolveResult:
         sample = Sample(solution=Solution(steps=["2 + 2 = 4"], final_answer="4"), finish_reason="stop")
-        return SolveResult(model=model, samples=[sample], usage=Usage(requests=1), rate_limits=self.headers)
+        return SolveResult(model=model, samples=[sample], usage=Usage(requests=1), backpressure=self.headers)
 
-    def answer(self, model: str, question: str, *, max_tokens: int) -> Reply:
+    def answer(self, model: str, question: str, *, max_tokens: int, endpoint: str | None = None) -> Reply:
         raise NotImplementedError
 
     def judge(self, model: str, question: str, reference: str, candidate: str) -> tuple[Verdict, Usage]:
         raise NotImplementedError
 
+    def samples_per_request(self, model: str) -> int:
+        return 128
 
-def solve_through_paced_chat(headers: RateLimitHeaders) -> RateLimitGate:
+
+def solve_through_paced_chat(headers: Backpressure) -> RateLimitGate:
     clock = FakeClock()
     gate = gate_on(clock)
     chat = PacedChat(HeaderTeacher(headers), gate, max_attempts=3, request_timeout=30)
@@ -359,13 +351,13 @@ def solve_through_paced_chat(headers: RateLimitHeaders) -> RateLimitGate:
 @pytest.mark.parametrize(
     ("headers", "holds"),
     [
-        (RateLimitHeaders(remaining_requests=0, reset_requests_seconds=2.0), 1),
-        (RateLimitHeaders(remaining_requests=3, reset_requests_seconds=2.0), 0),
+        (Backpressure(remaining_requests=0, reset_requests_seconds=2.0), 1),
+        (Backpressure(remaining_requests=3, reset_requests_seconds=2.0), 0),
         # The tokens window is used up, or has less left than this request may use (prompt + 64).
-        (RateLimitHeaders(remaining_tokens=0, reset_tokens_seconds=6.0), 1),
-        (RateLimitHeaders(remaining_tokens=64, reset_tokens_seconds=6.0), 1),
-        (RateLimitHeaders(remaining_tokens=100_000, reset_tokens_seconds=6.0), 0),
+        (Backpressure(remaining_tokens=0, reset_tokens_seconds=6.0), 1),
+        (Backpressure(remaining_tokens=64, reset_tokens_seconds=6.0), 1),
+        (Backpressure(remaining_tokens=100_000, reset_tokens_seconds=6.0), 0),
     ],
 )
-def test_the_paced_teacher_holds_when_a_window_is_used_up(headers: RateLimitHeaders, holds: int) -> None:
+def test_the_paced_teacher_holds_when_a_window_is_used_up(headers: Backpressure, holds: int) -> None:
     assert solve_through_paced_chat(headers).holds == holds

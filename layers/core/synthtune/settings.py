@@ -2,7 +2,8 @@
 
 template.yaml sets these variables (Globals.Function.Environment); the offline runtime sets the same
 ones from the same template. The OpenAI key itself is never an environment variable: only the ARN of
-the Secrets Manager secret that holds it.
+the Secrets Manager secret that holds it. Bedrock needs no key: boto3 signs with the function's role
+(and reads AWS_ENDPOINT_URL_BEDROCK / AWS_ENDPOINT_URL_BEDROCK_RUNTIME for other endpoints).
 """
 
 from __future__ import annotations
@@ -23,6 +24,11 @@ class Settings(BaseModel):
     openai_base_url: str | None = Field(default=None, description="Empty or unset: the official API.")
     openai_max_retries: int = Field(default=2, ge=0, le=10)
     openai_timeout_seconds: float = Field(default=120.0, gt=0)
+    bedrock_role_arn: str | None = Field(
+        default=None,
+        description="The service role Bedrock assumes to read a run's dataset and write its output (the "
+        "stack's BedrockCustomizationRole).",
+    )
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] | None = None) -> Settings:

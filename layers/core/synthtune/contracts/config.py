@@ -10,17 +10,28 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from synthtune.contracts.errors import InvalidConfig, describe_fields
+from synthtune.contracts.models import ProviderName, check_model_name, provider_of
 from synthtune.money.catalog import accepts_temperature
+
+# The defaults work today and after OpenAI's 2027-01-14 shutdowns, on AWS alone, with no OpenAI key: Nova
+# Micro fine-tunes on Bedrock and its fine-tunes answer on demand, billed per token (see README, "Models").
+DEFAULT_TEACHER = "gpt-4.1-2025-04-14"
+DEFAULT_STUDENT = "gpt-4.1-nano-2025-04-14"
+DEFAULT_JUDGE = "gpt-4.1-mini-2025-04-14"
 
 Contestant = Literal["base", "fine_tuned", "teacher"]
 CONTESTANTS: tuple[Contestant, ...] = ("base", "fine_tuned", "teacher")
 
 
 class FineTuneHyperparameters(BaseModel):
-    """Passed to the fine-tuning backend; "auto" lets the provider choose."""
+    """Passed to the fine-tuning job; "auto" (or null) lets the provider choose.
+
+    The ranges here are the widest any provider takes; the student's provider checks its own in Prepare
+    (Bedrock's Nova: n_epochs 1-5, learning_rate 1e-6 to 1e-4, warm-up 0-100 steps, no batch size).
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -28,10 +39,16 @@ class FineTuneHyperparameters(BaseModel):
         default="auto", description="Passes over the training set."
     )
     batch_size: Annotated[int, Field(ge=1, le=256)] | Literal["auto"] = Field(
-        default="auto", description="Examples per gradient step."
+        default="auto", description="Examples per gradient step (OpenAI only)."
     )
     learning_rate_multiplier: Annotated[float, Field(gt=0, le=10)] | Literal["auto"] = Field(
-        default="auto", description="Scales the provider's base learning rate."
+        default="auto", description="Scales the provider's base learning rate (OpenAI only)."
+    )
+    learning_rate: Annotated[float, Field(gt=0, le=1)] | None = Field(
+        default=None, description="The learning rate itself (Bedrock only; null: the provider's default)."
+    )
+    learning_rate_warmup_steps: Annotated[int, Field(ge=0, le=1000)] | None = Field(
+        default=None, description="Steps over which the learning rate rises (Bedrock only)."
     )
 
 
@@ -144,18 +161,24 @@ class RunConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     teacher_model: str = Field(
-        default="gpt-4.1-2025-04-14", min_length=1, description="Writes the step-by-step answers."
+        default=DEFAULT_TEACHER,
+        min_length=1,
+        description="Writes the step-by-step answers (`provider/model-id`; a bare name is an OpenAI model).",
     )
     student_model: str = Field(
-        default="gpt-4.1-nano-2025-04-14", min_length=1, description="The model that is fine-tuned."
+        default=DEFAULT_STUDENT,
+        min_length=1,
+        description="The model that is fine-tuned, where its provider fine-tunes and serves it.",
     )
     judge_model: str | None = Field(
-        default="gpt-4.1-mini-2025-04-14",
+        default=DEFAULT_JUDGE,
         description="Grades answers that do not match the reference after normalisation; "
         "null grades by normalised match alone.",
     )
-    fine_tune_backend: Literal["openai"] = Field(
-        default="openai", description="Where the student is fine-tuned."
+    fine_tune_backend: ProviderName | None = Field(
+        default=None,
+        description="Deprecated: the student's provider is where it is fine-tuned. If set, it must name "
+        "that provider.",
     )
     holdout_fraction: float = Field(
         default=0.2,
@@ -201,7 +224,7 @@ class RunConfig(BaseModel):
         description="Appears in the fine-tuned model's name.",
     )
     poll_interval_seconds: int = Field(
-        default=60, ge=1, le=3600, description="Wait between fine-tuning status checks."
+        default=60, ge=1, le=3600, description="Wait between fine-tuning and deployment status checks."
     )
     max_wait_seconds: int = Field(
         default=86_400,
@@ -209,11 +232,47 @@ class RunConfig(BaseModel):
         le=7 * 86_400,
         description="Longest the run waits for fine-tuning before cancelling the job and failing.",
     )
+    keep_deployment: bool = Field(
+        default=False,
+        description="Leave the fine-tuned model's deployment (Bedrock) in place after the benchmark instead "
+        "of deleting it.",
+    )
+    allow_provisioned_throughput: bool = Field(
+        default=False,
+        description="Allow a student whose fine-tunes answer only through Provisioned Throughput, billed by "
+        "the hour while it exists; the estimate and the budget then include it.",
+    )
+    deployment_max_wait_seconds: int = Field(
+        default=3600,
+        ge=60,
+        le=86_400,
+        description="Longest the run waits for the fine-tuned model's deployment to become active.",
+    )
     benchmark_contestants: list[Contestant] = Field(
         default_factory=lambda: list(CONTESTANTS),
         min_length=1,
         description="Which models answer the held-out problems.",
     )
+
+    @field_validator("teacher_model", "student_model", "judge_model")
+    @classmethod
+    def _model_names(cls, name: str | None) -> str | None:
+        return None if name is None else check_model_name(name)
+
+    @model_validator(mode="after")
+    def _backend_is_the_students(self) -> RunConfig:
+        student = provider_of(self.student_model)
+        if self.fine_tune_backend is not None and self.fine_tune_backend != student:
+            raise ValueError(
+                f"fine_tune_backend is {self.fine_tune_backend!r} but student_model "
+                f"{self.student_model!r} is a {student} model: a student is fine-tuned where its provider "
+                "serves it; drop fine_tune_backend, or name the student as 'provider/model-id'"
+            )
+        return self
+
+    @property
+    def student_provider(self) -> ProviderName:
+        return provider_of(self.student_model)
 
     @model_validator(mode="after")
     def _benchmark_contestants_unique(self) -> RunConfig:

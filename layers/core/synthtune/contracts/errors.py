@@ -88,3 +88,12 @@ class FineTuneTimedOut(SynthtuneError):
 
 class RunNotFound(SynthtuneError):
     """A stage was asked about a run that Prepare never recorded."""
+
+
+class ModelRetired(SynthtuneError):
+    """A model the run names is no longer served by its provider (the message names the date and a
+    replacement); refused before anything is spent."""
+
+
+class ServingFailed(SynthtuneError):
+    """The fine-tuned model could not be made to answer (its deployment failed or never became active)."""

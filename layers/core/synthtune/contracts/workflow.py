@@ -7,8 +7,9 @@ returns one small score per contestant.
 
 State after Prepare:  {run, generation, benchmark, batch: null}
 then (batch mode) SubmitBatch/CheckBatch set `batch`, Assemble adds `dataset`,
-StartFineTune/CheckFineTune `finetune`, the wait loop `wait`,
-Benchmark `scores`, Report `report`; a Catch adds `failure.<StateName>` = {Error, Cause}.
+StartFineTune/CheckFineTune `finetune`, the wait loop `wait`, PrepareServing/CheckServing `serving`
+and its wait loop `serving_wait`, Benchmark `scores`, ReleaseServing `serving` again, Report `report`;
+a Catch adds `failure.<StateName>` = {Error, Cause}.
 """
 
 from __future__ import annotations
@@ -21,8 +22,15 @@ from synthtune.contracts.config import Contestant, RunConfig
 from synthtune.money.usage import Usage
 from synthtune.split import SplitCounts
 
-FineTuneJobStatus = Literal["validating_files", "queued", "running", "succeeded", "failed", "cancelled"]
+FineTuneJobStatus = Literal[
+    "validating_files", "queued", "running", "cancelling", "succeeded", "failed", "cancelled"
+]
+"""Every provider's job statuses in OpenAI's words (Bedrock: validation → validating_files, data processing
+→ queued, training → running, Stopping → cancelling, Completed → succeeded, Failed, Stopped → cancelled)."""
 FINAL_FINE_TUNE_STATUSES: frozenset[str] = frozenset({"succeeded", "failed", "cancelled"})
+
+ServingKind = Literal["none", "on_demand_deployment", "provisioned_throughput"]
+ServingStatus = Literal["creating", "active", "failed", "released"]
 
 
 class _Contract(BaseModel):
@@ -133,6 +141,11 @@ class DatasetSummary(_Contract):
         default=None, description="train_tokens x epochs at the student's training price; None if unpriced."
     )
     card_key: str | None = Field(default=None, description="dataset_card.json: every count and drop reason.")
+    format: str = Field(
+        default="openai-chat",
+        description="The format of train_key and validation_key: the student's provider's fine-tuning "
+        "format.",
+    )
 
 
 class FineTuneInput(_Contract):
@@ -141,14 +154,36 @@ class FineTuneInput(_Contract):
 
 
 class FineTuneState(_Contract):
-    backend: str
-    job_id: str
+    backend: str = Field(description="The provider the student is fine-tuned and served on.")
+    job_id: str = Field(description="The provider's job id (Bedrock: the job's ARN).")
     status: FineTuneJobStatus
-    base_model: str
-    fine_tuned_model: str | None = None
-    trained_tokens: int | None = None
-    training_loss: float | None = None
+    base_model: str = Field(description="The student, by its canonical name.")
+    fine_tuned_model: str | None = Field(
+        default=None, description="The trained model's canonical name (Bedrock: bedrock/<custom model ARN>)."
+    )
+    trained_tokens: int | None = Field(
+        default=None,
+        description="Tokens the job billed: as the provider reports them, or the dataset's tokens x epochs "
+        "where it reports none (Bedrock).",
+    )
+    epochs: int | None = None
+    train_tokens_per_epoch: int | None = Field(
+        default=None, description="The training file's billed tokens, one epoch (from Assemble)."
+    )
+    training_loss: float | None = Field(default=None, description="The last step's training loss.")
+    best_training_loss: float | None = None
+    validation_loss: float | None = Field(default=None, description="The last reported validation loss.")
+    metrics_key: str | None = Field(default=None, description="training_metrics.csv: the loss per step.")
     error: str = Field(default="", description="Why the job failed or was cancelled; empty otherwise.")
+
+    @property
+    def billed_tokens(self) -> int | None:
+        """What the job bills for: the provider's count, else the file's tokens times the epochs."""
+        if self.trained_tokens is not None:
+            return self.trained_tokens
+        if self.train_tokens_per_epoch is not None and self.epochs is not None:
+            return self.train_tokens_per_epoch * self.epochs
+        return None
 
 
 class FineTuneCheck(_Contract):
@@ -156,10 +191,35 @@ class FineTuneCheck(_Contract):
     finetune: FineTuneState
 
 
+class ServingState(_Contract):
+    """What makes the fine-tuned model answer, for the benchmark (PrepareServing → CheckServing → Release)."""
+
+    provider: str
+    kind: ServingKind = Field(
+        description="none: the provider serves fine-tuned models as they are (OpenAI); on_demand_deployment: "
+        "a Bedrock custom model deployment, billed per token; provisioned_throughput: billed by the hour."
+    )
+    status: ServingStatus
+    model: str = Field(description="The fine-tuned model served, by its canonical name.")
+    endpoint: str | None = Field(default=None, description="What requests name instead of the model.")
+    resource: str | None = Field(default=None, description="The deployment's or provisioned model's ARN.")
+    name: str | None = Field(default=None, description="Its name (deterministic from the run id).")
+    created_at: str | None = None
+    error: str = ""
+    kept: bool = Field(default=False, description="Left in place at the end because keep_deployment is set.")
+
+
+class ServingTask(_Contract):
+    run: RunRef
+    finetune: FineTuneState
+    serving: ServingState | None = Field(default=None, description="What PrepareServing returned, if it ran.")
+
+
 class BenchmarkTask(_Contract):
     run: RunRef
     benchmark: BenchmarkPlan
     finetune: FineTuneState
+    serving: ServingState | None = None
     contestant: Contestant
 
 
@@ -178,6 +238,7 @@ class ReportInput(_Contract):
     generation: GenerationPlan
     dataset: DatasetSummary
     finetune: FineTuneState
+    serving: ServingState | None = None
     benchmark: BenchmarkPlan
     scores: list[ContestantScore]
 

@@ -1,21 +1,17 @@
-"""What the pipeline needs from a chat model, independent of who serves it.
+"""Asking a chat model many things at once, and grading with the run's judge.
 
-The domain code (generation, grading, benchmark) depends on this protocol only; `openai_chat` is the
-implementation for the OpenAI API and any OpenAI-compatible server. A Bedrock implementation would be
-a second class with the same three methods.
+The stages talk to models through `providers.ports.ChatPort` only, whoever serves them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
-from typing import Protocol, TypeVar
+from typing import TypeVar
 
-from pydantic import BaseModel, ConfigDict
-
-from synthtune.engine.pacing import RateLimitHeaders
 from synthtune.money.usage import Usage, UsageByModel, add_usage
-from synthtune.prompts import Solution, Verdict
+from synthtune.prompts import Verdict
+from synthtune.providers.ports import ChatPort
 from synthtune.quality.grading import Grade, grade_answer
 
 ItemT = TypeVar("ItemT")
@@ -42,53 +38,8 @@ def with_requests_in_flight(
         return [future.result() for future in futures]
 
 
-class Reply(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    model: str
-    text: str | None
-    finish_reason: str
-    usage: Usage
-    refusal: str | None = None
-    rate_limits: RateLimitHeaders | None = None
-
-
-class Sample(BaseModel):
-    """One sampled solution: None (with the reason in finish_reason/refusal) when it is unusable."""
-
-    model_config = ConfigDict(frozen=True)
-
-    solution: Solution | None
-    finish_reason: str
-    refusal: str | None = None
-
-
-class SolveResult(BaseModel):
-    """The samples of one request (one per `samples` asked for), billed together."""
-
-    model_config = ConfigDict(frozen=True)
-
-    model: str
-    samples: list[Sample]
-    usage: Usage
-    rate_limits: RateLimitHeaders | None = None
-
-
-class ChatModel(Protocol):
-    def solve(
-        self, model: str, question: str, *, temperature: float, max_tokens: int, samples: int = 1
-    ) -> SolveResult:
-        """Step-by-step solutions through structured outputs (the teacher), `samples` of them."""
-
-    def answer(self, model: str, question: str, *, max_tokens: int) -> Reply:
-        """A free-text reply in the training format (every benchmark contestant)."""
-
-    def judge(self, model: str, question: str, reference: str, candidate: str) -> tuple[Verdict, Usage]:
-        """Whether `candidate` means the same as `reference`."""
-
-
 def grade_with_run_judge(
-    chat: ChatModel,
+    chat: ChatPort,
     judge_model: str | None,
     question: str,
     reference: str,
@@ -104,9 +55,9 @@ def grade_with_run_judge(
 
 
 class ModelJudge:
-    """Binds a ChatModel and a judge model name into the `grading.Judge` protocol."""
+    """Binds a ChatPort and a judge model name into the `grading.Judge` protocol."""
 
-    def __init__(self, chat: ChatModel, model: str) -> None:
+    def __init__(self, chat: ChatPort, model: str) -> None:
         self.chat = chat
         self.model = model
 

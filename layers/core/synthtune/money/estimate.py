@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from synthtune.contracts.config import FineTuneHyperparameters, RunConfig
 from synthtune.contracts.errors import InvalidConfig
@@ -25,11 +25,15 @@ EXPECTED_ANSWER_TOKENS = 300
 """A typical step-by-step answer to a riddle, math or logic problem; the expected cost's assumption."""
 
 
-def epochs_for(hyperparameters: FineTuneHyperparameters, examples: int) -> int:
-    """The epochs a job will run: as configured, or OpenAI's documented "auto" rule (3 epochs, moved so
-    that examples x epochs stays within 100..25,000)."""
+def epochs_for(hyperparameters: FineTuneHyperparameters, examples: int, model: str | None = None) -> int:
+    """The epochs a job will run: as configured, else the student's default from the catalog (Nova: 2),
+    else OpenAI's documented "auto" rule (3 epochs, moved so that examples x epochs stays within
+    100..25,000)."""
     if isinstance(hyperparameters.n_epochs, int):
         return hyperparameters.n_epochs
+    info = model_info(model) if model is not None else None
+    if info is not None and info.fine_tuning is not None and info.fine_tuning.default_epochs is not None:
+        return info.fine_tuning.default_epochs
     epochs = 3
     if examples and examples * epochs < 100:
         epochs = min(25, math.ceil(100 / examples))
@@ -93,11 +97,14 @@ class CostEstimate(BaseModel):
     fine_tuning_usd: float
     benchmark_usd: float
     generation_worst_case_usd: float
+    serving_usd: float = Field(
+        default=0.0, description="Provisioned Throughput for the benchmark, when the student needs it."
+    )
     assumptions: str
 
     @property
     def total_usd(self) -> float:
-        return self.generation_usd + self.fine_tuning_usd + self.benchmark_usd
+        return self.generation_usd + self.fine_tuning_usd + self.benchmark_usd + self.serving_usd
 
 
 def estimate_run_cost(
@@ -121,26 +128,47 @@ def estimate_run_cost(
         if problem.split != "validation":
             training_tokens += solver_prompt_tokens(student, problem.question) + expected_answer
             train_count += 1
-    epochs = epochs_for(config.fine_tune, train_count)
+    epochs = epochs_for(config.fine_tune, train_count, student)
     fine_tuning = fine_tuning_usd(student, training_tokens, epochs) or 0.0
     benchmark = 0.0
-    contestants = {"base": student, "teacher": teacher, "fine_tuned": f"ft:{student}:estimate"}
+    contestants = {"base": student, "teacher": teacher, "fine_tuned": student}
     for problem in holdout:
         for contestant in config.benchmark_contestants:
             model = contestants[contestant]
             prompt = solver_prompt_tokens(model, problem.question)
             usage = Usage(requests=1, input_tokens=prompt, output_tokens=expected_answer)
-            benchmark += inference_cost_usd(model, usage) or 0.0
+            benchmark += inference_cost_usd(model, usage, fine_tuned=contestant == "fine_tuned") or 0.0
+    serving, serving_note = provisioned_throughput_usd(config)
     return CostEstimate(
         generation_usd=inference_cost_usd(teacher, generation, batch=batch) or 0.0,
         fine_tuning_usd=fine_tuning,
         benchmark_usd=benchmark,
         generation_worst_case_usd=inference_cost_usd(teacher, worst, batch=batch) or 0.0,
+        serving_usd=serving,
         assumptions=(
             f"answers of about {expected_answer} tokens, {epochs} epochs, every generated train problem "
-            "kept; judge calls not included (made only where the normalised match cannot decide)"
+            f"kept{serving_note}; judge calls not included (made only where the normalised match cannot "
+            "decide)"
         ),
     )
+
+
+PROVISIONED_HOURS = 1
+"""Hours of Provisioned Throughput a benchmark is expected to hold (billed by the started hour)."""
+
+
+def provisioned_throughput_usd(config: RunConfig, hours: int = PROVISIONED_HOURS) -> tuple[float, str]:
+    """What serving the fine-tuned student costs when it needs Provisioned Throughput, and the assumption
+    for the estimate's text; (0, "") when it is served on demand."""
+    info = model_info(config.student_model)
+    if info is None or info.fine_tuning is None or info.fine_tuning.serving != "provisioned_throughput":
+        return 0.0, ""
+    if not config.allow_provisioned_throughput:
+        return 0.0, ""
+    hourly = info.price.provisioned_throughput_per_hour if info.price else None
+    if hourly is None:
+        return 0.0, ", Provisioned Throughput unpriced"
+    return hourly * hours, f", {hours} hour of Provisioned Throughput at ${hourly:,.2f}"
 
 
 def describe_estimate(estimate: CostEstimate | None, budget_usd: float | None) -> str:
@@ -152,6 +180,7 @@ def describe_estimate(estimate: CostEstimate | None, budget_usd: float | None) -
         f"generation ${estimate.generation_usd:,.4f}",
         f"fine-tuning ${estimate.fine_tuning_usd:,.4f}",
         f"benchmark ${estimate.benchmark_usd:,.4f}",
+        *([f"serving ${estimate.serving_usd:,.2f}"] if estimate.serving_usd else []),
         f"at most ${estimate.generation_worst_case_usd:,.4f} for generation",
     )
     return f"estimated cost at list prices: ${estimate.total_usd:,.4f} ({', '.join(parts)}){budget}"

@@ -6,7 +6,7 @@ from collections.abc import Iterable, Mapping
 
 from pydantic import BaseModel, ConfigDict
 
-from synthtune.money.catalog import BATCH_DISCOUNT, is_fine_tuned, model_info
+from synthtune.money.catalog import OPENAI_BATCH_DISCOUNT, is_fine_tuned, model_info
 
 
 class Usage(BaseModel):
@@ -41,31 +41,34 @@ def merge_usage(parts: Iterable[Mapping[str, Usage]]) -> UsageByModel:
     return totals
 
 
-def inference_cost_usd(model: str, usage: Usage, *, batch: bool = False) -> float | None:
+def inference_cost_usd(
+    model: str, usage: Usage, *, batch: bool = False, fine_tuned: bool = False
+) -> float | None:
     """List-price cost of the calls (at the Batch API's discount for batch calls), or None when the
-    model is not in the table."""
+    model is not in the table or has no price. `fine_tuned`: priced as a fine-tune of `model`."""
     info = model_info(model)
-    if info is None:
+    if info is None or info.price is None:
         return None
     price = info.price
-    if is_fine_tuned(model):
+    if fine_tuned or is_fine_tuned(model):
         if price.fine_tuned_input is None or price.fine_tuned_output is None:
             return None
         input_price = price.fine_tuned_input
-        cached_price = price.fine_tuned_cached_input or input_price
+        cached_price = price.fine_tuned_cached_input
         output_price = price.fine_tuned_output
     else:
         input_price, cached_price, output_price = price.input, price.cached_input, price.output
+    cached_price = input_price if cached_price is None else cached_price
     uncached = usage.input_tokens - usage.cached_input_tokens
     standard = (
         uncached * input_price + usage.cached_input_tokens * cached_price + usage.output_tokens * output_price
     ) / 1_000_000
-    return standard * BATCH_DISCOUNT if batch else standard
+    return standard * OPENAI_BATCH_DISCOUNT if batch else standard
 
 
 def training_cost_usd(model: str, trained_tokens: int) -> float | None:
     info = model_info(model)
-    if info is None or info.price.training is None:
+    if info is None or info.price is None or info.price.training is None:
         return None
     return trained_tokens * info.price.training / 1_000_000
 

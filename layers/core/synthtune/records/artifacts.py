@@ -205,6 +205,10 @@ class ArtifactStore:
     def read_json(self, key: str) -> Any:
         return json.loads(b"\n".join(self.iter_lines(key)))
 
+    def read_text(self, key: str) -> str:
+        """A small text object (a provider's metrics file), whole."""
+        return b"\n".join(self.iter_lines(key)).decode("utf-8")
+
     def write_json(self, key: str, document: Any) -> None:
         self._put(key, json.dumps(document, indent=2, ensure_ascii=False).encode(), "application/json")
 

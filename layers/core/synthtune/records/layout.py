@@ -86,6 +86,20 @@ class RunLayout:
     def export(self, export: str, split: str) -> str:
         return f"{self.dataset_prefix}{export}/{split}.jsonl"
 
+    @property
+    def finetune_prefix(self) -> str:
+        return f"{self.prefix}finetune/"
+
+    @property
+    def finetune_output(self) -> str:
+        """Where a provider that writes to S3 (Bedrock) puts what the job produces."""
+        return f"{self.finetune_prefix}output/"
+
+    @property
+    def training_metrics(self) -> str:
+        """The job's loss per step: step, epoch, training_loss, validation_loss."""
+        return f"{self.finetune_prefix}training_metrics.csv"
+
     def benchmark_answers(self, contestant: str) -> str:
         return f"{self.prefix}benchmark/{contestant}.jsonl"
 

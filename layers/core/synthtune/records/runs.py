@@ -6,6 +6,7 @@ One item collection per run (pk `RUN#<run_id>`):
   sk `BATCH#<round>#<part>` one Batch API submission: its batch id, requests, reservation, outcome
   sk `DATASET`         what Assemble kept and dropped
   sk `FINETUNE`        the fine-tuning job as last seen
+  sk `SERVING`         what serves the fine-tuned model (a Bedrock deployment) as last seen
   sk `SCORE#<name>`    one benchmark contestant's score and usage
 Totals are summed from the items when the report is written, so a retried stage never counts twice.
 """
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
 RUN_SK = "RUN"
 DATASET_SK = "DATASET"
 FINETUNE_SK = "FINETUNE"
+SERVING_SK = "SERVING"
 
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()

@@ -15,13 +15,11 @@ the same per-problem checkpoint online generation writes, then:
 
 from __future__ import annotations
 
-import json
 import tempfile
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Protocol
 
 from synthtune.contracts.errors import BatchFailed
 from synthtune.contracts.problems import Problem
@@ -29,8 +27,7 @@ from synthtune.contracts.workflow import BatchState, BatchTask, ShardRef
 from synthtune.money.estimate import worst_case_solve_usd
 from synthtune.money.ledger import CostLedger
 from synthtune.money.usage import Usage, inference_cost_usd
-from synthtune.providers.openai.batch import MAX_FILE_BYTES, MAX_REQUESTS_PER_BATCH, BatchInfo, batch_line
-from synthtune.providers.openai.chat import solve_request, solve_result
+from synthtune.providers.ports import BatchInfo, BatchPort
 from synthtune.records.artifacts import ArtifactStore
 from synthtune.records.layout import RunLayout
 from synthtune.records.runs import RunStore, batch_sk
@@ -38,14 +35,6 @@ from synthtune.stages.generate import Checkpoint
 
 CHECKPOINT_WRITERS = 32
 """Checkpoints written in parallel while collecting: 50,000 sequential PUTs would outlast a Lambda."""
-
-
-class BatchService(Protocol):
-    def submit(self, requests_file: Path, metadata: dict[str, str]) -> BatchInfo: ...
-
-    def status(self, batch_id: str) -> BatchInfo: ...
-
-    def lines(self, file_id: str) -> Iterator[str]: ...
 
 
 def custom_id(shard: int, position: int) -> str:
@@ -71,9 +60,7 @@ def _pending(data: ArtifactStore, layout: RunLayout, manifest_key: str) -> Itera
                 yield shard.index, position, problem
 
 
-def submit_batch(
-    task: BatchTask, *, data: ArtifactStore, runs: RunStore, batches: BatchService
-) -> BatchState:
+def submit_batch(task: BatchTask, *, data: ArtifactStore, runs: RunStore, batches: BatchPort) -> BatchState:
     run, config = task.run, task.run.config
     layout = RunLayout(run.run_id)
     round_number = task.batch.round + 1 if task.batch else 1
@@ -82,7 +69,9 @@ def submit_batch(
     batch_ids: list[str] = []
     requests = 0
     with tempfile.TemporaryDirectory(prefix="synthtune-batch-") as workdir:
-        for part, (path, count, worst_case) in enumerate(_request_files(task, Path(workdir), layout, data)):
+        for part, (path, count, worst_case) in enumerate(
+            _request_files(task, Path(workdir), layout, data, batches)
+        ):
             requests += count
             if part in recorded:  # submitted by an earlier attempt of this state
                 batch_ids.append(str(recorded[part]["batch_id"]))
@@ -116,24 +105,25 @@ def submit_batch(
 
 
 def _request_files(
-    task: BatchTask, workdir: Path, layout: RunLayout, data: ArtifactStore
+    task: BatchTask, workdir: Path, layout: RunLayout, data: ArtifactStore, batches: BatchPort
 ) -> Iterator[tuple[Path, int, float]]:
-    """Request files of at most MAX_REQUESTS_PER_BATCH lines and MAX_FILE_BYTES, with their worst cost."""
+    """Request files within the provider's limits (requests and bytes per batch), with their worst cost."""
     config = task.run.config
+    batches_limit, bytes_limit = batches.max_requests_per_batch, batches.max_file_bytes
     budgeted = config.budget_usd is not None
     part, count, size, worst_case = 0, 0, 0, 0.0
     handle = None
     path = workdir / "requests-000.jsonl"
     for shard, position, problem in _pending(data, layout, task.generation.manifest_key):
-        body = solve_request(
+        line = batches.request_line(
+            custom_id(shard, position),
             config.teacher_model,
             problem.question,
             temperature=config.teacher_temperature,
             max_tokens=config.max_output_tokens,
             samples=config.generation.samples,
         )
-        line = (json.dumps(batch_line(custom_id(shard, position), body), ensure_ascii=False) + "\n").encode()
-        if handle is not None and (count >= MAX_REQUESTS_PER_BATCH or size + len(line) > MAX_FILE_BYTES):
+        if handle is not None and (count >= batches_limit or size + len(line) > bytes_limit):
             handle.close()
             yield path, count, worst_case
             part, count, size, worst_case = part + 1, 0, 0, 0.0
@@ -157,7 +147,7 @@ def _request_files(
         yield path, count, worst_case
 
 
-def check_batch(task: BatchTask, *, data: ArtifactStore, runs: RunStore, batches: BatchService) -> BatchState:
+def check_batch(task: BatchTask, *, data: ArtifactStore, runs: RunStore, batches: BatchPort) -> BatchState:
     state = task.batch
     if state is None:
         raise ValueError("CheckBatch needs the batch state SubmitBatch returned")
@@ -173,8 +163,7 @@ def check_batch(task: BatchTask, *, data: ArtifactStore, runs: RunStore, batches
 
     run, config = task.run, task.run.config
     layout = RunLayout(run.run_id)
-    succeeded, usage = _collect(infos, data, layout, batches)
-    error_codes = _error_codes(infos, batches)
+    succeeded, usage, error_codes = _collect(infos, data, layout, batches)
     records = runs.items(run.run_id, f"BATCH#{state.round:02d}#")
     reserved = sum(float(item.get("reserved_usd", 0.0)) for item in records)
     actual = inference_cost_usd(config.teacher_model, usage, batch=True) or 0.0
@@ -197,11 +186,10 @@ def check_batch(task: BatchTask, *, data: ArtifactStore, runs: RunStore, batches
 
 
 def _collect(
-    infos: list[BatchInfo], data: ArtifactStore, layout: RunLayout, batches: BatchService
-) -> tuple[int, Usage]:
-    """Write a checkpoint for every successful output line; the count and the tokens they billed."""
-    from openai.types.chat import ChatCompletion
-
+    infos: list[BatchInfo], data: ArtifactStore, layout: RunLayout, batches: BatchPort
+) -> tuple[int, Usage, Counter[str]]:
+    """Write a checkpoint for every answered request; the count, the tokens they billed, and the
+    failed requests' error codes."""
     inputs: dict[int, list[Problem]] = {}
 
     def problem_at(shard: int, position: int) -> Problem:
@@ -211,43 +199,22 @@ def _collect(
 
     succeeded = 0
     usage = Usage()
+    errors: Counter[str] = Counter()
     with ThreadPoolExecutor(max_workers=CHECKPOINT_WRITERS, thread_name_prefix="checkpoint") as writers:
         futures = []
         for info in infos:
-            if info.output_file_id is None:
-                continue
-            for line in batches.lines(info.output_file_id):
-                record = json.loads(line)
-                response = record.get("response") or {}
-                if response.get("status_code") != 200:
+            for outcome in batches.outcomes(info):
+                if outcome.result is None:
+                    errors[outcome.error or "error"] += 1
                     continue
-                shard, position = _parse_custom_id(record["custom_id"])
-                result = solve_result(ChatCompletion.model_validate(response["body"]))
+                shard, position = _parse_custom_id(outcome.custom_id)
                 checkpoint = Checkpoint(
-                    problem_id=problem_at(shard, position).id, source="batch", result=result
+                    problem_id=problem_at(shard, position).id, source="batch", result=outcome.result
                 )
                 key = layout.checkpoint(shard, position)
                 futures.append(writers.submit(data.write_json, key, checkpoint.model_dump(mode="json")))
                 succeeded += 1
-                usage += result.usage
+                usage += outcome.result.usage
         for future in futures:
             future.result()
-    return succeeded, usage
-
-
-def _error_codes(infos: list[BatchInfo], batches: BatchService) -> Counter[str]:
-    codes: Counter[str] = Counter()
-    for info in infos:
-        if info.error_file_id is None:
-            continue
-        for line in batches.lines(info.error_file_id):
-            record = json.loads(line)
-            if record.get("error"):
-                codes[str(record["error"].get("code") or "error")] += 1
-                continue
-            body = (record.get("response") or {}).get("body") or {}
-            error = body.get("error") or {}
-            codes[
-                str(error.get("code") or error.get("type") or f"http_{record['response'].get('status_code')}")
-            ] += 1
-    return codes
+    return succeeded, usage, errors

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict
 
-from synthtune.contracts.errors import FineTuneFailed
+from synthtune.contracts.errors import FineTuneFailed, ServingFailed
 from synthtune.contracts.problems import Problem
 from synthtune.contracts.workflow import BenchmarkTask, ContestantScore, RunRef
-from synthtune.engine.chat import ChatModel, grade_with_run_judge, with_requests_in_flight
-from synthtune.money.ledger import BudgetedChat, CostLedger
+from synthtune.engine.budgeted import BudgetedChat
+from synthtune.engine.chat import grade_with_run_judge, with_requests_in_flight
+from synthtune.money.ledger import CostLedger
 from synthtune.money.usage import UsageByModel, merge_usage
 from synthtune.prompts import parse_final_answer
+from synthtune.providers.ports import ChatPort
 from synthtune.quality.grading import GradeMethod
 from synthtune.records.artifacts import ArtifactStore
 from synthtune.records.layout import RunLayout
@@ -39,22 +41,28 @@ class BenchmarkAnswer(BaseModel):
     usage: UsageByModel
 
 
-def contestant_model(task: BenchmarkTask) -> str:
+def contestant_model(task: BenchmarkTask) -> tuple[str, str | None]:
+    """The contestant's model, and the endpoint it answers through when that is not its name."""
     config = task.run.config
     if task.contestant == "teacher":
-        return config.teacher_model
+        return config.teacher_model, None
     if task.contestant == "base":
-        return config.student_model
+        return config.student_model, None
     if task.finetune.fine_tuned_model is None:
         raise FineTuneFailed(f"fine-tuning job {task.finetune.job_id} produced no model to benchmark")
-    return task.finetune.fine_tuned_model
+    serving = task.serving
+    if serving is not None and serving.status != "active":
+        raise ServingFailed(f"the fine-tuned model's {serving.kind} is {serving.status}, not active")
+    return task.finetune.fine_tuned_model, serving.endpoint if serving is not None else None
 
 
-def answer_holdout_problem(problem: Problem, model: str, run: RunRef, chat: ChatModel) -> BenchmarkAnswer:
+def answer_holdout_problem(
+    problem: Problem, model: str, run: RunRef, chat: ChatPort, endpoint: str | None = None
+) -> BenchmarkAnswer:
     if problem.answer is None:  # Prepare holds out only problems with a reference
         raise ValueError(f"held-out problem {problem.id} has no reference answer")
     config = run.config
-    reply = chat.answer(model, problem.question, max_tokens=config.max_output_tokens)
+    reply = chat.answer(model, problem.question, max_tokens=config.max_output_tokens, endpoint=endpoint)
     usage: UsageByModel = {model: reply.usage}
     final_answer = parse_final_answer(reply.text)
     grade = grade_with_run_judge(
@@ -75,14 +83,14 @@ def answer_holdout_problem(problem: Problem, model: str, run: RunRef, chat: Chat
 
 
 def run_benchmark(
-    task: BenchmarkTask, *, data: ArtifactStore, runs: RunStore, chat: ChatModel
+    task: BenchmarkTask, *, data: ArtifactStore, runs: RunStore, chat: ChatPort
 ) -> ContestantScore:
     layout = RunLayout(task.run.run_id)
-    model = contestant_model(task)
+    model, endpoint = contestant_model(task)
     problems = list(data.read_jsonl(layout.holdout, Problem))
     budgeted = BudgetedChat(chat, CostLedger(runs, task.run.run_id, task.run.config.budget_usd))
     answers = with_requests_in_flight(
-        lambda problem: answer_holdout_problem(problem, model, task.run, budgeted),
+        lambda problem: answer_holdout_problem(problem, model, task.run, budgeted, endpoint),
         problems,
         task.run.config.request_concurrency,
         task.contestant,

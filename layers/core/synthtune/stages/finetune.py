@@ -2,14 +2,17 @@
 
 Starting is idempotent: Step Functions may run StartFineTune more than once (a retry after a timeout,
 a Lambda that died after the provider accepted the job). Before creating a job we look for one this run
-already has — first in DynamoDB, then at the provider by the run id stored in the job's metadata — so
-a retry picks the job up instead of paying for a second one.
+already has — first in DynamoDB, then at the provider (OpenAI: the run id in the job's metadata; Bedrock:
+the job name derived from the run id) — so a retry picks the job up instead of paying for a second one.
+
+The job reads the dataset where Assemble wrote it, in the student's provider's format. When it succeeds,
+its loss per step is saved as the run's training_metrics.csv and the final and best losses recorded.
 """
 
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
+import csv
+import io
 
 from synthtune.contracts.errors import InvalidConfig
 from synthtune.contracts.workflow import (
@@ -18,15 +21,18 @@ from synthtune.contracts.workflow import (
     FineTuneInput,
     FineTuneState,
     RunRef,
+    S3Location,
 )
 from synthtune.money.estimate import epochs_for, fine_tuning_usd
 from synthtune.money.ledger import CostLedger
 from synthtune.money.usage import training_cost_usd
-from synthtune.providers.ports import FineTuneBackend, FineTuneRequest
+from synthtune.providers.ports import FineTuneRequest, FineTuningPort, TrainingStep
 from synthtune.records.artifacts import ArtifactStore
+from synthtune.records.layout import RunLayout
 from synthtune.records.runs import FINETUNE_SK, RunStore
 
 RESERVED_TRAINING = "fine_tune_reserved_usd"
+METRICS_COLUMNS = ("step", "epoch", "training_loss", "validation_loss")
 
 
 def _record(runs: RunStore, run: RunRef, state: FineTuneState) -> None:
@@ -36,19 +42,37 @@ def _record(runs: RunStore, run: RunRef, state: FineTuneState) -> None:
         _settle_training(run, state, runs)
 
 
-def _existing_job(task: FineTuneInput, backend: FineTuneBackend, runs: RunStore) -> FineTuneState | None:
+def _carried(state: FineTuneState, previous: FineTuneState) -> FineTuneState:
+    """What the provider does not say again on every status read, carried over from the run's state."""
+    update = {
+        field: getattr(previous, field)
+        for field in (
+            "epochs",
+            "train_tokens_per_epoch",
+            "metrics_key",
+            "training_loss",
+            "best_training_loss",
+        )
+        if getattr(state, field) is None and getattr(previous, field) is not None
+    }
+    return state.model_copy(update=update) if update else state
+
+
+def _existing_job(task: FineTuneInput, fine_tuning: FineTuningPort, runs: RunStore) -> FineTuneState | None:
     recorded = runs.get(task.run.run_id, FINETUNE_SK)
-    if recorded is not None and recorded.get("backend") == backend.name:
-        return backend.status(str(recorded["job_id"]), task.run.config.student_model)
-    return backend.find_job(task.run.run_id)
+    if recorded is not None and recorded.get("backend") == fine_tuning.provider:
+        previous = FineTuneState.model_validate(
+            {name: value for name, value in recorded.items() if name in FineTuneState.model_fields}
+        )
+        return _carried(fine_tuning.status(previous), previous)
+    return fine_tuning.find_job(task.run.run_id)
 
 
-def _reserve_training(task: FineTuneInput, ledger: CostLedger) -> float:
-    """Reserve the job's cost against the budget before it exists (its trained tokens settle it)."""
+def _reserve_training(task: FineTuneInput, ledger: CostLedger, epochs: int) -> float:
+    """Reserve the job's cost against the budget before it exists (its billed tokens settle it)."""
     if ledger.budget_usd is None:
         return 0.0
     config, dataset = task.run.config, task.dataset
-    epochs = epochs_for(config.fine_tune, dataset.train_examples)
     cost = fine_tuning_usd(config.student_model, dataset.train_tokens, epochs)
     if cost is None:
         raise InvalidConfig(f"{config.student_model} has no training price, so budget_usd cannot be enforced")
@@ -58,7 +82,7 @@ def _reserve_training(task: FineTuneInput, ledger: CostLedger) -> float:
 
 
 def _settle_training(run: RunRef, state: FineTuneState, runs: RunStore) -> None:
-    """Replace the job's reservation by what its trained tokens cost, once it has ended."""
+    """Replace the job's reservation by what its billed tokens cost, once it has ended."""
     ledger = CostLedger(runs, run.run_id, run.config.budget_usd)
     if ledger.budget_usd is None:
         return
@@ -66,51 +90,82 @@ def _settle_training(run: RunRef, state: FineTuneState, runs: RunStore) -> None:
     reserved = float(record.get(RESERVED_TRAINING, 0.0))
     if reserved:
         runs.update(run.run_id, fine_tune_reserved_usd=0.0)
-        ledger.settle(reserved, training_cost_usd(state.base_model, state.trained_tokens or 0) or 0.0)
+        ledger.settle(reserved, training_cost_usd(state.base_model, state.billed_tokens or 0) or 0.0)
 
 
-def start_fine_tune(
-    task: FineTuneInput, *, backend: FineTuneBackend, data: ArtifactStore, runs: RunStore
-) -> FineTuneState:
-    state = _existing_job(task, backend, runs)
+def start_fine_tune(task: FineTuneInput, *, fine_tuning: FineTuningPort, runs: RunStore) -> FineTuneState:
+    run, dataset = task.run, task.dataset
+    config = run.config
+    epochs = epochs_for(config.fine_tune, dataset.train_examples, config.student_model)
+    state = _existing_job(task, fine_tuning, runs)
     if state is None:
-        config = task.run.config
-        ledger = CostLedger(runs, task.run.run_id, config.budget_usd)
-        reserved = _reserve_training(task, ledger)
-        runs.update(task.run.run_id, fine_tune_reserved_usd=reserved)
-        with tempfile.TemporaryDirectory(prefix="synthtune-") as workdir:
-            train_file = Path(workdir) / "train.jsonl"
-            data.download(task.dataset.train_key, train_file)
-            validation_file = None
-            if task.dataset.validation_key is not None:
-                validation_file = Path(workdir) / "validation.jsonl"
-                data.download(task.dataset.validation_key, validation_file)
-            request = FineTuneRequest(
-                run_id=task.run.run_id,
-                base_model=config.student_model,
-                train_file=train_file,
-                validation_file=validation_file,
-                hyperparameters=config.fine_tune,
-                suffix=config.fine_tune_suffix,
-            )
-            try:
-                state = backend.start(request)
-            except BaseException:
-                # No job, nothing to pay: release the reservation so a retry reserves afresh.
-                runs.update(task.run.run_id, fine_tune_reserved_usd=0.0)
-                ledger.settle(reserved, 0.0)
-                raise
+        ledger = CostLedger(runs, run.run_id, config.budget_usd)
+        reserved = _reserve_training(task, ledger, epochs)
+        runs.update(run.run_id, fine_tune_reserved_usd=reserved)
+        request = FineTuneRequest(
+            run_id=run.run_id,
+            base_model=config.student_model,
+            train=S3Location(bucket=run.bucket, key=dataset.train_key),
+            validation=S3Location(bucket=run.bucket, key=dataset.validation_key)
+            if dataset.validation_key is not None
+            else None,
+            output=S3Location(bucket=run.bucket, key=RunLayout(run.run_id).finetune_output),
+            hyperparameters=config.fine_tune,
+            suffix=config.fine_tune_suffix,
+            train_tokens=dataset.train_tokens,
+        )
+        try:
+            state = fine_tuning.start(request)
+        except BaseException:
+            # No job, nothing to pay: release the reservation so a retry reserves afresh.
+            runs.update(run.run_id, fine_tune_reserved_usd=0.0)
+            ledger.settle(reserved, 0.0)
+            raise
+    state = state.model_copy(
+        update={"epochs": state.epochs or epochs, "train_tokens_per_epoch": dataset.train_tokens}
+    )
+    _record(runs, run, state)
+    return state
+
+
+def check_fine_tune(
+    task: FineTuneCheck, *, fine_tuning: FineTuningPort, runs: RunStore, data: ArtifactStore
+) -> FineTuneState:
+    state = _carried(fine_tuning.status(task.finetune), task.finetune)
+    if state.status == "succeeded" and state.metrics_key is None:
+        state = _save_training_metrics(task.run, state, fine_tuning.training_metrics(state), data)
     _record(runs, task.run, state)
     return state
 
 
-def check_fine_tune(task: FineTuneCheck, *, backend: FineTuneBackend, runs: RunStore) -> FineTuneState:
-    state = backend.status(task.finetune.job_id, task.finetune.base_model)
+def cancel_fine_tune(task: FineTuneCheck, *, fine_tuning: FineTuningPort, runs: RunStore) -> FineTuneState:
+    state = _carried(fine_tuning.cancel(task.finetune), task.finetune)
     _record(runs, task.run, state)
     return state
 
 
-def cancel_fine_tune(task: FineTuneCheck, *, backend: FineTuneBackend, runs: RunStore) -> FineTuneState:
-    state = backend.cancel(task.finetune.job_id, task.finetune.base_model)
-    _record(runs, task.run, state)
-    return state
+def _save_training_metrics(
+    run: RunRef, state: FineTuneState, steps: list[TrainingStep], data: ArtifactStore
+) -> FineTuneState:
+    """training_metrics.csv in the run, and the last and best losses on the job's state."""
+    if not steps:
+        return state
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(METRICS_COLUMNS)
+    for step in steps:
+        writer.writerow(
+            ["" if getattr(step, column) is None else getattr(step, column) for column in METRICS_COLUMNS]
+        )
+    key = RunLayout(run.run_id).training_metrics
+    data.write_text(key, buffer.getvalue(), "text/csv; charset=utf-8")
+    training = [step.training_loss for step in steps if step.training_loss is not None]
+    validation = [step.validation_loss for step in steps if step.validation_loss is not None]
+    return state.model_copy(
+        update={
+            "metrics_key": key,
+            "training_loss": training[-1] if training else state.training_loss,
+            "best_training_loss": min(training) if training else None,
+            "validation_loss": validation[-1] if validation else None,
+        }
+    )

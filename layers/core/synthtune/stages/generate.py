@@ -10,40 +10,33 @@ retries it, and the retry starts from the checkpoints: an answered problem is ne
 In batch mode the checkpoints come from the Batch API's output file (see `synthtune.stages.batch`) and the
 shard only grades them; a problem the batch could not answer is recorded as failed, not sent online.
 
-With `generation.samples` > 1 the teacher writes N answers in one request (`n`, the prompt billed
-once) and the majority answer is kept, its agreement recorded.
+With `generation.samples` > 1 the teacher writes N answers and the majority answer is kept, its
+agreement recorded: in one request where the provider takes `n` (the prompt billed once), else one
+request per sample, each checkpointed as it arrives so that a retry asks only for the samples missing.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
-from typing import Literal, TypeVar
+from collections.abc import Iterable
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from synthtune.contracts.errors import RateLimited, ShardIncomplete
 from synthtune.contracts.problems import Problem, Split
 from synthtune.contracts.workflow import RunRef, ShardResult, ShardTask
-from synthtune.engine.chat import (
-    ChatModel,
-    Reply,
-    Sample,
-    SolveResult,
-    grade_with_run_judge,
-    with_requests_in_flight,
-)
-from synthtune.engine.pacing import OutOfTime, RateLimitGate, RateLimitHeaders, call_paced
-from synthtune.money.estimate import solver_prompt_tokens
-from synthtune.money.ledger import BudgetedChat, CostLedger
+from synthtune.engine.budgeted import BudgetedChat
+from synthtune.engine.chat import grade_with_run_judge, with_requests_in_flight
+from synthtune.engine.paced import PacedChat
+from synthtune.engine.pacing import OutOfTime, RateLimitGate
+from synthtune.money.ledger import CostLedger
 from synthtune.money.usage import Usage, UsageByModel, inference_cost_usd, merge_usage
-from synthtune.prompts import Verdict
+from synthtune.providers.ports import ChatPort, Sample, SolveResult
 from synthtune.quality.grading import Grade, GradeMethod, answers_match
 from synthtune.records.artifacts import ArtifactStore
 from synthtune.records.layout import RunLayout
 from synthtune.records.runs import RunStore, shard_sk
-
-ResultT = TypeVar("ResultT")
 
 AnswerStatus = Literal["verified", "rejected", "unverified", "failed"]
 AnswerSource = Literal["online", "batch"]
@@ -230,55 +223,6 @@ def failed_answer(problem: Problem, failure: str) -> GeneratedAnswer:
     )
 
 
-class PacedChat:
-    """A ChatModel whose calls wait their turn at the shard's gate and retry 429s, 5xx and timeouts."""
-
-    def __init__(
-        self, chat: ChatModel, gate: RateLimitGate, *, max_attempts: int, request_timeout: float
-    ) -> None:
-        self._chat = chat
-        self._gate = gate
-        self._max_attempts = max_attempts
-        self._request_timeout = request_timeout
-
-    def _paced(
-        self,
-        request: Callable[[], ResultT],
-        headers_of: Callable[[ResultT], RateLimitHeaders | None],
-        tokens_per_request: int,
-    ) -> ResultT:
-        return call_paced(
-            self._gate,
-            request,
-            max_attempts=self._max_attempts,
-            must_finish_within=self._request_timeout,
-            headers_of=headers_of,
-            tokens_per_request=tokens_per_request,
-        )
-
-    def solve(
-        self, model: str, question: str, *, temperature: float, max_tokens: int, samples: int = 1
-    ) -> SolveResult:
-        return self._paced(
-            lambda: self._chat.solve(
-                model, question, temperature=temperature, max_tokens=max_tokens, samples=samples
-            ),
-            lambda result: result.rate_limits,
-            # Providers count a request's max_tokens against the tokens-per-minute window up front.
-            solver_prompt_tokens(model, question) + max_tokens * samples,
-        )
-
-    def answer(self, model: str, question: str, *, max_tokens: int) -> Reply:
-        return self._paced(
-            lambda: self._chat.answer(model, question, max_tokens=max_tokens),
-            lambda reply: reply.rate_limits,
-            solver_prompt_tokens(model, question) + max_tokens,
-        )
-
-    def judge(self, model: str, question: str, reference: str, candidate: str) -> tuple[Verdict, Usage]:
-        return self._paced(lambda: self._chat.judge(model, question, reference, candidate), lambda _: None, 0)
-
-
 def shard_deadline(remaining_seconds: float) -> float:
     """The monotonic time by which a shard stops sending, leaving RESERVED_SECONDS to write its outputs."""
     return time.monotonic() + max(0.0, remaining_seconds - RESERVED_SECONDS)
@@ -289,7 +233,7 @@ def generate_shard(
     *,
     data: ArtifactStore,
     runs: RunStore,
-    chat: ChatModel,
+    chat: ChatPort,
     gate: RateLimitGate,
 ) -> ShardResult:
     """Answer one shard; a shard that fails records why on its item before the error propagates.
@@ -343,26 +287,20 @@ def _answer(
     run: RunRef,
     shard: int,
     checkpoints: dict[int, Checkpoint],
-    chat: ChatModel,
+    chat: ChatPort,
     data: ArtifactStore,
 ) -> GeneratedAnswer:
     config = run.config
     layout = RunLayout(run.run_id)
     checkpoint = checkpoints.get(position)
-    if checkpoint is None:
-        if config.generation.mode == "batch":
-            return failed_answer(problem, "batch_request_failed")
-        result = chat.solve(
-            config.teacher_model,
-            problem.question,
-            temperature=config.teacher_temperature,
-            max_tokens=config.max_output_tokens,
-            samples=config.generation.samples,
+    if checkpoint is None and config.generation.mode == "batch":
+        return failed_answer(problem, "batch_request_failed")
+    if checkpoint is None or (
+        checkpoint.source == "online" and len(checkpoint.result.samples) < config.generation.samples
+    ):
+        checkpoint = _ask_teacher(
+            problem, checkpoint, run=run, chat=chat, data=data, key=layout.checkpoint(shard, position)
         )
-        checkpoint = Checkpoint(
-            problem_id=problem.id, source="online", result=result.model_copy(update={"rate_limits": None})
-        )
-        data.write_json(layout.checkpoint(shard, position), checkpoint.model_dump(mode="json"))
     if problem.answer is None or checkpoint.grade is not None:
         return graded_answer(problem, checkpoint)
     chosen, _ = majority_vote(checkpoint.result.samples)
@@ -378,8 +316,38 @@ def _answer(
     return graded_answer(problem, checkpoint)
 
 
+def _ask_teacher(
+    problem: Problem,
+    checkpoint: Checkpoint | None,
+    *,
+    run: RunRef,
+    chat: ChatPort,
+    data: ArtifactStore,
+    key: str,
+) -> Checkpoint:
+    """The samples still missing from `checkpoint`, as few requests as the provider allows, each one
+    checkpointed the moment it is paid for."""
+    config = run.config
+    wanted = config.generation.samples
+    per_request = max(1, chat.samples_per_request(config.teacher_model))
+    result = checkpoint.result if checkpoint is not None else None
+    while (have := len(result.samples) if result is not None else 0) < wanted:
+        asked = chat.solve(
+            config.teacher_model,
+            problem.question,
+            temperature=config.teacher_temperature,
+            max_tokens=config.max_output_tokens,
+            samples=min(per_request, wanted - have),
+        ).model_copy(update={"backpressure": None})
+        result = asked if result is None else result.merged(asked)
+        checkpoint = Checkpoint(problem_id=problem.id, source="online", result=result)
+        data.write_json(key, checkpoint.model_dump(mode="json"))
+    assert checkpoint is not None
+    return checkpoint
+
+
 def _generate_shard(
-    task: ShardTask, *, data: ArtifactStore, runs: RunStore, chat: ChatModel, gate: RateLimitGate
+    task: ShardTask, *, data: ArtifactStore, runs: RunStore, chat: ChatPort, gate: RateLimitGate
 ) -> ShardResult:
     run, index = task.run, task.shard.index
     config = run.config

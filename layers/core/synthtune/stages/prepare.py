@@ -28,13 +28,13 @@ from synthtune.contracts.workflow import (
     ShardRef,
     StartRequest,
 )
+from synthtune.money.catalog import model_info, temperature_range
 from synthtune.money.estimate import CostEstimate, estimate_run_cost
-from synthtune.providers.ports import FineTuneBackend
+from synthtune.providers.registry import ProviderRegistry, dataset_format
 from synthtune.records.artifacts import ArtifactStore
 from synthtune.records.layout import RunLayout
 from synthtune.records.runs import RunStore, now_iso
 from synthtune.split import split_problems
-from synthtune.stages.assemble.examples import MIN_TRAINING_EXAMPLES
 
 MAX_SHARDS = 10_000
 """Each Generate iteration returns `{"index": N}` (at most 16 bytes with its comma); 10,000 of them are
@@ -96,13 +96,51 @@ def check_budget(config: RunConfig, estimate: CostEstimate | None, source: str) 
         )
 
 
+def check_run_config(config: RunConfig, providers: ProviderRegistry, today: dt.date) -> None:
+    """Everything about the configuration a provider would refuse later, refused now, offline: models
+    retired or not fine-tunable (today, where the run would fine-tune), hyperparameters out of the
+    student's provider's range, a temperature the teacher does not take, a generation mode its provider
+    does not offer, a student that would need hourly Provisioned Throughput without leave to pay for it."""
+    providers.check_models(config, today)
+    student = providers.for_model(config.student_model)
+    student.fine_tuning().check_hyperparameters(config.fine_tune, config.student_model)
+    teacher = providers.for_model(config.teacher_model)
+    allowed = temperature_range(config.teacher_model)
+    if allowed is not None and not allowed[0] <= config.teacher_temperature <= allowed[1]:
+        raise InvalidConfig(
+            f"teacher_temperature is {config.teacher_temperature:g}; {config.teacher_model} takes "
+            f"{allowed[0]:g} to {allowed[1]:g}"
+        )
+    if config.generation.mode == "batch" and not teacher.batch_generation:
+        raise InvalidConfig(
+            f"generation.mode is 'batch' but the teacher {config.teacher_model} is a {teacher.name} model, "
+            f"and synthtune uses batches only on {', '.join(providers.batch_providers())}; set "
+            "generation.mode 'online'"
+        )
+    info = model_info(config.student_model)
+    tuning = info.fine_tuning if info is not None else None
+    if (
+        tuning is not None
+        and tuning.serving == "provisioned_throughput"
+        and not config.allow_provisioned_throughput
+    ):
+        price = info.price.provisioned_throughput_per_hour if info is not None and info.price else None
+        cost = f"${price:,.2f} an hour" if price is not None else "an hourly price"
+        raise InvalidConfig(
+            f"student_model {config.student_model}: its fine-tunes answer only through Provisioned "
+            f"Throughput, billed at {cost} for as long as it exists (not per token); set "
+            "allow_provisioned_throughput to true to pay for it during the benchmark, or choose a student "
+            "served on demand, e.g. 'bedrock/amazon.nova-micro-v1:0'"
+        )
+
+
 def prepare_run(
     task: PrepareInput,
     *,
     data: ArtifactStore,
     bucket_store: Callable[[str], ArtifactStore],
     runs: RunStore,
-    backend_for: Callable[[str], FineTuneBackend],
+    providers: ProviderRegistry,
     today: dt.date,
 ) -> PrepareOutput:
     run_id = task.run_id
@@ -115,7 +153,7 @@ def prepare_run(
     location = S3Location(bucket=problem_store.bucket, key=key)
     runs.update(run_id, problem_set=location.model_dump(), config=config.model_dump(mode="json"))
 
-    backend_for(config.fine_tune_backend).check_available(config.student_model, today)
+    check_run_config(config, providers, today)
 
     problems = _read_problems(problem_store, key)
     split = split_problems(problems, config.holdout_fraction, config.validation_fraction, config.split_seed)
@@ -124,11 +162,18 @@ def prepare_run(
             f"{location.uri}: no problem can be held out for the benchmark; held-out problems need a "
             "reference 'answer' (give more problems answers, or mark some with split 'holdout')"
         )
-    if len(split.train) < MIN_TRAINING_EXAMPLES:
+    fewest, most = dataset_format(config.student_provider).example_bounds(config.student_model)
+    if len(split.train) < fewest:
         raise InvalidProblemSet(
             f"{location.uri}: {len(split.train)} problems left for training after holding out "
-            f"{len(split.holdout)} and {len(split.validation)} for validation; fine-tuning needs at least "
-            f"{MIN_TRAINING_EXAMPLES}"
+            f"{len(split.holdout)} and {len(split.validation)} for validation; fine-tuning "
+            f"{config.student_model} needs at least {fewest}"
+        )
+    if most is not None and len(split.train) + len(split.validation) > most:
+        raise InvalidProblemSet(
+            f"{location.uri}: {len(split.train) + len(split.validation):,} problems for training and "
+            f"validation; fine-tuning {config.student_model} takes at most {most:,} examples; hold more out "
+            "or split the problem set into runs"
         )
 
     generated = len(split.train) + len(split.validation)

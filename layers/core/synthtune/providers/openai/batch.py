@@ -1,4 +1,4 @@
-"""The OpenAI Batch API (or any server that implements it): upload a request file, create, poll, read.
+"""The batch port over OpenAI's Batch API (or any server that implements it): upload, create, poll, read.
 
 Requests are `{"custom_id", "method": "POST", "url": "/v1/chat/completions", "body"}` lines; results
 come back as an output file (successes) and an error file (failures, expired requests), matched to
@@ -7,13 +7,14 @@ requests by custom_id only: their order is not the input's.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict
-
+from synthtune.providers.openai.chat import solve_request, solve_result
 from synthtune.providers.openai.client import provider_errors
+from synthtune.providers.ports import BatchInfo, BatchOutcome
 
 if TYPE_CHECKING:
     from openai import OpenAI
@@ -25,37 +26,24 @@ MAX_REQUESTS_PER_BATCH = 50_000
 MAX_FILE_BYTES = 190_000_000
 """OpenAI takes batch input files of up to 200 MB; a margin below it."""
 
-BatchStatus = Literal[
-    "validating", "failed", "in_progress", "finalizing", "completed", "expired", "cancelling", "cancelled"
-]
-FINAL_BATCH_STATUSES: frozenset[str] = frozenset({"failed", "completed", "expired", "cancelled"})
-
-
-class BatchInfo(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    id: str
-    status: BatchStatus
-    output_file_id: str | None
-    error_file_id: str | None
-    total: int
-    completed: int
-    failed: int
-    errors: list[str]
-
-    @property
-    def final(self) -> bool:
-        return self.status in FINAL_BATCH_STATUSES
-
 
 def batch_line(custom_id: str, body: dict[str, Any]) -> dict[str, Any]:
     return {"custom_id": custom_id, "method": "POST", "url": ENDPOINT, "body": body}
 
 
 class OpenAIBatches:
+    max_requests_per_batch = MAX_REQUESTS_PER_BATCH
+    max_file_bytes = MAX_FILE_BYTES
+
     def __init__(self, client: OpenAI, secret_hint: str = "") -> None:
         self._client = client
         self._secret_hint = secret_hint
+
+    def request_line(
+        self, custom_id: str, model: str, question: str, *, temperature: float, max_tokens: int, samples: int
+    ) -> bytes:
+        body = solve_request(model, question, temperature=temperature, max_tokens=max_tokens, samples=samples)
+        return (json.dumps(batch_line(custom_id, body), ensure_ascii=False) + "\n").encode()
 
     def submit(self, requests_file: Path, metadata: dict[str, str]) -> BatchInfo:
         with (
@@ -76,7 +64,25 @@ class OpenAIBatches:
         with provider_errors(f"checking batch {batch_id}", self._secret_hint):
             return _info(self._client.batches.retrieve(batch_id))
 
-    def lines(self, file_id: str) -> Iterator[str]:
+    def outcomes(self, info: BatchInfo) -> Iterator[BatchOutcome]:
+        """The output file's answers, then the error file's failures with their codes."""
+        from openai.types.chat import ChatCompletion
+
+        if info.output_ref is not None:
+            for line in self._lines(info.output_ref):
+                record = json.loads(line)
+                response = record.get("response") or {}
+                if response.get("status_code") == 200:
+                    result = solve_result(ChatCompletion.model_validate(response["body"]))
+                    yield BatchOutcome(custom_id=record["custom_id"], result=result)
+                else:
+                    yield BatchOutcome(custom_id=record["custom_id"], error=_error_code(record))
+        if info.error_ref is not None:
+            for line in self._lines(info.error_ref):
+                record = json.loads(line)
+                yield BatchOutcome(custom_id=record["custom_id"], error=_error_code(record))
+
+    def _lines(self, file_id: str) -> Iterator[str]:
         """A result file's lines, streamed (output files reach hundreds of megabytes)."""
         with (
             provider_errors(f"reading batch results {file_id}", self._secret_hint),
@@ -85,6 +91,14 @@ class OpenAIBatches:
             for line in response.iter_lines():
                 if line.strip():
                     yield line
+
+
+def _error_code(record: dict[str, Any]) -> str:
+    if record.get("error"):
+        return str(record["error"].get("code") or "error")
+    response = record.get("response") or {}
+    error = (response.get("body") or {}).get("error") or {}
+    return str(error.get("code") or error.get("type") or f"http_{response.get('status_code')}")
 
 
 def _info(batch: Batch) -> BatchInfo:
@@ -98,8 +112,8 @@ def _info(batch: Batch) -> BatchInfo:
     return BatchInfo(
         id=batch.id,
         status=batch.status,
-        output_file_id=batch.output_file_id,
-        error_file_id=batch.error_file_id,
+        output_ref=batch.output_file_id,
+        error_ref=batch.error_file_id,
         total=counts.total if counts else 0,
         completed=counts.completed if counts else 0,
         failed=counts.failed if counts else 0,

@@ -1,4 +1,4 @@
-"""ChatModel over the OpenAI chat completions API (or any server that speaks it)."""
+"""The chat port over OpenAI's chat completions API (or any server that speaks it: Azure OpenAI, vLLM...)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from synthtune.engine.chat import Reply, Sample, SolveResult
-from synthtune.engine.pacing import RateLimitHeaders
+from synthtune.contracts.models import parse_model
 from synthtune.money.catalog import accepts_temperature
 from synthtune.money.usage import Usage
 from synthtune.prompts import (
@@ -19,6 +18,8 @@ from synthtune.prompts import (
     judge_request,
 )
 from synthtune.providers.openai.client import provider_errors
+from synthtune.providers.openai.headers import backpressure_from_headers
+from synthtune.providers.ports import Backpressure, Reply, Sample, SolveResult
 
 if TYPE_CHECKING:
     from openai import OpenAI
@@ -26,6 +27,9 @@ if TYPE_CHECKING:
     from openai.types.chat.chat_completion import Choice
 
 ParsedT = TypeVar("ParsedT", bound=BaseModel)
+
+MAX_SAMPLES_PER_REQUEST = 128
+"""The largest `n` chat completions take."""
 
 
 def _usage(completion: ChatCompletion) -> Usage:
@@ -42,7 +46,7 @@ def _usage(completion: ChatCompletion) -> Usage:
     )
 
 
-def _reply(completion: ChatCompletion, rate_limits: RateLimitHeaders | None = None) -> Reply:
+def _reply(completion: ChatCompletion, backpressure: Backpressure | None = None) -> Reply:
     choice = completion.choices[0]
     return Reply(
         model=completion.model,
@@ -50,7 +54,7 @@ def _reply(completion: ChatCompletion, rate_limits: RateLimitHeaders | None = No
         finish_reason=choice.finish_reason,
         usage=_usage(completion),
         refusal=getattr(choice.message, "refusal", None),
-        rate_limits=rate_limits,
+        backpressure=backpressure,
     )
 
 
@@ -65,13 +69,13 @@ def _sample(choice: Choice) -> Sample:
     return Sample(solution=solution, finish_reason=choice.finish_reason)
 
 
-def solve_result(completion: ChatCompletion, rate_limits: RateLimitHeaders | None = None) -> SolveResult:
+def solve_result(completion: ChatCompletion, backpressure: Backpressure | None = None) -> SolveResult:
     """Every choice of a solve request (online or from a batch output line) as a sample."""
     return SolveResult(
         model=completion.model,
         samples=[_sample(choice) for choice in completion.choices],
         usage=_usage(completion),
-        rate_limits=rate_limits,
+        backpressure=backpressure,
     )
 
 
@@ -90,7 +94,7 @@ def solve_request(
     when any one of `n` samples is cut off.
     """
     body: dict[str, Any] = {
-        "model": model,
+        "model": parse_model(model).id,
         "messages": _solver_messages(question),
         "response_format": SOLUTION_FORMAT,
         "max_completion_tokens": max_tokens,
@@ -124,7 +128,7 @@ class OpenAIChat:
         with provider_errors(action, self._secret_hint):
             try:
                 completion = self._client.chat.completions.parse(
-                    model=model, messages=messages, response_format=schema, **options
+                    model=parse_model(model).id, messages=messages, response_format=schema, **options
                 )
             except (openai.LengthFinishReasonError, openai.ContentFilterFinishReasonError) as stopped:
                 if stopped.completion is None:
@@ -140,15 +144,19 @@ class OpenAIChat:
         body = solve_request(model, question, temperature=temperature, max_tokens=max_tokens, samples=samples)
         with provider_errors(f"{model} solving a problem", self._secret_hint):
             raw = self._client.chat.completions.with_raw_response.create(**body)
-        return solve_result(raw.parse(), RateLimitHeaders.from_headers(raw.headers))
+        return solve_result(raw.parse(), backpressure_from_headers(raw.headers))
 
-    def answer(self, model: str, question: str, *, max_tokens: int) -> Reply:
+    def answer(self, model: str, question: str, *, max_tokens: int, endpoint: str | None = None) -> Reply:
+        # OpenAI serves a fine-tuned model under its own name: there is never another endpoint to name.
         messages: Any = _solver_messages(question)
         with provider_errors(f"{model} answering a problem", self._secret_hint):
             raw = self._client.chat.completions.with_raw_response.create(
-                model=model, messages=messages, max_completion_tokens=max_tokens, **_sampling(model, 0.0)
+                model=endpoint or parse_model(model).id,
+                messages=messages,
+                max_completion_tokens=max_tokens,
+                **_sampling(model, 0.0),
             )
-        return _reply(raw.parse(), RateLimitHeaders.from_headers(raw.headers))
+        return _reply(raw.parse(), backpressure_from_headers(raw.headers))
 
     def judge(self, model: str, question: str, reference: str, candidate: str) -> tuple[Verdict, Usage]:
         messages: Any = [
@@ -167,3 +175,6 @@ class OpenAIChat:
             # A judge that refuses or rambles counts as "not shown to be equal".
             return Verdict(correct=False, explanation="the judge gave no verdict"), reply.usage
         return verdict, reply.usage
+
+    def samples_per_request(self, model: str) -> int:
+        return MAX_SAMPLES_PER_REQUEST

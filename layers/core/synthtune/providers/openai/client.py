@@ -14,7 +14,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from synthtune.contracts.errors import ModelRequestRejected, ModelUnavailable, RateLimited
-from synthtune.engine.pacing import RateLimitHeaders
+from synthtune.providers.openai.headers import backpressure_from_headers
 
 if TYPE_CHECKING:
     from openai import OpenAI
@@ -69,7 +69,7 @@ def provider_errors(action: str, secret_hint: str = "") -> Iterator[None]:
             raise ModelRequestRejected(
                 f"{action}: the OpenAI account is out of quota ({error.message})"
             ) from error
-        advice = RateLimitHeaders.from_headers(error.response.headers).wait_after_429()
+        advice = backpressure_from_headers(error.response.headers).wait_after_429()
         raise RateLimited(f"{action}: rate limited ({error.message})", advice) from error
     except openai.AuthenticationError as error:
         hint = f"; store a valid key in {secret_hint}" if secret_hint else ""

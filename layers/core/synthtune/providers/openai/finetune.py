@@ -1,16 +1,27 @@
-"""Fine-tuning on the OpenAI API (or any server that implements its files and fine-tuning endpoints)."""
+"""The fine-tuning port over OpenAI's files and fine-tuning API (or any server that implements them).
+
+The dataset is in S3; OpenAI reads only files uploaded to it, so `start` downloads the run's training
+(and validation) file and uploads it with purpose `fine-tune`, then creates the job with the run id in its
+metadata — the key `find_job` looks for, so that a retried StartFineTune never creates a second job.
+"""
 
 from __future__ import annotations
 
-import datetime as dt
-from collections.abc import Callable
+import csv
+import io
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from synthtune.contracts.errors import FineTuneUnavailable
-from synthtune.contracts.workflow import FINAL_FINE_TUNE_STATUSES, FineTuneState
-from synthtune.money.catalog import OPENAI_FINE_TUNING_ENDS, model_info
-from synthtune.providers.openai.client import is_official_endpoint, provider_errors
-from synthtune.providers.ports import FineTuneRequest
+from synthtune.contracts.config import FineTuneHyperparameters
+from synthtune.contracts.errors import FineTuneUnavailable, InvalidConfig
+from synthtune.contracts.models import parse_model
+from synthtune.contracts.workflow import FINAL_FINE_TUNE_STATUSES, FineTuneState, S3Location
+from synthtune.money.catalog import OPENAI_FINE_TUNING_ENDS, OPENAI_FINE_TUNING_RESTRICTED
+from synthtune.providers.openai.client import provider_errors
+from synthtune.providers.ports import FineTuneRequest, TrainingStep
 
 if TYPE_CHECKING:
     from openai import OpenAI
@@ -18,33 +29,35 @@ if TYPE_CHECKING:
 
 RUN_ID_METADATA_KEY = "synthtune_run_id"
 
+Download = Callable[[S3Location, Path], None]
 
-class OpenAIFineTuneBackend:
-    name = "openai"
+
+class OpenAIFineTuning:
+    provider = "openai"
 
     def __init__(
-        self, client_factory: Callable[[], OpenAI], base_url: str | None, secret_hint: str = ""
+        self, client_factory: Callable[[], OpenAI], download: Download, secret_hint: str = ""
     ) -> None:
-        # A factory, not a client: Prepare checks availability without reading the API key.
+        # A factory, not a client: Prepare checks hyperparameters without reading the API key.
         self._client_factory = client_factory
-        self._base_url = base_url
+        self._download = download
         self._secret_hint = secret_hint
 
-    def check_available(self, base_model: str, today: dt.date) -> None:
-        if not is_official_endpoint(self._base_url):
-            return  # an OpenAI-compatible server sets its own rules; it will say so when the job is created
-        if today > OPENAI_FINE_TUNING_ENDS:
-            raise FineTuneUnavailable(
-                f"OpenAI stopped accepting new fine-tuning jobs after {OPENAI_FINE_TUNING_ENDS:%Y-%m-%d}; "
-                "choose another fine_tune_backend"
+    @property
+    def _client(self) -> OpenAI:
+        return self._client_factory()
+
+    def check_hyperparameters(self, hyperparameters: FineTuneHyperparameters, model: str) -> None:
+        bedrock_only = [
+            name
+            for name in ("learning_rate", "learning_rate_warmup_steps")
+            if getattr(hyperparameters, name) is not None
+        ]
+        if bedrock_only:
+            raise InvalidConfig(
+                f"fine_tune.{bedrock_only[0]}: OpenAI fine-tuning takes no {bedrock_only[0]}; set "
+                "fine_tune.learning_rate_multiplier instead (or leave it auto)"
             )
-        info = model_info(base_model)
-        if info is None:
-            return  # a snapshot newer than our table: let OpenAI decide
-        if not info.fine_tunable:
-            raise FineTuneUnavailable(f"OpenAI does not offer fine-tuning for {base_model}")
-        if info.retires_on is not None and today >= info.retires_on:
-            raise FineTuneUnavailable(f"{base_model} was retired on {info.retires_on:%Y-%m-%d}")
 
     def find_job(self, run_id: str) -> FineTuneState | None:
         with provider_errors("looking up this run's fine-tuning job", self._secret_hint):
@@ -56,22 +69,25 @@ class OpenAIFineTuneBackend:
 
     def start(self, request: FineTuneRequest) -> FineTuneState:
         client = self._client
-        with provider_errors("uploading the training data", self._secret_hint):
-            with request.train_file.open("rb") as train:
-                training_file = client.files.create(
-                    file=(request.train_file.name, train), purpose="fine-tune"
-                )
+        with tempfile.TemporaryDirectory(prefix="synthtune-") as workdir:
+            training_file = self._upload(client, request.train, Path(workdir) / "train.jsonl")
             validation_file_id = None
-            if request.validation_file is not None:
-                with request.validation_file.open("rb") as validation:
-                    validation_file_id = client.files.create(
-                        file=(request.validation_file.name, validation), purpose="fine-tune"
-                    ).id
-        hyperparameters: Any = request.hyperparameters.model_dump()
-        with provider_errors(f"creating a fine-tuning job for {request.base_model}", self._secret_hint):
+            if request.validation is not None:
+                validation_file_id = self._upload(
+                    client, request.validation, Path(workdir) / "validation.jsonl"
+                )
+        hyperparameters: Any = {
+            name: getattr(request.hyperparameters, name)
+            for name in ("n_epochs", "batch_size", "learning_rate_multiplier")
+        }
+        base = parse_model(request.base_model).id
+        with (
+            provider_errors(f"creating a fine-tuning job for {base}", self._secret_hint),
+            _fine_tuning_refusals(base),
+        ):
             job = client.fine_tuning.jobs.create(
-                model=request.base_model,
-                training_file=training_file.id,
+                model=base,
+                training_file=training_file,
                 validation_file=validation_file_id,
                 method={"type": "supervised", "supervised": {"hyperparameters": hyperparameters}},
                 suffix=request.suffix or None,
@@ -79,43 +95,98 @@ class OpenAIFineTuneBackend:
             )
         return self._state(job)
 
-    def status(self, job_id: str, base_model: str) -> FineTuneState:
-        with provider_errors(f"checking fine-tuning job {job_id}", self._secret_hint):
-            job = self._client.fine_tuning.jobs.retrieve(job_id)
-        return self._state(job, with_loss=job.status == "succeeded")
+    def _upload(self, client: OpenAI, location: S3Location, path: Path) -> str:
+        self._download(location, path)
+        with provider_errors("uploading the training data", self._secret_hint), path.open("rb") as handle:
+            return client.files.create(file=(path.name, handle), purpose="fine-tune").id
 
-    def cancel(self, job_id: str, base_model: str) -> FineTuneState:
-        with provider_errors(f"cancelling fine-tuning job {job_id}", self._secret_hint):
-            job = self._client.fine_tuning.jobs.retrieve(job_id)
-            if job.status not in FINAL_FINE_TUNE_STATUSES:
-                job = self._client.fine_tuning.jobs.cancel(job_id)
-        return self._state(job)
+    def status(self, job: FineTuneState) -> FineTuneState:
+        with provider_errors(f"checking fine-tuning job {job.job_id}", self._secret_hint):
+            current = self._client.fine_tuning.jobs.retrieve(job.job_id)
+        return self._state(current)
 
-    @property
-    def _client(self) -> OpenAI:
-        return self._client_factory()
+    def cancel(self, job: FineTuneState) -> FineTuneState:
+        with provider_errors(f"cancelling fine-tuning job {job.job_id}", self._secret_hint):
+            current = self._client.fine_tuning.jobs.retrieve(job.job_id)
+            if current.status not in FINAL_FINE_TUNE_STATUSES:
+                current = self._client.fine_tuning.jobs.cancel(job.job_id)
+        return self._state(current)
 
-    def _final_training_loss(self, job_id: str) -> float | None:
-        with provider_errors(f"reading checkpoints of {job_id}", self._secret_hint):
-            checkpoints = self._client.fine_tuning.jobs.checkpoints.list(job_id, limit=10).data
-        if not checkpoints:
-            return None
-        last = max(checkpoints, key=lambda checkpoint: checkpoint.step_number)
-        return last.metrics.train_loss
+    def training_metrics(self, job: FineTuneState) -> list[TrainingStep]:
+        """The job's result file (`step,train_loss,...,valid_loss,...`, one row per step); failing that,
+        its checkpoints' metrics (one per epoch)."""
+        with provider_errors(f"reading the results of {job.job_id}", self._secret_hint):
+            current = self._client.fine_tuning.jobs.retrieve(job.job_id)
+            for file_id in current.result_files or []:
+                steps = _steps_from_csv(self._client.files.content(file_id).text)
+                if steps:
+                    return steps
+            checkpoints = self._client.fine_tuning.jobs.checkpoints.list(job.job_id, limit=100).data
+        return sorted(
+            (
+                TrainingStep(
+                    step=checkpoint.step_number,
+                    training_loss=checkpoint.metrics.train_loss,
+                    validation_loss=checkpoint.metrics.valid_loss,
+                )
+                for checkpoint in checkpoints
+            ),
+            key=lambda step: step.step,
+        )
 
-    def _state(self, job: FineTuningJob, with_loss: bool = False) -> FineTuneState:
+    def _state(self, job: FineTuningJob) -> FineTuneState:
         error = ""
         if job.error is not None and (job.error.message or job.error.code):
             error = f"{job.error.code or 'error'}: {job.error.message or ''}".strip()
         elif job.status == "cancelled":
             error = "the job was cancelled"
+        epochs = job.hyperparameters.n_epochs if job.hyperparameters else None
         return FineTuneState(
-            backend=self.name,
+            backend=self.provider,
             job_id=job.id,
             status=job.status,
             base_model=job.model,
             fine_tuned_model=job.fine_tuned_model,
             trained_tokens=job.trained_tokens,
-            training_loss=self._final_training_loss(job.id) if with_loss else None,
+            epochs=epochs if isinstance(epochs, int) else None,
             error=error,
         )
+
+
+def _steps_from_csv(text: str) -> list[TrainingStep]:
+    steps = []
+    for row in csv.DictReader(io.StringIO(text)):
+        if not (row.get("step") or "").strip().isdigit():
+            continue
+        steps.append(
+            TrainingStep(
+                step=int(row["step"]),
+                training_loss=_number(row.get("train_loss")),
+                validation_loss=_number(row.get("valid_loss")),
+            )
+        )
+    return steps
+
+
+def _number(value: str | None) -> float | None:
+    try:
+        return float(value) if value not in (None, "") else None
+    except ValueError:
+        return None
+
+
+@contextmanager
+def _fine_tuning_refusals(model: str) -> Iterator[None]:
+    """A 403 on job creation is OpenAI's fine-tuning wind-down, not a bad key: say so by name."""
+    import openai
+
+    try:
+        yield
+    except openai.PermissionDeniedError as error:
+        raise FineTuneUnavailable(
+            f"OpenAI refused to create a fine-tuning job for {model} (403: {error.message}). OpenAI is "
+            f"winding down self-serve fine-tuning: since {OPENAI_FINE_TUNING_RESTRICTED:%Y-%m-%d} only "
+            "organisations that used a fine-tuned model in the last 60 days may create jobs, and nobody may "
+            f"after {OPENAI_FINE_TUNING_ENDS:%Y-%m-%d}. Fine-tune on Amazon Bedrock instead, e.g. "
+            "student_model 'bedrock/amazon.nova-micro-v1:0'."
+        ) from error

@@ -15,13 +15,18 @@ dict and isinstance tests and its tokenisation; pydantic models are built only f
 
 from __future__ import annotations
 
-import json
-import math
 from collections.abc import Iterable
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
-
+from synthtune.contracts.examples import ChatExample
+from synthtune.money.catalog import model_info
+from synthtune.quality.format_report import (
+    FormatReport,
+    StreamingValidator,
+    json_type,
+    show,
+    validate_lines,
+)
 from synthtune.tokens import chat_token_counts, encoding_for
 
 # The message keys of the API reference's FineTuneChatRequestInput (system, user, assistant, tool and
@@ -33,8 +38,8 @@ ALLOWED_MESSAGE_KEYS = frozenset(
 # The cookbook's roles (system, user, assistant, function) and the API's `tool`.
 ALLOWED_ROLES = frozenset({"system", "user", "assistant", "tool", "function"})
 
-MAX_REPORTED_ISSUES = 20
-"""Issues a report lists one by one; `issue_counts` counts every issue."""
+MIN_TRAINING_EXAMPLES = 10
+"""OpenAI rejects a training file with fewer examples."""
 
 CHECKS: dict[str, str] = {
     "invalid_json": "the line is not JSON",
@@ -52,131 +57,15 @@ CHECKS: dict[str, str] = {
 }
 """Every check's name, with what it refuses."""
 
-TOKEN_BIN_BOUNDS: tuple[int, ...] = tuple(2**power for power in range(6, 18))
-"""Inclusive upper bounds of the histogram's bins, 64 to 131,072; one more bin holds anything longer."""
-
-
-class FormatIssue(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    line: int
-    """1-based line number in the file."""
-    check: str
-    """A name from CHECKS."""
-    message: str
-    """For a person, starting with the line: "line 7: message 2 has role 'bot'; expected one of ..."."""
-
-
-class HistogramBin(BaseModel):
-    up_to: int | None
-    """Inclusive upper bound; None for the last, open-ended bin."""
-    examples: int = 0
-
-
-def _empty_bins() -> list[HistogramBin]:
-    return [HistogramBin(up_to=bound) for bound in (*TOKEN_BIN_BOUNDS, None)]
-
-
-class TokenHistogram(BaseModel):
-    """Token counts per example in fixed power-of-two bins, with count, total, min, max and mean.
-
-    Its size does not depend on how many examples were added, and its JSON always has the same 13 bins.
-    """
-
-    bins: list[HistogramBin] = Field(default_factory=_empty_bins)
-    count: int = 0
-    total: int = 0
-    min: int | None = None
-    max: int | None = None
-
-    def add(self, tokens: int) -> None:
-        if tokens < 0:
-            raise ValueError(f"a token count cannot be negative: {tokens}")
-        # Bin k holds (2**(k+5), 2**(k+6)]; the bit length of tokens - 1 is the power of two above it.
-        index = min(max((tokens - 1).bit_length() - 6, 0), len(TOKEN_BIN_BOUNDS))
-        self.bins[index].examples += 1
-        self.count += 1
-        self.total += tokens
-        if self.min is None or tokens < self.min:
-            self.min = tokens
-        if self.max is None or tokens > self.max:
-            self.max = tokens
-
-    @property
-    def mean(self) -> float | None:
-        return self.total / self.count if self.count else None
-
-    def percentile(self, q: float) -> int | None:
-        """An upper bound on the q-th percentile (q from 0 to 100, nearest rank), None when empty.
-
-        Approximate: the upper bound of the bin holding it, so at most twice the true value, or the
-        maximum when that is smaller (always so in the open-ended last bin).
-        """
-        if not 0 <= q <= 100:
-            raise ValueError(f"a percentile is between 0 and 100, not {q}")
-        if self.max is None:
-            return None
-        rank = max(1, math.ceil(q / 100 * self.count))
-        seen = 0
-        for histogram_bin in self.bins:
-            seen += histogram_bin.examples
-            if seen >= rank:
-                return self.max if histogram_bin.up_to is None else min(histogram_bin.up_to, self.max)
-        return self.max
-
-
-class FormatReport(BaseModel):
-    file: str
-    examples: int
-    """Lines that held an example, valid or not (blank lines are skipped)."""
-    issues: list[FormatIssue]
-    """The first MAX_REPORTED_ISSUES issues, in file order."""
-    issue_counts: dict[str, int]
-    """Every issue, counted by check."""
-    tokens: TokenHistogram
-    """Tokens per well-formed example, including those over the limit."""
-    billed_tokens: int
-    """Tokens one epoch bills: the sum over valid examples (over-limit ones are not valid)."""
-    assistant_tokens: TokenHistogram
-    """Tokens of the assistant messages' content per well-formed example, as the cookbook reports."""
-    examples_without_system: int
-    """Well-formed examples without a system message (a cookbook warning, not an issue)."""
-    examples_without_user: int
-
-    @property
-    def valid(self) -> bool:
-        return not self.issue_counts
-
-
-def _json_type(value: object) -> str:
-    if isinstance(value, dict):
-        return "an object"
-    if isinstance(value, list):
-        return "an array"
-    if isinstance(value, str):
-        return "a string" if value else "an empty string"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    if value is None:
-        return "null"
-    return type(value).__name__
-
-
-def _show(value: object, limit: int = 40) -> str:
-    shown = repr(value)
-    return shown if len(shown) <= limit else f"{shown[: limit - 3]}..."
-
 
 def _missing_messages(example: dict[Any, Any]) -> str:
     if "messages" not in example:
-        keys = ", ".join(sorted(_show(key) for key in example)) or "none"
+        keys = ", ".join(sorted(show(key) for key in example)) or "none"
         return f"no 'messages' list (keys: {keys})"
     messages = example["messages"]
     if isinstance(messages, list):
         return "'messages' is an empty list"
-    return f"'messages' is {_json_type(messages)}; expected a list of messages"
+    return f"'messages' is {json_type(messages)}; expected a list of messages"
 
 
 def _message_problems(number: int, message: object) -> list[tuple[str, str]]:
@@ -185,7 +74,7 @@ def _message_problems(number: int, message: object) -> list[tuple[str, str]]:
         return [
             (
                 "data_type",
-                f"message {number} is {_json_type(message)}; expected an object with 'role' and 'content'",
+                f"message {number} is {json_type(message)}; expected an object with 'role' and 'content'",
             )
         ]
     problems: list[tuple[str, str]] = []
@@ -197,10 +86,10 @@ def _message_problems(number: int, message: object) -> list[tuple[str, str]]:
         problems.append(("message_missing_key", f"{label} has no 'role'"))
     elif not known_role:
         expected = ", ".join(sorted(ALLOWED_ROLES))
-        problems.append(("unrecognized_role", f"{label} has role {_show(role)}; expected one of {expected}"))
+        problems.append(("unrecognized_role", f"{label} has role {show(role)}; expected one of {expected}"))
     unknown = [key for key in message if key not in ALLOWED_MESSAGE_KEYS]
     if unknown:
-        names = ", ".join(sorted(_show(key) for key in unknown))
+        names = ", ".join(sorted(show(key) for key in unknown))
         allowed = ", ".join(sorted(ALLOWED_MESSAGE_KEYS))
         problems.append(
             ("message_unrecognized_key", f"{label} has unrecognized key {names}; allowed: {allowed}")
@@ -215,14 +104,14 @@ def _message_problems(number: int, message: object) -> list[tuple[str, str]]:
                 problems.append(
                     (
                         "missing_content",
-                        f"the content of {label} is {_json_type(content)}; expected a string or null",
+                        f"the content of {label} is {json_type(content)}; expected a string or null",
                     )
                 )
         elif not isinstance(content, str) or not content:
             problems.append(
                 (
                     "missing_content",
-                    f"the content of {label} is {_json_type(content)}; expected a non-empty string",
+                    f"the content of {label} is {json_type(content)}; expected a non-empty string",
                 )
             )
     if "weight" in message:
@@ -230,72 +119,33 @@ def _message_problems(number: int, message: object) -> list[tuple[str, str]]:
         if known_role and role != "assistant":
             problems.append(("invalid_weight", f"{label} has a weight; only assistant messages may"))
         elif type(weight) is not int or weight not in (0, 1):
-            problems.append(("invalid_weight", f"{label} has weight {_show(weight)}; expected 0 or 1"))
+            problems.append(("invalid_weight", f"{label} has weight {show(weight)}; expected 0 or 1"))
     return problems
 
 
-class ChatFormatValidator:
+class ChatFormatValidator(StreamingValidator):
     """Checks the lines of one chat fine-tuning file, in order, and reports on them all."""
 
     def __init__(self, file: str, model: str, max_example_tokens: int) -> None:
-        if max_example_tokens < 1:
-            raise ValueError(f"max_example_tokens must be positive, not {max_example_tokens}")
-        self.file = file
+        super().__init__(file, max_example_tokens)
         self.model = model
-        self.max_example_tokens = max_example_tokens
         self._encoding = encoding_for(model)
         self._repeated_tokens: dict[str, int] = {}
-        self._examples = 0
-        self._issues: list[FormatIssue] = []
-        self._issue_counts: dict[str, int] = {}
-        self._issue_total = 0
-        self._tokens = TokenHistogram()
-        self._assistant_tokens = TokenHistogram()
-        self._billed_tokens = 0
-        self._without_system = 0
-        self._without_user = 0
 
-    def _record(self, line: int, check: str, problem: str) -> None:
-        self._issue_total += 1
-        self._issue_counts[check] = self._issue_counts.get(check, 0) + 1
-        if len(self._issues) < MAX_REPORTED_ISSUES:
-            self._issues.append(FormatIssue(line=line, check=check, message=f"line {line}: {problem}"))
-
-    def check_line(self, line: int, raw: bytes | str) -> int | None:
-        """Parse and check one line of the file; a blank line is no example and returns None."""
-        if not raw or raw.isspace():
-            return None
-        try:
-            example = json.loads(raw)
-        except json.JSONDecodeError as error:
-            self._examples += 1
-            self._record(line, "invalid_json", f"not valid JSON ({error.msg} at column {error.colno})")
-            return None
-        except UnicodeDecodeError:
-            self._examples += 1
-            self._record(line, "invalid_json", "not valid JSON (the bytes are not UTF-8 text)")
-            return None
-        except RecursionError:
-            self._examples += 1
-            self._record(line, "invalid_json", "not valid JSON (nested too deeply to read)")
-            return None
-        return self.check(line, example)
-
-    def check(self, line: int, example: object, *, counted: tuple[int, int] | None = None) -> int | None:
+    def check(self, line: int, example: object, counted: tuple[int, int] | None = None) -> int | None:
         """Validate one parsed line; returns its token count when it is a valid example, None otherwise
         (issue recorded). `counted`: the example's (tokens, assistant tokens) from `count_tokens`, when
         the caller has counted them already."""
-        self._examples += 1
+        issues_before = self.start_example()
         if not isinstance(example, dict):
-            self._record(
-                line, "data_type", f"expected a JSON object with a 'messages' list, got {_json_type(example)}"
+            self.record(
+                line, "data_type", f"expected a JSON object with a 'messages' list, got {json_type(example)}"
             )
             return None
         messages = example.get("messages")
         if not isinstance(messages, list) or not messages:
-            self._record(line, "missing_messages_list", _missing_messages(example))
+            self.record(line, "missing_messages_list", _missing_messages(example))
             return None
-        issues_before = self._issue_total
         roles: set[str] = set()
         for number, message in enumerate(messages, 1):
             if type(message) is dict:
@@ -315,77 +165,63 @@ class ChatFormatValidator:
                 if type(role) is str:
                     roles.add(role)
             for check, problem in _message_problems(number, message):
-                self._record(line, check, problem)
+                self.record(line, check, problem)
         if "assistant" not in roles:
-            self._record(
+            self.record(
                 line, "example_missing_assistant_message", "no assistant message; an example needs one"
             )
-        if self._issue_total > issues_before:
+        if self.issue_total > issues_before:
             return None
-
         tokens, assistant_tokens = counted if counted is not None else self.count_tokens(messages)
-        self._tokens.add(tokens)
-        self._assistant_tokens.add(assistant_tokens)
-        self._without_system += "system" not in roles
-        self._without_user += "user" not in roles
-        if tokens > self.max_example_tokens:
-            self._record(
-                line,
-                "too_many_tokens",
-                f"{tokens:,} tokens, over the limit of {self.max_example_tokens:,} per example "
-                "(OpenAI would truncate it)",
-            )
-            return None
-        self._billed_tokens += tokens
-        return tokens
+        return self.accept(
+            line,
+            tokens,
+            assistant_tokens,
+            has_system="system" in roles,
+            has_user="user" in roles,
+            limit_note="OpenAI would truncate it",
+        )
 
     def count_tokens(self, messages: list[dict[str, Any]]) -> tuple[int, int]:
         """The example's tokens and its assistant content's (`synthtune.tokens.chat_token_counts`)."""
         return chat_token_counts(messages, self._encoding, self._repeated_tokens)
 
-    def report(self) -> FormatReport:
-        return FormatReport(
-            file=self.file,
-            examples=self._examples,
-            issues=list(self._issues),
-            issue_counts=dict(sorted(self._issue_counts.items())),
-            tokens=self._tokens.model_copy(deep=True),
-            billed_tokens=self._billed_tokens,
-            assistant_tokens=self._assistant_tokens.model_copy(deep=True),
-            examples_without_system=self._without_system,
-            examples_without_user=self._without_user,
-        )
+    def check_file_name(self, key: str) -> None:
+        """OpenAI takes any file name: the upload names the file, not the S3 key."""
 
 
 def validate_chat_file(
     lines: Iterable[bytes | str], file: str, model: str, max_example_tokens: int
 ) -> FormatReport:
     """Check every line of a chat fine-tuning file (numbered from 1, blank lines included)."""
-    validator = ChatFormatValidator(file, model, max_example_tokens)
-    for number, raw in enumerate(lines, 1):
-        validator.check_line(number, raw)
-    return validator.report()
+    return validate_lines(ChatFormatValidator(file, model, max_example_tokens), lines)
 
 
-def describe_tokens(histogram: TokenHistogram) -> str:
-    """One line for a person: min, mean, p50, p90 (bin upper bounds, hence "≤") and max."""
-    if histogram.mean is None:
-        return "none"
-    return (
-        f"min {histogram.min:,}, mean {histogram.mean:,.1f}, p50 ≤{histogram.percentile(50):,}, "
-        f"p90 ≤{histogram.percentile(90):,}, max {histogram.max:,}"
-    )
+class OpenAIChatFormat:
+    """OpenAI's chat fine-tuning format: `{"messages": [{"role", "content"}, ...]}`, one example a line.
 
+    The run's top-level dataset/train.jsonl is written in it whatever the student (it is also what
+    Hugging Face chat templates read), so its files live in dataset/ itself.
+    """
 
-def describe_issues(report: FormatReport) -> str:
-    """The report's problems for a person: a count, one line per listed issue, and how many more."""
-    total = sum(report.issue_counts.values())
-    if not total:
-        return f"{report.file}: no problems in {report.examples:,} examples"
-    lines = [f"{report.file}: {total:,} problem{'s' if total != 1 else ''}"]
-    lines.extend(f"  {issue.message}" for issue in report.issues)
-    more = total - len(report.issues)
-    if more:
-        by_check = ", ".join(f"{count:,} {check}" for check, count in report.issue_counts.items())
-        lines.append(f"  ... and {more:,} more (all problems by check: {by_check})")
-    return "\n".join(lines)
+    name = "openai-chat"
+    folder: str | None = None
+
+    def record(self, example: ChatExample) -> dict[str, Any]:
+        return example.model_dump()
+
+    def validator(self, source: str, model: str, max_example_tokens: int) -> ChatFormatValidator:
+        return ChatFormatValidator(source, model, max_example_tokens)
+
+    def accepts_validation(self, model: str) -> bool:
+        return True
+
+    def unfit(self, example: ChatExample) -> str | None:
+        """OpenAI has no rule that fails a whole job over one example's text."""
+        return None
+
+    def example_bounds(self, model: str) -> tuple[int, int | None]:
+        info = model_info(model)
+        if info is None or info.fine_tuning is None:
+            return MIN_TRAINING_EXAMPLES, None
+        return info.fine_tuning.min_examples, info.fine_tuning.max_examples

@@ -23,19 +23,21 @@ from __future__ import annotations
 import json
 import tempfile
 from collections import Counter, defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
 
 from synthtune.contracts.config import RunConfig
 from synthtune.contracts.errors import BudgetExceeded, GenerationIncomplete, InvalidDataset
+from synthtune.contracts.examples import ChatExample
 from synthtune.contracts.problems import Problem
 from synthtune.contracts.workflow import AssembleInput, DatasetSummary, ShardRef
 from synthtune.money.catalog import CATALOG_AS_OF, training_example_limit
 from synthtune.money.estimate import epochs_for, fine_tuning_usd
-from synthtune.providers.openai.format import ChatFormatValidator, describe_issues
+from synthtune.providers.ports import DatasetFormat, FormatValidator
 from synthtune.quality.contamination import ContaminationIndex
 from synthtune.quality.dedup import DuplicateIndex
+from synthtune.quality.format_report import describe_issues
 from synthtune.records.artifacts import ArtifactStore, JsonlWriter
 from synthtune.records.layout import RunLayout
 from synthtune.records.runs import DATASET_SK, RunStore
@@ -47,8 +49,8 @@ from synthtune.stages.assemble.card import (
     drop_counts,
     render_card,
 )
-from synthtune.stages.assemble.examples import MIN_TRAINING_EXAMPLES, ChatExample, training_example
-from synthtune.stages.assemble.exports import export_record
+from synthtune.stages.assemble.examples import training_example
+from synthtune.stages.assemble.exports import exporter
 from synthtune.stages.assemble.gates import Drop, answer_gate
 from synthtune.stages.generate import GeneratedAnswer, failed_shards
 
@@ -120,31 +122,53 @@ class _Ledger:
 
 
 class _Output:
-    """One split's files: the OpenAI file, checked line by line, and its exports."""
+    """One split's files: the run's own chat file, the student's fine-tuning file in its provider's format
+    (checked line by line as it is written), and the exports."""
 
     def __init__(
-        self, stack: ExitStack, data: ArtifactStore, layout: RunLayout, split: str, config: RunConfig
+        self,
+        stack: ExitStack,
+        data: ArtifactStore,
+        layout: RunLayout,
+        split: str,
+        config: RunConfig,
+        formats: Callable[[str], DatasetFormat],
     ):
-        key = layout.train if split == "train" else layout.validation
         skip_empty = split != "train"
-        self.key = key
-        self.file = stack.enter_context(data.jsonl_writer(key, skip_empty=skip_empty))
-        self.check = ChatFormatValidator(key, config.student_model, max_example_tokens(config))
+        student = formats(config.student_provider)
+        self.own_key = layout.train if split == "train" else layout.validation
+        self.file = stack.enter_context(data.jsonl_writer(self.own_key, skip_empty=skip_empty))
+        # The student's provider reads either the run's own file or a copy in its own folder.
+        folders = list(
+            dict.fromkeys([*config.dataset.exports, *([student.folder] if student.folder else [])])
+        )
+        self.export_keys = {folder: layout.export(folder, split) for folder in folders}
         self.exports = {
-            export: stack.enter_context(
-                data.jsonl_writer(layout.export(export, split), skip_empty=skip_empty)
+            folder: (
+                stack.enter_context(data.jsonl_writer(self.export_keys[folder], skip_empty=skip_empty)),
+                exporter(folder, formats),  # type: ignore[arg-type]
             )
-            for export in config.dataset.exports
+            for folder in folders
         }
-        self.export_keys = {export: layout.export(export, split) for export in config.dataset.exports}
+        self.key = self.export_keys[student.folder] if student.folder else self.own_key
+        self._record = student.record
+        self._unfit = student.unfit
+        self.check: FormatValidator = student.validator(
+            self.key, config.student_model, max_example_tokens(config)
+        )
+        self.check.check_file_name(self.key)
+
+    def unfit(self, example: ChatExample) -> str | None:
+        return self._unfit(example)
 
     def write(self, example: ChatExample, counted: tuple[int, int]) -> None:
-        # The format checks read back exactly the bytes the file gets (tokens counted once, by the gate).
-        line = example.model_dump_json().encode()
-        self.check.check(self.file.count + 1, json.loads(line), counted=counted)
-        self.file.write_raw(line)
-        for export, writer in self.exports.items():
-            writer.write(export_record(export, example))
+        # The format checks read back exactly the record the fine-tuning file gets (tokens counted once,
+        # by the gate).
+        record = self._record(example)
+        self.check.check(self.file.count + 1, json.loads(json.dumps(record)), counted=counted)
+        self.file.write_raw(example.model_dump_json().encode())
+        for writer, to_record in self.exports.values():
+            writer.write(to_record(example))
 
 
 class _Gatekeeper:
@@ -155,13 +179,13 @@ class _Gatekeeper:
         config: RunConfig,
         holdout: ContaminationIndex,
         duplicates: DuplicateIndex,
-        tokens: ChatFormatValidator,
+        output: _Output,
     ) -> None:
         self._config = config
         self._limit = max_example_tokens(config)
         self._holdout = holdout
         self._duplicates = duplicates
-        self._tokens = tokens
+        self._output = output
 
     def judge(self, answer: GeneratedAnswer) -> tuple[ChatExample, tuple[int, int]] | Drop:
         """The training example and its (tokens, assistant tokens), or the first gate it fails."""
@@ -169,7 +193,10 @@ class _Gatekeeper:
         if drop is not None:
             return drop
         example = training_example(answer)
-        counted = self._tokens.count_tokens([message.model_dump() for message in example.messages])
+        unfit = self._output.unfit(example)
+        if unfit is not None:
+            return Drop("format_rule", unfit)
+        counted = self._output.check.count_tokens([message.model_dump() for message in example.messages])
         tokens = counted[0]
         if tokens > self._limit:
             return Drop("too_long", f"{tokens:,} tokens, limit {self._limit:,}")
@@ -191,7 +218,12 @@ def _answers(data: ArtifactStore, layout: RunLayout, shards: list[ShardRef]) -> 
 
 
 def assemble_dataset(
-    task: AssembleInput, *, data: ArtifactStore, runs: RunStore, workdir: Path | None = None
+    task: AssembleInput,
+    *,
+    data: ArtifactStore,
+    runs: RunStore,
+    formats: Callable[[str], DatasetFormat],
+    workdir: Path | None = None,
 ) -> DatasetSummary:
     """Build the dataset, its card and its drop log; InvalidDataset after writing them if it is unfit."""
     layout = RunLayout(task.run.run_id)
@@ -209,14 +241,16 @@ def assemble_dataset(
             DuplicateIndex(directory, near_threshold=gates.near_duplicate_threshold)
         )
         ledger = _Ledger(stack.enter_context(data.jsonl_writer(layout.dropped)))
-        outputs = {split: _Output(stack, data, layout, split, config) for split in ("train", "validation")}
+        outputs = {
+            split: _Output(stack, data, layout, split, config, formats) for split in ("train", "validation")
+        }
 
         for shard in missing:
             for problem in data.read_jsonl(layout.shard_input(shard.index), Problem):
                 ledger.consider(problem.category)
                 ledger.drop(problem.id, problem.split or "train", problem.category, Drop("shard_failed"))
 
-        gatekeeper = _Gatekeeper(config, holdout, duplicates, outputs["train"].check)
+        gatekeeper = _Gatekeeper(config, holdout, duplicates, outputs["train"])
         for answer in _answers(data, layout, present):
             ledger.consider(answer.category)
             verdict = gatekeeper.judge(answer)
@@ -232,8 +266,9 @@ def assemble_dataset(
                 counts.train += 1
 
     train, validation = outputs["train"], outputs["validation"]
+    student_format = formats(config.student_provider)
     reports = [train.check.report()] + ([validation.check.report()] if validation.file.count else [])
-    epochs = epochs_for(config.fine_tune, train.file.count)
+    epochs = epochs_for(config.fine_tune, train.file.count, config.student_model)
     billed = reports[0].billed_tokens
     estimate = TrainingEstimate(
         model=config.student_model,
@@ -260,22 +295,25 @@ def assemble_dataset(
         format_checks=reports,
         training=estimate,
         files=DatasetFiles(
-            train=train.key,
-            validation=validation.key if validation.file.count else None,
+            train=train.own_key,
+            validation=validation.own_key if validation.file.count else None,
             dropped=layout.dropped,
             exports={
                 export: [train.export_keys[export]]
                 + ([validation.export_keys[export]] if validation.file.count else [])
                 for export in gates.exports
             },
+            fine_tuning_format=student_format.name,
+            fine_tuning=[train.key] + ([validation.key] if validation.file.count else []),
         ),
     )
     data.write_json(layout.dataset_card, card.model_dump(mode="json"))
     data.write_text(layout.dataset_card_markdown, render_card(card), "text/markdown; charset=utf-8")
 
     summary = DatasetSummary(
-        train_key=layout.train,
-        validation_key=card.files.validation,
+        train_key=train.key,
+        validation_key=validation.key if validation.file.count else None,
+        format=student_format.name,
         train_examples=train.file.count,
         validation_examples=validation.file.count,
         train_tokens=billed,
@@ -285,7 +323,7 @@ def assemble_dataset(
         card_key=layout.dataset_card,
     )
     runs.put(task.run.run_id, DATASET_SK, summary.model_dump())
-    _refuse_unfit(card)
+    _refuse_unfit(card, student_format.example_bounds(config.student_model))
     runs.update(
         task.run.run_id,
         stage="fine_tune",
@@ -295,17 +333,24 @@ def assemble_dataset(
     return summary
 
 
-def _refuse_unfit(card: DatasetCard) -> None:
+def _refuse_unfit(card: DatasetCard, bounds: tuple[int, int | None]) -> None:
     """InvalidDataset naming what is wrong, before any of it is uploaded for fine-tuning."""
     failed = [report for report in card.format_checks if not report.valid]
     if failed:
         raise InvalidDataset(
-            "the assembled dataset fails OpenAI's format checks:\n"
+            f"the assembled dataset fails the {card.files.fine_tuning_format} format checks:\n"
             + "\n".join(describe_issues(report) for report in failed)
         )
-    if card.train_examples < MIN_TRAINING_EXAMPLES:
+    fewest, most = bounds
+    if card.train_examples < fewest:
         reasons = ", ".join(f"{drop.count} {drop.reason}" for drop in card.dropped) or "none"
         raise InvalidDataset(
-            f"only {card.train_examples} training examples survived (fine-tuning needs at least "
-            f"{MIN_TRAINING_EXAMPLES}); dropped: {reasons}; see {card.files.dropped}"
+            f"only {card.train_examples} training examples survived (fine-tuning {card.student_model} needs "
+            f"at least {fewest}); dropped: {reasons}; see {card.files.dropped}"
+        )
+    examples = card.train_examples + card.validation_examples
+    if most is not None and examples > most:
+        raise InvalidDataset(
+            f"{examples:,} examples: fine-tuning {card.student_model} takes at most {most:,}; hold more "
+            "problems out, or split the problem set into runs"
         )

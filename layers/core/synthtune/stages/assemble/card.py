@@ -10,7 +10,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field
 
 from synthtune.contracts.config import DatasetConfig
-from synthtune.providers.openai.format import FormatReport, TokenHistogram, describe_tokens
+from synthtune.quality.format_report import FormatReport, TokenHistogram, describe_tokens
 from synthtune.stages.assemble.gates import DROP_REASONS
 
 
@@ -48,6 +48,10 @@ class DatasetFiles(BaseModel):
     validation: str | None
     dropped: str
     exports: dict[str, list[str]] = Field(default_factory=dict)
+    fine_tuning_format: str = Field(default="openai-chat", description="The student's provider's format.")
+    fine_tuning: list[str] = Field(
+        default_factory=list, description="The files the fine-tuning job reads, in that format."
+    )
 
 
 class DatasetCard(BaseModel):
@@ -149,7 +153,7 @@ def render_card(card: DatasetCard) -> str:
         f"{training.epochs} epochs = {training.billed_tokens:,} tokens: **{usd}** for {training.model} at "
         f"list prices as of {training.prices_as_of}.",
         "",
-        "## Format checks",
+        f"## Format checks ({card.files.fine_tuning_format}: how {card.student_model} is fine-tuned)",
         "",
     ]
     for report in card.format_checks:
@@ -194,4 +198,9 @@ def render_card(card: DatasetCard) -> str:
     lines.append(f"- `{card.files.dropped}`")
     for export, keys in card.files.exports.items():
         lines += [f"- `{key}` ({export})" for key in keys]
+    lines += [
+        f"- `{key}` (read by the fine-tuning job)"
+        for key in card.files.fine_tuning
+        if key not in (card.files.train, card.files.validation)
+    ]
     return "\n".join(lines) + "\n"

@@ -2,30 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
-from pydantic import BaseModel, ConfigDict
-
+from synthtune.contracts.examples import ChatExample, ChatMessage
 from synthtune.prompts import SOLVER_SYSTEM_PROMPT, Solution, render_solution
 from synthtune.stages.generate import GeneratedAnswer
 
 MIN_TRAINING_EXAMPLES = 10
 """OpenAI rejects a training file with fewer examples."""
-
-
-class ChatMessage(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    role: Literal["system", "user", "assistant"]
-    content: str
-
-
-class ChatExample(BaseModel):
-    """One line of a chat fine-tuning file."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    messages: list[ChatMessage]
 
 
 def training_example(answer: GeneratedAnswer) -> ChatExample:

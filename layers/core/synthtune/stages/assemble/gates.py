@@ -26,6 +26,8 @@ DROP_REASONS: dict[str, str] = {
     "refusal": "the answer declines or disclaims instead of solving",
     "hedging": "the final answer is uncertain (dataset.drop_hedging)",
     "empty_reasoning": "no reasoning steps, only an answer",
+    "format_rule": "the example breaks a rule of the student's fine-tuning format that would fail the "
+    "whole job (Bedrock's Nova: a reserved keyword such as 'User:' in the text)",
     "too_long": "the example has more tokens than dataset.max_example_tokens (or the student's limit)",
     "contaminated": "the question shares dataset.contamination_ngram consecutive words with a held-out "
     "problem",

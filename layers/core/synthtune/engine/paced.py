@@ -1,0 +1,66 @@
+"""A chat model whose every call waits its turn at one `RateLimitGate` (see `engine.pacing`)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TypeVar
+
+from synthtune.engine.pacing import RateLimitGate, call_paced
+from synthtune.money.estimate import solver_prompt_tokens
+from synthtune.money.usage import Usage
+from synthtune.prompts import Verdict
+from synthtune.providers.ports import Backpressure, ChatPort, Reply, SolveResult
+
+ResultT = TypeVar("ResultT")
+
+
+class PacedChat:
+    """A ChatPort whose calls wait their turn at the gate and retry 429s, 5xx and timeouts."""
+
+    def __init__(
+        self, chat: ChatPort, gate: RateLimitGate, *, max_attempts: int, request_timeout: float
+    ) -> None:
+        self._chat = chat
+        self._gate = gate
+        self._max_attempts = max_attempts
+        self._request_timeout = request_timeout
+
+    def _paced(
+        self,
+        request: Callable[[], ResultT],
+        backpressure_of: Callable[[ResultT], Backpressure | None],
+        tokens_per_request: int,
+    ) -> ResultT:
+        return call_paced(
+            self._gate,
+            request,
+            max_attempts=self._max_attempts,
+            must_finish_within=self._request_timeout,
+            backpressure_of=backpressure_of,
+            tokens_per_request=tokens_per_request,
+        )
+
+    def solve(
+        self, model: str, question: str, *, temperature: float, max_tokens: int, samples: int = 1
+    ) -> SolveResult:
+        return self._paced(
+            lambda: self._chat.solve(
+                model, question, temperature=temperature, max_tokens=max_tokens, samples=samples
+            ),
+            lambda result: result.backpressure,
+            # Providers count a request's max_tokens against the tokens-per-minute window up front.
+            solver_prompt_tokens(model, question) + max_tokens * samples,
+        )
+
+    def answer(self, model: str, question: str, *, max_tokens: int, endpoint: str | None = None) -> Reply:
+        return self._paced(
+            lambda: self._chat.answer(model, question, max_tokens=max_tokens, endpoint=endpoint),
+            lambda reply: reply.backpressure,
+            solver_prompt_tokens(model, question) + max_tokens,
+        )
+
+    def judge(self, model: str, question: str, reference: str, candidate: str) -> tuple[Verdict, Usage]:
+        return self._paced(lambda: self._chat.judge(model, question, reference, candidate), lambda _: None, 0)
+
+    def samples_per_request(self, model: str) -> int:
+        return self._chat.samples_per_request(model)
