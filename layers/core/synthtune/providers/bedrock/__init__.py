@@ -1,0 +1,57 @@
+"""Amazon Bedrock: every port, over boto3 (`bedrock` for customisation and deployments, `bedrock-runtime`
+for Converse). Clients are made on first use; boto3 itself is in the Lambda runtime."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from synthtune.contracts.errors import InvalidConfig
+from synthtune.providers.bedrock.chat import BedrockChat
+from synthtune.providers.bedrock.client import READ_TIMEOUT_SECONDS, bedrock_client
+from synthtune.providers.bedrock.finetune import BedrockFineTuning, ListKeys, ReadText
+from synthtune.providers.bedrock.models import BedrockModels
+from synthtune.providers.bedrock.serving import BedrockServing
+
+
+def _control() -> Any:
+    return bedrock_client("bedrock")
+
+
+def _region() -> str | None:
+    region: str | None = _control().meta.region_name
+    return region
+
+
+class BedrockProvider:
+    name = "bedrock"
+    batch_generation = False
+
+    def __init__(self, *, role_arn: str | None, read_text: ReadText, list_keys: ListKeys) -> None:
+        self._role_arn = role_arn
+        self._read_text = read_text
+        self._list_keys = list_keys
+
+    def chat(self, *, request_timeout_seconds: float | None = None, sdk_retries: bool = True) -> BedrockChat:
+        runtime = bedrock_client(
+            "bedrock-runtime",
+            read_timeout=request_timeout_seconds or READ_TIMEOUT_SECONDS,
+            max_attempts=3 if sdk_retries else 1,
+        )
+        return BedrockChat(runtime)
+
+    def batches(self) -> Any:
+        raise InvalidConfig(
+            "generation.mode 'batch' needs an OpenAI teacher: synthtune does not use Bedrock batch "
+            "inference yet"
+        )
+
+    def fine_tuning(self) -> BedrockFineTuning:
+        return BedrockFineTuning(
+            _control, role_arn=self._role_arn, read_text=self._read_text, list_keys=self._list_keys
+        )
+
+    def serving(self) -> BedrockServing:
+        return BedrockServing(_control)
+
+    def models(self) -> BedrockModels:
+        return BedrockModels(_control, _region)

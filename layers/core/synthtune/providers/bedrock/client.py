@@ -1,0 +1,106 @@
+"""boto3 clients for Amazon Bedrock, and Bedrock's failures as the workflow's named errors.
+
+boto3 reads the standard endpoint variables itself (AWS_ENDPOINT_URL_BEDROCK,
+AWS_ENDPOINT_URL_BEDROCK_RUNTIME), which is how offline runs reach the project's emulator, and signs with
+the function's role: Bedrock needs no key of ours.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Iterator
+from contextlib import contextmanager
+from functools import lru_cache
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectionClosedError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    NoCredentialsError,
+    ReadTimeoutError,
+)
+
+from synthtune.contracts.errors import ModelRequestRejected, ModelUnavailable, RateLimited
+
+CONNECT_TIMEOUT_SECONDS = 10.0
+READ_TIMEOUT_SECONDS = 300.0
+"""Nova answers within minutes; botocore's default of 60 s would cut long answers off."""
+
+# ThrottlingException is Bedrock's 429: quota per model, no retry advice in the response.
+_RATE_LIMITED = frozenset({"ThrottlingException", "TooManyRequestsException"})
+# The service or the model is down, busy loading (ModelNotReady: a deployment waking up) or slow.
+_UNAVAILABLE = frozenset(
+    {
+        "ServiceUnavailableException",
+        "InternalServerException",
+        "ModelNotReadyException",
+        "ModelTimeoutException",
+        "ModelErrorException",
+        "ModelStreamErrorException",
+    }
+)
+_CONNECTION_ERRORS = (EndpointConnectionError, ConnectTimeoutError, ReadTimeoutError, ConnectionClosedError)
+
+
+@lru_cache(maxsize=16)
+def bedrock_client(service: str, *, read_timeout: float = READ_TIMEOUT_SECONDS, max_attempts: int = 3) -> Any:
+    """A `bedrock` or `bedrock-runtime` client; `max_attempts=1` turns botocore's own retries off (the
+    teacher's pacing gate retries instead)."""
+    config = Config(
+        retries={"mode": "standard", "max_attempts": max_attempts},
+        connect_timeout=CONNECT_TIMEOUT_SECONDS,
+        read_timeout=read_timeout,
+    )
+    return boto3.client(service, config=config)  # type: ignore[call-overload]
+
+
+def error_code(error: ClientError) -> str:
+    return str(error.response.get("Error", {}).get("Code", ""))
+
+
+@contextmanager
+def bedrock_errors(action: str) -> Iterator[None]:
+    """Translate botocore's exceptions into the names Retry and Catch match on."""
+    try:
+        yield
+    except ClientError as error:
+        code = error_code(error)
+        message = error.response.get("Error", {}).get("Message", "") or str(error)
+        if code in _RATE_LIMITED:
+            raise RateLimited(f"{action}: rate limited by Amazon Bedrock ({message})") from error
+        if code in _UNAVAILABLE:
+            raise ModelUnavailable(f"{action}: {code} ({message})") from error
+        if code == "AccessDeniedException":
+            raise ModelRequestRejected(
+                f"{action}: access denied ({message}). Request access to the model in the Bedrock console "
+                "(Model access) and check that the function's role may use it"
+            ) from error
+        if code == "ServiceQuotaExceededException":
+            raise ModelRequestRejected(
+                f"{action}: a Bedrock quota is used up ({message}); ask for more in Service Quotas"
+            ) from error
+        raise ModelRequestRejected(f"{action}: {code or 'error'} ({message})") from error
+    except _CONNECTION_ERRORS as error:
+        raise ModelUnavailable(f"{action}: {type(error).__name__}: {error}") from error
+    except NoCredentialsError as error:
+        raise ModelRequestRejected(f"{action}: no AWS credentials to sign the request with") from error
+    except BotoCoreError as error:
+        raise ModelUnavailable(f"{action}: {type(error).__name__}: {error}") from error
+
+
+def bedrock_call(
+    action: str, operation: Callable[..., Any], *, tolerate: Collection[str] = (), **arguments: Any
+) -> Any:
+    """`operation(**arguments)` with Bedrock's failures translated; None when it fails with one of the
+    error codes in `tolerate` (a lookup that finds nothing, a create that finds the name taken)."""
+    with bedrock_errors(action):
+        try:
+            return operation(**arguments)
+        except ClientError as error:
+            if error_code(error) in tolerate:
+                return None
+            raise

@@ -1,0 +1,34 @@
+"""The names and request tokens a run gives what it creates on Bedrock: derived from the run id alone.
+
+A retried state computes the same name and the same clientRequestToken, so it finds (or is handed back)
+what an earlier attempt created instead of creating a second one: one job and one deployment per run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+MAX_NAME_LENGTH = 63
+"""jobName, customModelName, modelDeploymentName and provisionedModelName: at most 63 characters."""
+
+_NOT_ALLOWED = re.compile(r"[^a-zA-Z0-9]+")
+
+
+def _slug(run_id: str) -> str:
+    return _NOT_ALLOWED.sub("-", run_id).strip("-") or "run"
+
+
+def resource_name(run_id: str, kind: str) -> str:
+    """`synthtune-<kind>-<run id>`, letters, digits and single hyphens, at most 63 characters; a long run id
+    is cut and a hash of the whole keeps two long ids apart."""
+    name = f"synthtune-{kind}-{_slug(run_id)}"
+    if len(name) <= MAX_NAME_LENGTH:
+        return name
+    digest = hashlib.sha256(run_id.encode()).hexdigest()[:10]
+    return f"{name[: MAX_NAME_LENGTH - len(digest) - 1].rstrip('-')}-{digest}"
+
+
+def request_token(run_id: str, kind: str) -> str:
+    """A clientRequestToken: the same for every attempt of the same create in the same run."""
+    return f"synthtune-{hashlib.sha256(f'{kind}:{run_id}'.encode()).hexdigest()[:48]}"
