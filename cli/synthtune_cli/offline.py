@@ -139,6 +139,8 @@ class _Resolver:
             resource = self.template["Resources"].get(logical_id, {})
             if resource.get("Type") == "AWS::Serverless::Function" and attribute == "Arn":
                 return f"arn:aws:lambda:{self.region}:{ACCOUNT_ID}:function:{logical_id}"
+            if resource.get("Type") == "AWS::IAM::Role" and attribute == "Arn":
+                return f"arn:aws:iam::{ACCOUNT_ID}:role/synthtune-local-{logical_id}"
         raise TemplateNotRunnable(f"{where}: cannot resolve {node!r} offline")
 
     def _ref(self, name: str, where: str) -> str:

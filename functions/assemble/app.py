@@ -9,6 +9,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from synthtune import adapters
 from synthtune.contracts.workflow import AssembleInput
 from synthtune.observability import logger, metrics, tracer
+from synthtune.providers.registry import dataset_format
 from synthtune.stages.assemble.assemble import assemble_dataset
 
 
@@ -17,7 +18,7 @@ from synthtune.stages.assemble.assemble import assemble_dataset
 @tracer.capture_lambda_handler
 @event_parser(model=AssembleInput)
 def lambda_handler(event: AssembleInput, context: LambdaContext) -> dict[str, Any]:
-    dataset = assemble_dataset(event, data=adapters.artifacts(), runs=adapters.runs())
+    dataset = assemble_dataset(event, data=adapters.artifacts(), runs=adapters.runs(), formats=dataset_format)
     metrics.add_metric(name="TrainingExamples", unit=MetricUnit.Count, value=dataset.train_examples)
     metrics.add_metric(name="ExamplesDropped", unit=MetricUnit.Count, value=sum(dataset.dropped.values()))
     logger.info("dataset assembled", extra={"dropped": dataset.dropped})

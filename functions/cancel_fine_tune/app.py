@@ -17,8 +17,8 @@ from synthtune.stages.finetune import cancel_fine_tune
 @tracer.capture_lambda_handler
 @event_parser(model=FineTuneCheck)
 def lambda_handler(event: FineTuneCheck, context: LambdaContext) -> dict[str, Any]:
-    backend = adapters.fine_tune_backend(event.finetune.backend)
-    job = cancel_fine_tune(event, backend=backend, runs=adapters.runs())
+    fine_tuning = adapters.providers().provider(event.finetune.backend).fine_tuning()
+    job = cancel_fine_tune(event, fine_tuning=fine_tuning, runs=adapters.runs())
     metrics.add_metric(name="FineTuneJobsCancelled", unit=MetricUnit.Count, value=1)
     logger.warning(
         "fine-tuning job cancelled after the maximum wait", extra={"job_id": job.job_id, "status": job.status}

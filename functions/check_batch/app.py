@@ -17,7 +17,12 @@ from synthtune.stages.batch import check_batch
 @tracer.capture_lambda_handler
 @event_parser(model=BatchTask)
 def lambda_handler(event: BatchTask, context: LambdaContext) -> dict[str, Any]:
-    state = check_batch(event, data=adapters.artifacts(), runs=adapters.runs(), batches=adapters.batches())
+    state = check_batch(
+        event,
+        data=adapters.artifacts(),
+        runs=adapters.runs(),
+        batches=adapters.providers().for_model(event.run.config.teacher_model).batches(),
+    )
     metrics.add_metric(name="BatchPolls", unit=MetricUnit.Count, value=1)
     logger.info("batch round", extra={"round": state.round, "status": state.status, "missing": state.missing})
     return state.model_dump(mode="json")

@@ -17,8 +17,8 @@ from synthtune.stages.finetune import check_fine_tune
 @tracer.capture_lambda_handler
 @event_parser(model=FineTuneCheck)
 def lambda_handler(event: FineTuneCheck, context: LambdaContext) -> dict[str, Any]:
-    backend = adapters.fine_tune_backend(event.finetune.backend)
-    job = check_fine_tune(event, backend=backend, runs=adapters.runs())
+    fine_tuning = adapters.providers().provider(event.finetune.backend).fine_tuning()
+    job = check_fine_tune(event, fine_tuning=fine_tuning, runs=adapters.runs(), data=adapters.artifacts())
     metrics.add_metric(name="FineTunePolls", unit=MetricUnit.Count, value=1)
     logger.info("fine-tuning job", extra={"job_id": job.job_id, "status": job.status})
     return job.model_dump(mode="json")

@@ -23,7 +23,7 @@ def lambda_handler(event: PrepareInput, context: LambdaContext) -> dict[str, Any
         data=adapters.artifacts(),
         bucket_store=adapters.artifacts,
         runs=adapters.runs(),
-        backend_for=adapters.fine_tune_backend,
+        providers=adapters.providers(),
         today=dt.datetime.now(dt.UTC).date(),
     )
     metrics.add_metric(

@@ -1,4 +1,4 @@
-"""StartFineTune: upload the dataset and create the job, or pick up the one this run already has."""
+"""StartFineTune: create the student's fine-tuning job on its provider, or pick up the one this run has."""
 
 from typing import Any
 
@@ -17,8 +17,8 @@ from synthtune.stages.finetune import start_fine_tune
 @tracer.capture_lambda_handler
 @event_parser(model=FineTuneInput)
 def lambda_handler(event: FineTuneInput, context: LambdaContext) -> dict[str, Any]:
-    backend = adapters.fine_tune_backend(event.run.config.fine_tune_backend)
-    job = start_fine_tune(event, backend=backend, data=adapters.artifacts(), runs=adapters.runs())
+    fine_tuning = adapters.providers().for_model(event.run.config.student_model).fine_tuning()
+    job = start_fine_tune(event, fine_tuning=fine_tuning, runs=adapters.runs())
     metrics.add_metric(name="FineTuneJobsStarted", unit=MetricUnit.Count, value=1)
     logger.info("fine-tuning job", extra={"job_id": job.job_id, "status": job.status})
     return job.model_dump(mode="json")

@@ -17,7 +17,12 @@ from synthtune.stages.batch import submit_batch
 @tracer.capture_lambda_handler
 @event_parser(model=BatchTask)
 def lambda_handler(event: BatchTask, context: LambdaContext) -> dict[str, Any]:
-    state = submit_batch(event, data=adapters.artifacts(), runs=adapters.runs(), batches=adapters.batches())
+    state = submit_batch(
+        event,
+        data=adapters.artifacts(),
+        runs=adapters.runs(),
+        batches=adapters.providers().for_model(event.run.config.teacher_model).batches(),
+    )
     metrics.add_metric(name="BatchRequestsSubmitted", unit=MetricUnit.Count, value=state.requests)
     logger.info("batch round submitted", extra={"round": state.round, "batch_ids": state.batch_ids})
     return state.model_dump(mode="json")

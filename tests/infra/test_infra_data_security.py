@@ -133,4 +133,5 @@ def test_outputs_name_what_the_cli_needs(template: dict[str, Any]) -> None:
         "ProblemSetUploadPrefix": {"Fn::Sub": "s3://${DataBucket}/problem-sets/"},
         "RunsTableName": {"Ref": "RunsTable"},
         "OpenAIApiKeySecretArn": {"Ref": "OpenAIApiKeySecret"},
+        "BedrockCustomizationRoleArn": {"Fn::GetAtt": ["BedrockCustomizationRole", "Arn"]},
     }

@@ -30,19 +30,53 @@ OPENAI_CALLERS = {
     "BenchmarkFunction",
 }
 
-# Least privilege, function by function: the SAM policy templates each one is granted.
+# Least privilege, function by function: the SAM policy templates each one is granted ("Statement": its
+# inline statements, checked against INLINE_ACTIONS).
 EXPECTED_POLICIES: dict[str, set[str]] = {
     "PrepareFunction": READ_WRITE_DATA | READ_WRITE_RUNS,
-    "GenerateShardFunction": READ_WRITE_DATA | READ_WRITE_RUNS | READ_SECRET,
+    "GenerateShardFunction": READ_WRITE_DATA | READ_WRITE_RUNS | READ_SECRET | {"Statement"},
     "SubmitBatchFunction": READ_WRITE_DATA | READ_WRITE_RUNS | READ_SECRET,
     "CheckBatchFunction": READ_WRITE_DATA | READ_WRITE_RUNS | READ_SECRET,
     "AssembleFunction": READ_WRITE_DATA | READ_WRITE_RUNS | {"Statement"},
-    "StartFineTuneFunction": {"S3ReadPolicy"} | READ_WRITE_RUNS | READ_SECRET,
-    "CheckFineTuneFunction": READ_WRITE_RUNS | READ_SECRET,
-    "CancelFineTuneFunction": READ_WRITE_RUNS | READ_SECRET,
-    "BenchmarkFunction": READ_WRITE_DATA | READ_WRITE_RUNS | READ_SECRET,
+    "StartFineTuneFunction": {"S3ReadPolicy"} | READ_WRITE_RUNS | READ_SECRET | {"Statement"},
+    "CheckFineTuneFunction": READ_WRITE_DATA | READ_WRITE_RUNS | READ_SECRET | {"Statement"},
+    "CancelFineTuneFunction": READ_WRITE_RUNS | READ_SECRET | {"Statement"},
+    "PrepareServingFunction": READ_WRITE_RUNS | {"Statement"},
+    "CheckServingFunction": READ_WRITE_RUNS | {"Statement"},
+    "ReleaseServingFunction": READ_WRITE_RUNS | {"Statement"},
+    "BenchmarkFunction": READ_WRITE_DATA | READ_WRITE_RUNS | READ_SECRET | {"Statement"},
     "ReportFunction": READ_WRITE_DATA | READ_WRITE_RUNS,
     "RecordFailureFunction": READ_WRITE_RUNS,
+}
+
+# What each function's inline statements allow, and nothing more: its step's Bedrock actions (and the
+# one thing no policy template grants, aborting the dataset's multipart uploads).
+INLINE_ACTIONS: dict[str, set[str]] = {
+    "GenerateShardFunction": {"bedrock:InvokeModel"},
+    "BenchmarkFunction": {"bedrock:InvokeModel"},
+    "AssembleFunction": {"s3:AbortMultipartUpload"},
+    "StartFineTuneFunction": {
+        "bedrock:CreateModelCustomizationJob",
+        "bedrock:GetModelCustomizationJob",
+        "bedrock:TagResource",
+        "iam:PassRole",
+    },
+    "CheckFineTuneFunction": {"bedrock:GetModelCustomizationJob"},
+    "CancelFineTuneFunction": {"bedrock:GetModelCustomizationJob", "bedrock:StopModelCustomizationJob"},
+    "PrepareServingFunction": {
+        "bedrock:CreateCustomModelDeployment",
+        "bedrock:GetCustomModelDeployment",
+        "bedrock:CreateProvisionedModelThroughput",
+        "bedrock:GetProvisionedModelThroughput",
+        "bedrock:TagResource",
+    },
+    "CheckServingFunction": {"bedrock:GetCustomModelDeployment", "bedrock:GetProvisionedModelThroughput"},
+    "ReleaseServingFunction": {
+        "bedrock:GetCustomModelDeployment",
+        "bedrock:DeleteCustomModelDeployment",
+        "bedrock:GetProvisionedModelThroughput",
+        "bedrock:DeleteProvisionedModelThroughput",
+    },
 }
 
 # What each policy template must be scoped to.
@@ -53,11 +87,6 @@ POLICY_TARGETS: dict[str, tuple[str, dict[str, str]]] = {
     "DynamoDBWritePolicy": ("TableName", RUNS_TABLE),
     "AWSSecretsManagerGetSecretValuePolicy": ("SecretArn", SECRET),
 }
-
-# The one inline statement: aborting the dataset's multipart uploads, which no policy template grants.
-ABORT_UPLOADS = [
-    {"Effect": "Allow", "Action": "s3:AbortMultipartUpload", "Resource": {"Fn::Sub": "${DataBucket.Arn}/*"}}
-]
 
 
 def _function_setting(template: dict[str, Any], function: dict[str, Any], name: str) -> Any:
@@ -83,6 +112,8 @@ def _lambda_environment(template: dict[str, Any]) -> dict[str, str]:
             environment[name] = value
         elif value.get("Ref") in template["Parameters"]:
             environment[name] = str(template["Parameters"][value["Ref"]].get("Default", ""))
+        elif "Fn::GetAtt" in value:
+            environment[name] = f"arn:aws:iam::123456789012:role/infra-test-{value['Fn::GetAtt'][0]}"
         elif template["Resources"][value["Ref"]]["Type"] == "AWS::SecretsManager::Secret":
             environment[name] = (
                 f"arn:aws:secretsmanager:us-east-1:123456789012:secret:infra-test-{value['Ref']}"
@@ -148,6 +179,7 @@ def test_environment_comes_from_globals_only(
         "DATA_BUCKET_NAME": DATA_BUCKET,
         "OPENAI_API_KEY_SECRET_ARN": SECRET,
         "OPENAI_BASE_URL": {"Ref": "OpenAIBaseUrl"},
+        "BEDROCK_ROLE_ARN": {"Fn::GetAtt": ["BedrockCustomizationRole", "Arn"]},
     }
 
 
@@ -197,7 +229,21 @@ def test_policies_are_least_privilege(functions: dict[str, dict[str, Any]], func
     assert set(granted) == EXPECTED_POLICIES[function_id]
     for policy_name, arguments in granted.items():
         if policy_name == "Statement":
-            assert arguments == ABORT_UPLOADS, f"{function_id}: inline statement {arguments}"
+            actions = {
+                action
+                for statement in arguments
+                for action in (
+                    statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+                )
+            }
+            assert actions == INLINE_ACTIONS[function_id], f"{function_id}: inline statements {arguments}"
+            for statement in arguments:
+                resources = (
+                    statement["Resource"]
+                    if isinstance(statement["Resource"], list)
+                    else [statement["Resource"]]
+                )
+                assert "*" not in resources, f"{function_id}: {statement}"
             continue
         parameter, target = POLICY_TARGETS[policy_name]
         assert arguments == {parameter: target}, f"{function_id}: {policy_name} scoped to {arguments}"
@@ -233,3 +279,37 @@ def test_each_function_has_a_log_group_with_retention(
     assert groups[0]["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}
     # The group above is the function's default one; redirecting its logs elsewhere would orphan it.
     assert "LogGroup" not in (_function_setting(template, functions[function_id], "LoggingConfig") or {})
+
+
+def test_only_the_fine_tuning_starter_may_pass_the_bedrock_role_and_only_to_bedrock(
+    functions: dict[str, dict[str, Any]],
+) -> None:
+    passes = {
+        function_id: statement
+        for function_id, function in functions.items()
+        for statement in _policy_templates(function).get("Statement", [])
+        if statement["Action"] == "iam:PassRole"
+    }
+    assert set(passes) == {"StartFineTuneFunction"}
+    statement = passes["StartFineTuneFunction"]
+    assert statement["Resource"] == {"Fn::GetAtt": ["BedrockCustomizationRole", "Arn"]}
+    assert statement["Condition"] == {"StringEquals": {"iam:PassedToService": "bedrock.amazonaws.com"}}
+
+
+def test_the_bedrock_role_trusts_this_accounts_jobs_and_reaches_only_run_folders(
+    template: dict[str, Any],
+) -> None:
+    role = template["Resources"]["BedrockCustomizationRole"]["Properties"]
+    (trust,) = role["AssumeRolePolicyDocument"]["Statement"]
+    assert trust["Principal"] == {"Service": "bedrock.amazonaws.com"}
+    assert trust["Condition"]["StringEquals"] == {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}
+    assert "model-customization-job/*" in trust["Condition"]["ArnLike"]["aws:SourceArn"]["Fn::Sub"]
+    (policy,) = role["Policies"]
+    by_action = {statement["Action"]: statement for statement in policy["PolicyDocument"]["Statement"]}
+    assert set(by_action) == {"s3:GetObject", "s3:PutObject", "s3:ListBucket"}
+    assert by_action["s3:GetObject"]["Resource"] == {"Fn::Sub": "${DataBucket.Arn}/runs/*/dataset/*"}
+    assert by_action["s3:PutObject"]["Resource"] == {"Fn::Sub": "${DataBucket.Arn}/runs/*/finetune/output/*"}
+    assert by_action["s3:ListBucket"]["Condition"]["StringLike"]["s3:prefix"] == [
+        "runs/*/dataset/*",
+        "runs/*/finetune/output/*",
+    ]

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from synthtune.contracts.config import RunConfig
-from synthtune.providers.openai.format import MAX_REPORTED_ISSUES
+from synthtune.quality.format_report import MAX_REPORTED_ISSUES
 from synthtune.tokens import count_chat_tokens
 from synthtune_cli.main import main
 

@@ -119,7 +119,7 @@ def test_prepare_rejects_a_set_too_small_to_fine_tune(stack: OfflineStack) -> No
     with pytest.raises(FunctionError) as raised:
         prepare(stack, sample_rows(per_category=3))
     assert raised.value.error_type == "InvalidProblemSet"
-    assert "fine-tuning needs at least 10" in raised.value.message
+    assert "needs at least 10" in raised.value.message
 
 
 def test_generate_shard_verifies_every_answer(stack: OfflineStack) -> None:
@@ -237,7 +237,7 @@ def test_assemble_refuses_a_dataset_too_small_to_fine_tune(stack: OfflineStack) 
         invoke(stack, "AssembleFunction", {"run": prepared["run"], "generation": prepared["generation"]})
 
     assert raised.value.error_type == "InvalidDataset"
-    assert "fine-tuning needs at least 10" in raised.value.message
+    assert "needs at least 10" in raised.value.message
     assert "wrong_answer" in raised.value.message
     # Nothing reaches the fine-tuning provider, but what was assembled is kept for inspection.
     card = json.loads(stack.download(RunLayout("run-1").dataset_card) or b"{}")

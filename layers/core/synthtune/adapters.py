@@ -8,14 +8,14 @@ mocked account never leak into the next.
 from __future__ import annotations
 
 from functools import lru_cache
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import boto3
 from botocore.config import Config
 
-from synthtune.contracts.errors import InvalidConfig
-from synthtune.engine.chat import ChatModel
-from synthtune.providers.ports import FineTuneBackend
+from synthtune.contracts.workflow import S3Location
+from synthtune.providers.registry import ProviderRegistry, RoutedChat
 from synthtune.records.artifacts import ArtifactStore
 from synthtune.records.runs import RunStore
 from synthtune.settings import settings
@@ -23,9 +23,6 @@ from synthtune.settings import settings
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_s3 import S3Client
-    from openai import OpenAI
-
-    from synthtune.stages.batch import BatchService
 
 _AWS_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5})
 
@@ -48,58 +45,58 @@ def runs() -> RunStore:
     return RunStore(settings().runs_table_name, dynamodb())
 
 
-def openai() -> OpenAI:
-    from synthtune.providers.openai.client import api_key_from_secret, openai_client
+def _download(location: S3Location, path: Path) -> None:
+    artifacts(location.bucket).download(location.key, path)
+
+
+@lru_cache(maxsize=1)
+def providers() -> ProviderRegistry:
+    """Every model provider, each building its clients only when a run first needs them."""
+    from synthtune.providers.bedrock import BedrockProvider
+    from synthtune.providers.openai import OpenAIProvider
+    from synthtune.providers.openai.client import api_key_from_secret
 
     config = settings()
-    return openai_client(
-        api_key_from_secret(config.openai_api_key_secret_arn),
-        config.openai_base_url,
-        config.openai_max_retries,
-        config.openai_timeout_seconds,
+    return ProviderRegistry(
+        {
+            "openai": OpenAIProvider(
+                api_key=lambda: api_key_from_secret(config.openai_api_key_secret_arn),
+                base_url=config.openai_base_url,
+                max_retries=config.openai_max_retries,
+                timeout_seconds=config.openai_timeout_seconds,
+                download=_download,
+                secret_hint=config.openai_api_key_secret_arn,
+            ),
+            "bedrock": BedrockProvider(
+                role_arn=config.bedrock_role_arn,
+                read_text=lambda location: artifacts(location.bucket).read_text(location.key),
+                list_keys=lambda location: artifacts(location.bucket).keys(location.key),
+            ),
+        }
     )
 
 
-def chat() -> ChatModel:
-    from synthtune.providers.openai.chat import OpenAIChat
-
-    return OpenAIChat(openai(), secret_hint=settings().openai_api_key_secret_arn)
+def chat() -> RoutedChat:
+    return providers().chat()
 
 
-def teacher_chat(request_timeout_seconds: float) -> ChatModel:
-    """The teacher's ChatModel: no SDK retries (the shard's RateLimitGate paces and retries every
-    request, see synthtune.engine.pacing) and the run's per-request timeout."""
-    from synthtune.providers.openai.chat import OpenAIChat
-
-    client = openai().with_options(max_retries=0, timeout=request_timeout_seconds)
-    return OpenAIChat(client, secret_hint=settings().openai_api_key_secret_arn)
-
-
-def batches() -> BatchService:
-    from synthtune.providers.openai.batch import OpenAIBatches
-
-    return OpenAIBatches(openai(), secret_hint=settings().openai_api_key_secret_arn)
-
-
-def fine_tune_backend(name: str) -> FineTuneBackend:
-    if name == "openai":
-        from synthtune.providers.openai.finetune import OpenAIFineTuneBackend
-
-        config = settings()
-        return OpenAIFineTuneBackend(
-            openai, config.openai_base_url, secret_hint=config.openai_api_key_secret_arn
-        )
-    raise InvalidConfig(f"fine_tune_backend {name!r} is not available (available: openai)")
+def teacher_chat(request_timeout_seconds: float) -> RoutedChat:
+    """The teacher's chat: no SDK retries (the shard's RateLimitGate paces and retries every request, see
+    synthtune.engine.pacing) and the run's per-request timeout."""
+    return providers().chat(request_timeout_seconds=request_timeout_seconds, sdk_retries=False)
 
 
 def reset() -> None:
     """Forget every cached client and setting (after the environment or the mocked account changed)."""
     from aws_lambda_powertools.utilities import parameters
 
+    from synthtune.providers.bedrock.client import bedrock_client
     from synthtune.providers.openai.client import openai_client
 
     s3.cache_clear()
     dynamodb.cache_clear()
     settings.cache_clear()
+    providers.cache_clear()
     openai_client.cache_clear()
+    bedrock_client.cache_clear()
     parameters.clear_caches()  # type: ignore[no-untyped-call]

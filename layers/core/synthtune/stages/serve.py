@@ -1,0 +1,111 @@
+"""PrepareServing, CheckServing and ReleaseServing: the fine-tuned model made to answer, then let go.
+
+OpenAI serves a fine-tune under its own name; Bedrock answers for a custom model only through a
+deployment (on demand, billed per token) or Provisioned Throughput (billed by the hour). PrepareServing
+starts it (or finds what an earlier attempt started, by the name derived from the run id), the
+Wait/CheckServing loop waits until it is active (bounded by `deployment_max_wait_seconds`), the benchmark
+asks through it, and ReleaseServing deletes it — after the benchmark, and after any failure once it may
+exist — unless `keep_deployment` says to leave it.
+
+Provisioned Throughput's hours are reserved against the budget when it is created and settled, by the
+started hour, when it is deleted.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+
+from synthtune.contracts.errors import ServingFailed
+from synthtune.contracts.workflow import ServingState, ServingTask
+from synthtune.money.catalog import model_info
+from synthtune.money.estimate import PROVISIONED_HOURS
+from synthtune.money.ledger import CostLedger
+from synthtune.providers.ports import ServingPort
+from synthtune.records.runs import SERVING_SK, RunStore, now_iso
+
+RESERVED_SERVING = "serving_reserved_usd"
+
+
+def _record(runs: RunStore, run_id: str, state: ServingState, **extra: object) -> None:
+    runs.put(run_id, SERVING_SK, {**state.model_dump(), **extra})
+    runs.update(run_id, serving_status=state.status, serving_kind=state.kind)
+
+
+def _hourly_price(task: ServingTask) -> float | None:
+    info = model_info(task.run.config.student_model)
+    return info.price.provisioned_throughput_per_hour if info is not None and info.price else None
+
+
+def prepare_serving(task: ServingTask, *, serving: ServingPort, runs: RunStore) -> ServingState:
+    run = task.run
+    runs.update(run.run_id, stage="serve")
+    state = serving.prepare(
+        run.run_id, task.finetune, provisioned_throughput=run.config.allow_provisioned_throughput
+    )
+    recorded = runs.get(run.run_id, SERVING_SK) or {}
+    reserved = float(recorded.get("reserved_usd", 0.0))
+    if state.kind == "provisioned_throughput" and not reserved:
+        hourly = _hourly_price(task)
+        ledger = CostLedger(runs, run.run_id, run.config.budget_usd)
+        if hourly is not None:
+            reserved = ledger.reserve(
+                hourly * PROVISIONED_HOURS, f"{PROVISIONED_HOURS} hour of Provisioned Throughput"
+            )
+    _record(runs, run.run_id, state, reserved_usd=reserved)
+    if state.status == "failed":
+        raise ServingFailed(f"{state.kind} {state.name or ''} failed: {state.error or 'no reason given'}")
+    return state
+
+
+def check_serving(task: ServingTask, *, serving: ServingPort, runs: RunStore) -> ServingState:
+    if task.serving is None:
+        raise ValueError("CheckServing needs the state PrepareServing returned")
+    state = serving.status(task.serving)
+    recorded = runs.get(task.run.run_id, SERVING_SK) or {}
+    _record(runs, task.run.run_id, state, reserved_usd=float(recorded.get("reserved_usd", 0.0)))
+    if state.status == "failed":
+        raise ServingFailed(f"{state.kind} {state.name or ''} failed: {state.error or 'no reason given'}")
+    return state
+
+
+def release_serving(task: ServingTask, *, serving: ServingPort, runs: RunStore) -> ServingState:
+    """Delete what serves the model (found by the run's name if the state does not say), unless
+    keep_deployment; a run that created nothing is released as it is."""
+    run = task.run
+    current = task.serving or serving.find(run.run_id)
+    if current is None:
+        return ServingState(
+            provider=task.finetune.backend,
+            kind="none",
+            status="released",
+            model=task.finetune.fine_tuned_model or "",
+        )
+    if run.config.keep_deployment and current.kind != "none":
+        kept = current.model_copy(update={"kept": True})
+        _record(runs, run.run_id, kept)
+        return kept
+    released = serving.release(current)
+    recorded = runs.get(run.run_id, SERVING_SK) or {}
+    extra: dict[str, object] = {"released_at": now_iso()}
+    if released.kind == "provisioned_throughput":
+        hours = _billed_hours(released.created_at)
+        hourly = _hourly_price(task)
+        cost = hours * hourly if hourly is not None else None
+        extra.update(billed_hours=hours, cost_usd=cost)
+        reserved = float(recorded.get("reserved_usd", 0.0))
+        if reserved:
+            CostLedger(runs, run.run_id, run.config.budget_usd).settle(reserved, cost or 0.0)
+    _record(runs, run.run_id, released, reserved_usd=0.0, **extra)
+    return released
+
+
+def _billed_hours(created_at: str | None) -> int:
+    """Provisioned Throughput bills each started hour."""
+    if created_at is None:
+        return PROVISIONED_HOURS
+    started = dt.datetime.fromisoformat(created_at)
+    if started.tzinfo is None:
+        started = started.replace(tzinfo=dt.UTC)
+    elapsed = (dt.datetime.now(dt.UTC) - started).total_seconds()
+    return max(1, math.ceil(elapsed / 3600))
