@@ -1,4 +1,5 @@
-"""An offline, stateful, deterministic OpenAI-compatible service with simulated models: the moto of synthtune.
+"""An offline, stateful, deterministic service speaking OpenAI's API and Amazon Bedrock's, with simulated
+models: the moto of synthtune's model providers.
 
 See README.md in this folder for every simulated behaviour, knob and admin endpoint.
 """

@@ -1,4 +1,5 @@
-"""The WSGI application: OpenAI's /v1 routes and the emulator's /_emulator admin routes."""
+"""The WSGI application: OpenAI's /v1 routes, the emulator's /_emulator admin routes, and Bedrock's
+routes (every other path, see bedrock/routes.py)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
 from synthtune_cli.clock import VirtualClock
+from synthtune_cli.emulator.bedrock.protocol import BedrockError
+from synthtune_cli.emulator.bedrock.routes import BedrockApi
 from synthtune_cli.emulator.catalogue import BASE_MODELS
 from synthtune_cli.emulator.chat import chat_completion
 from synthtune_cli.emulator.errors import ApiError, bad_request
@@ -100,15 +103,24 @@ class EmulatorApp:
             "errors": self._admin_errors,
             "reset": self._admin_reset,
         }
+        self._bedrock = BedrockApi(state)
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         request = Request(environ)
+        bedrock = _is_bedrock(request)
         try:
-            response = self._respond(request)
+            response = self._bedrock.respond(request) if bedrock else self._respond(request)
         except ApiError as error:
             response = _json(error.body(), error.status, error.headers)
+        except BedrockError as error:
+            response = error.response()
         with self._state.lock:
-            response.headers["x-request-id"] = self._state.ids.new("req_", 32)
+            if bedrock:
+                response.headers["x-amzn-RequestId"] = _uuid_shaped(
+                    self._state.ids.bare("bedrock-request", 32)
+                )
+            else:
+                response.headers["x-request-id"] = self._state.ids.new("req_", 32)
             self._state.served.append(ServedRequest(request.method, request.path, response.status_code))
         return response(environ, start_response)
 
@@ -117,8 +129,6 @@ class EmulatorApp:
             handler, arguments = _route(_ADMIN_ROUTES, self._admin, request)
             with self._state.lock:
                 return handler(request, arguments)
-        if not request.path.startswith("/v1/"):
-            raise ApiError(404, f"Invalid URL ({request.method} {request.path})")
         _authenticate(request)
         with self._state.lock:
             fault = self._state.faults.next_fault(request.path, self._state.knobs, self._state.seed)
@@ -332,6 +342,16 @@ def _route(routes: Map, handlers: dict[str, Handler], request: Request) -> tuple
     except NotFound as error:
         raise ApiError(404, f"Invalid URL ({request.method} {request.path})") from error
     return handlers[str(endpoint)], {key: str(value) for key, value in arguments.items()}
+
+
+def _is_bedrock(request: Request) -> bool:
+    """OpenAI's API lives under /v1 and the admin API under /_emulator; every other path is Bedrock's."""
+    return not request.path.startswith(("/v1/", "/_emulator/"))
+
+
+def _uuid_shaped(text: str) -> str:
+    """AWS request ids look like UUIDs: 8-4-4-4-12 characters."""
+    return "-".join((text[:8], text[8:12], text[12:16], text[16:20], text[20:32]))
 
 
 def _authenticate(request: Request) -> None:

@@ -28,6 +28,26 @@ BASE_MODELS: dict[str, int] = {
     "gpt-3.5-turbo": 1677610602,
 }
 
+# The date OpenAI shuts each model down (its deprecations page, as of 2026-12-01), reported as `shutdown_date`
+# by /v1/models. The emulator reports it and keeps serving: it simulates the service, it does not enforce.
+_SHUTDOWN_DATES: dict[str, str] = {
+    **dict.fromkeys(("gpt-4.1-nano", "gpt-4.1-nano-2025-04-14", "gpt-3.5-turbo", "o4-mini"), "2026-10-23"),
+    **dict.fromkeys(("gpt-5", "gpt-5-mini", "gpt-5-nano", "o3"), "2026-12-11"),
+    **dict.fromkeys(
+        (
+            "gpt-4o",
+            "gpt-4o-2024-08-06",
+            "gpt-4o-mini",
+            "gpt-4o-mini-2024-07-18",
+            "gpt-4.1",
+            "gpt-4.1-2025-04-14",
+            "gpt-4.1-mini",
+            "gpt-4.1-mini-2025-04-14",
+        ),
+        "2027-01-14",
+    ),
+}
+
 # Fine-tuning an alias trains its snapshot, as on OpenAI: the job and the model name carry the snapshot.
 FINE_TUNABLE_SNAPSHOTS: dict[str, str] = {
     "gpt-4.1": "gpt-4.1-2025-04-14",
@@ -117,6 +137,13 @@ def is_fine_tunable(model: str) -> bool:
 
 def training_snapshot(model: str) -> str:
     return FINE_TUNABLE_SNAPSHOTS.get(model, model)
+
+
+def shutdown_date(model: str) -> str | None:
+    """When OpenAI shuts `model` down (YYYY-MM-DD); a fine-tuned model goes with its base snapshot."""
+    if model.startswith("ft:"):
+        model = model.split(":")[1]
+    return _SHUTDOWN_DATES.get(model)
 
 
 def fine_tuned_model_name(snapshot: str, suffix: str | None, unique: str) -> str:

@@ -1,4 +1,5 @@
-"""`synthtune emulator`: serve the OpenAI emulator on a loopback port until Ctrl-C."""
+"""`synthtune emulator`: serve the model-provider emulator (OpenAI and Bedrock) on a loopback port until
+Ctrl-C."""
 
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ from synthtune_cli.clock import Clock, ScaledClock, WallClock
 from synthtune_cli.emulator.emulator import OpenAIEmulator
 from synthtune_cli.emulator.knobs import EmulatorKnobs
 from synthtune_cli.emulator.knowledge import KnowledgeItem
-from synthtune_cli.emulator.server import require_loopback
+from synthtune_cli.emulator.server import EmulatorServer, require_loopback
+from synthtune_cli.emulator.state import DEFAULT_REGION
 
 DEFAULT_PORT = 8787
 # Column names other tools use for the same fields, so a problem set can be loaded as it is.
@@ -50,12 +52,21 @@ def add_emulator_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--latency", type=float, default=0.0, metavar="S", help="seconds added to each request"
     )
-    parser.add_argument("--rpm", type=int, default=None, metavar="N", help="chat requests per minute")
-    parser.add_argument("--tpm", type=int, default=None, metavar="N", help="chat tokens per minute")
+    parser.add_argument(
+        "--rpm", type=int, default=None, metavar="N", help="chat (and, apart, Converse) requests per minute"
+    )
+    parser.add_argument(
+        "--tpm", type=int, default=None, metavar="N", help="chat (and, apart, Converse) tokens per minute"
+    )
     parser.add_argument(
         "--error-rate", type=float, default=0.0, metavar="F", help="share of requests that fail with 500"
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of every simulated choice (default 0)")
+    parser.add_argument(
+        "--region",
+        default=DEFAULT_REGION,
+        help=f"the AWS region in Bedrock's ARNs and of the S3 client jobs use (default {DEFAULT_REGION})",
+    )
 
 
 def run_emulator(args: argparse.Namespace) -> int:
@@ -69,10 +80,10 @@ def run_emulator(args: argparse.Namespace) -> int:
         )
         clock: Clock = WallClock() if args.time_scale == 1 else ScaledClock(args.time_scale)
         items = [item for path in args.knowledge for item in read_knowledge_file(path)]
+        emulator = OpenAIEmulator(clock=clock, knobs=knobs, seed=args.seed, region=args.region)
     except (ValueError, OSError) as error:
         print(f"synthtune emulator: {error}", file=sys.stderr)
         return 2
-    emulator = OpenAIEmulator(clock=clock, knobs=knobs, seed=args.seed)
     emulator.add_knowledge(items)
     try:
         server = emulator.serve(args.host, args.port, log_requests=True)
@@ -80,16 +91,28 @@ def run_emulator(args: argparse.Namespace) -> int:
         print(f"synthtune emulator: cannot listen on {args.host}:{args.port}: {error}", file=sys.stderr)
         return 2
     with server:
-        print(f"OpenAI emulator (simulated models) listening on {server.base_url}")
+        print(f"Model-provider emulator (simulated models) listening on {server.root_url}")
         print(f"  {len(items)} knowledge items, seed {args.seed}, time scale {args.time_scale:g}")
-        print(f"  point the OpenAI SDK at it: OPENAI_BASE_URL={server.base_url} OPENAI_API_KEY=anything")
-        print(f"  admin: {server.base_url.removesuffix('/v1')}/_emulator/state")
+        for line in connection_lines(server, args.region):
+            print(f"  {line}")
         print("  Ctrl-C to stop", flush=True)
         try:
             threading.Event().wait()
         except KeyboardInterrupt:
             print("stopping", file=sys.stderr)
     return 0
+
+
+def connection_lines(server: EmulatorServer, region: str) -> list[str]:
+    """How to point each SDK at the server: the environment the OpenAI SDK and boto3 read."""
+    return [
+        f"point the OpenAI SDK at it: OPENAI_BASE_URL={server.base_url} OPENAI_API_KEY=anything",
+        f"point boto3's bedrock and bedrock-runtime clients at it (region {region}):",
+        *(f"  {name}={value}" for name, value in server.bedrock_environment().items()),
+        "  (customisation jobs read and write S3 with boto3's usual settings: "
+        "set AWS_ENDPOINT_URL_S3 to a moto server to stay offline)",
+        f"admin: {server.root_url}/_emulator/state",
+    ]
 
 
 def read_knowledge_file(path: Path) -> list[KnowledgeItem]:

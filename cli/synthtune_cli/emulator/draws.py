@@ -43,9 +43,13 @@ class IdFactory:
         self._counts: dict[str, int] = {}
 
     def new(self, prefix: str, length: int = 24) -> str:
-        count = self._counts.get(prefix, 0)
-        self._counts[prefix] = count + 1
-        return prefix + token(length, self._seed, prefix, count)
+        return prefix + self.bare(prefix, length)
+
+    def bare(self, kind: str, length: int = 12) -> str:
+        """The next id of `kind` without a prefix: Bedrock puts its ids after a slash in an ARN."""
+        count = self._counts.get(kind, 0)
+        self._counts[kind] = count + 1
+        return token(length, self._seed, kind, count)
 
     def clear(self) -> None:
         self._counts.clear()

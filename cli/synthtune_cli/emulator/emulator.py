@@ -1,8 +1,9 @@
-"""OpenAIEmulator: the public face of the emulator, in process or on a loopback port."""
+"""OpenAIEmulator: the public face of the emulator (OpenAI's API and Amazon Bedrock's), in process or on a
+loopback port."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
@@ -12,25 +13,38 @@ from synthtune_cli.emulator.files import StoredFile
 from synthtune_cli.emulator.knobs import EmulatorKnobs
 from synthtune_cli.emulator.knowledge import KnowledgeItem
 from synthtune_cli.emulator.server import EmulatorServer
-from synthtune_cli.emulator.state import EmulatorState, ServedRequest
+from synthtune_cli.emulator.state import DEFAULT_REGION, EmulatorState, ServedRequest
 
 if TYPE_CHECKING:
     import httpx2
     import openai
+    from mypy_boto3_s3 import S3Client
 
 IN_PROCESS_BASE_URL = "http://openai-emulator.invalid/v1"
 API_KEY = "emulator"
 
 
 class OpenAIEmulator:
-    """A stateful, deterministic, OpenAI-compatible service whose models are simulated.
+    """A stateful, deterministic service speaking OpenAI's API and Amazon Bedrock's, with simulated models.
 
-    Use it in process (`openai_client()`, `http_client()`, `wsgi_app`) or on a loopback port (`serve()`).
-    Thread-safe.
+    Use it in process (`openai_client()`, `http_client()`, `wsgi_app`) or on a loopback port (`serve()`;
+    boto3 reaches Bedrock there through `server.bedrock_environment()`). Thread-safe.
+
+    `region` appears in Bedrock's ARNs. Customisation jobs read their data from S3 and write their metrics
+    there with `s3_client()`, by default `boto3.client("s3", region_name=region)` made on first use: under
+    moto's `mock_aws` in the same process, that is moto's S3.
     """
 
-    def __init__(self, clock: Clock | None = None, knobs: EmulatorKnobs | None = None, seed: int = 0) -> None:
-        self._state = EmulatorState(clock or WallClock(), knobs or EmulatorKnobs(), seed)
+    def __init__(
+        self,
+        clock: Clock | None = None,
+        knobs: EmulatorKnobs | None = None,
+        seed: int = 0,
+        *,
+        region: str = DEFAULT_REGION,
+        s3_client: Callable[[], S3Client] | None = None,
+    ) -> None:
+        self._state = EmulatorState(clock or WallClock(), knobs or EmulatorKnobs(), seed, region, s3_client)
         self._app = EmulatorApp(self._state)
 
     @property
@@ -40,6 +54,10 @@ class OpenAIEmulator:
     @property
     def seed(self) -> int:
         return self._state.seed
+
+    @property
+    def region(self) -> str:
+        return self._state.bedrock.region
 
     @property
     def knobs(self) -> EmulatorKnobs:
@@ -59,7 +77,8 @@ class OpenAIEmulator:
             self._state.faults.inject(count, status, path_prefix)
 
     def reset(self, *, knowledge: bool = False) -> None:
-        """Forget files, jobs, batches, fine-tuned models, requests, limits and faults; restore the knobs."""
+        """Forget files, jobs, batches, fine-tuned and custom models, deployments, throughputs, requests,
+        limits and faults; restore the knobs."""
         self._state.reset(knowledge=knowledge)
 
     @property
@@ -114,3 +133,33 @@ class OpenAIEmulator:
         with self._state.lock:
             self._state.refresh()
             return MappingProxyType(self._state.batches.batches_snapshot())
+
+    @property
+    def customization_jobs(self) -> Mapping[str, Mapping[str, Any]]:
+        """Bedrock customisation jobs by ARN, each as GetModelCustomizationJob returns it now (the JSON,
+        timestamps as ISO 8601 strings; a read-only snapshot)."""
+        with self._state.lock:
+            now = self._state.refresh()
+            return MappingProxyType(self._state.bedrock.jobs.snapshot(now))
+
+    @property
+    def custom_models(self) -> Mapping[str, Mapping[str, Any]]:
+        """Bedrock custom models by ARN, each as GetCustomModel returns it now (a read-only snapshot)."""
+        with self._state.lock:
+            self._state.refresh()
+            models = self._state.bedrock.custom_models.all()
+            return MappingProxyType({model.arn: model.to_api() for model in models})
+
+    @property
+    def custom_model_deployments(self) -> Mapping[str, Mapping[str, Any]]:
+        """Custom model deployments by ARN, each as GetCustomModelDeployment returns it now."""
+        with self._state.lock:
+            self._state.refresh()
+            return MappingProxyType(self._state.bedrock.deployments.snapshot())
+
+    @property
+    def provisioned_throughputs(self) -> Mapping[str, Mapping[str, Any]]:
+        """Provisioned Throughputs by ARN, each as GetProvisionedModelThroughput returns it now."""
+        with self._state.lock:
+            self._state.refresh()
+            return MappingProxyType(self._state.bedrock.provisioned.snapshot())

@@ -1,4 +1,4 @@
-"""The emulator on a loopback port, for code that needs a real URL (a subprocess, another SDK)."""
+"""The emulator on a loopback port, for code that needs a real URL (a subprocess, boto3, another SDK)."""
 
 from __future__ import annotations
 
@@ -56,9 +56,19 @@ class EmulatorServer:
         return int(self._server.server_port)
 
     @property
-    def base_url(self) -> str:
+    def root_url(self) -> str:
+        """The server's root: Bedrock's endpoint (its paths are not under /v1)."""
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}/v1"
+        return f"http://{host}:{self.port}"
+
+    @property
+    def base_url(self) -> str:
+        """OpenAI's base URL, for `OPENAI_BASE_URL` or `openai.OpenAI(base_url=...)`."""
+        return f"{self.root_url}/v1"
+
+    def bedrock_environment(self) -> dict[str, str]:
+        """The variables that point boto3's `bedrock` and `bedrock-runtime` clients at this server."""
+        return {"AWS_ENDPOINT_URL_BEDROCK": self.root_url, "AWS_ENDPOINT_URL_BEDROCK_RUNTIME": self.root_url}
 
     def close(self) -> None:
         self._server.shutdown()

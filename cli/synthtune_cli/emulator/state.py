@@ -8,12 +8,15 @@ from typing import Any, NamedTuple
 
 from synthtune_cli.clock import Clock, VirtualClock
 from synthtune_cli.emulator.batches import Batches
+from synthtune_cli.emulator.bedrock.account import BedrockAccount
+from synthtune_cli.emulator.bedrock.s3_objects import S3ClientFactory
 from synthtune_cli.emulator.catalogue import (
     BASE_MODELS,
     FINE_TUNABLE_SNAPSHOTS,
     OWNER,
     SimulatedModel,
     base_model,
+    shutdown_date,
 )
 from synthtune_cli.emulator.chat import batch_chat_completion
 from synthtune_cli.emulator.draws import IdFactory
@@ -23,6 +26,9 @@ from synthtune_cli.emulator.finetuning import FineTuning
 from synthtune_cli.emulator.knobs import EmulatorKnobs
 from synthtune_cli.emulator.knowledge import Knowledge, KnowledgeItem
 from synthtune_cli.emulator.limits import FaultInjector, RateLimiter
+
+# Bedrock's region when none is given: moto's default, and where Nova fine-tuning runs.
+DEFAULT_REGION = "us-east-1"
 
 
 class ServedRequest(NamedTuple):
@@ -34,7 +40,14 @@ class ServedRequest(NamedTuple):
 class EmulatorState:
     """The emulator's memory. Callers hold `lock` around every use: requests arrive on many threads."""
 
-    def __init__(self, clock: Clock, knobs: EmulatorKnobs, seed: int) -> None:
+    def __init__(
+        self,
+        clock: Clock,
+        knobs: EmulatorKnobs,
+        seed: int,
+        region: str = DEFAULT_REGION,
+        s3_client: S3ClientFactory | None = None,
+    ) -> None:
         self.clock = clock
         self.seed = seed
         self.lock = threading.RLock()
@@ -51,14 +64,17 @@ class EmulatorState:
             answer=lambda body, at, completion_id: batch_chat_completion(self, body, at, completion_id),
             resolve_model=lambda name: self.simulated_model(name)[1],
         )
+        self.bedrock = BedrockAccount(region, self.ids, self.knowledge, s3_client)
         self.limiter = RateLimiter()
         self.faults = FaultInjector()
         self.served: list[ServedRequest] = []
 
     def configure(self, **changes: Any) -> EmulatorKnobs:
         with self.lock:
-            # Batch lines due before the change are answered under the knobs they were due under.
+            # Batch lines, Bedrock jobs, deployments and throughputs due before the change settle under the
+            # knobs they were due under.
             self.batches.refresh(self.clock.now())
+            self.bedrock.refresh(self.clock.now(), self.knobs)
             self.knobs = EmulatorKnobs.model_validate({**self.knobs.model_dump(), **changes})
             return self.knobs
 
@@ -76,6 +92,7 @@ class EmulatorState:
             self.files.clear()
             self.fine_tuning.clear()
             self.batches.clear()
+            self.bedrock.clear()
             self.limiter.clear()
             self.faults.clear()
             self.served.clear()
@@ -83,11 +100,12 @@ class EmulatorState:
                 self.knowledge.clear()
 
     def refresh(self) -> float:
-        """Bring every job and batch up to the clock's now, and return now."""
+        """Bring every job, batch, deployment and throughput up to the clock's now, and return now."""
         with self.lock:
             now = self.clock.now()
             self.fine_tuning.refresh(now, self.knobs)
             self.batches.refresh(now)
+            self.bedrock.refresh(now, self.knobs)
             return now
 
     def simulated_model(self, name: str) -> tuple[SimulatedModel, str]:
@@ -100,13 +118,9 @@ class EmulatorState:
         raise model_not_found(name)
 
     def model_objects(self) -> list[dict[str, Any]]:
-        models = [
-            {"id": name, "object": "model", "created": created, "owned_by": "system"}
-            for name, created in BASE_MODELS.items()
-        ]
+        models = [_model_object(name, created, "system") for name, created in BASE_MODELS.items()]
         models += [
-            {"id": model.name, "object": "model", "created": model.created_at, "owned_by": OWNER}
-            for model in self.fine_tuning.models.values()
+            _model_object(model.name, model.created_at, OWNER) for model in self.fine_tuning.models.values()
         ]
         return models
 
@@ -115,7 +129,7 @@ class EmulatorState:
             if model["id"] == name:
                 return model
         if self.knobs.accept_unknown_models:
-            return {"id": name, "object": "model", "created": 0, "owned_by": "system"}
+            return _model_object(name, 0, "system")
         raise model_not_found(name)
 
     def summary(self) -> dict[str, Any]:
@@ -135,7 +149,18 @@ class EmulatorState:
                     "fine_tuning_jobs": self.fine_tuning.job_count,
                     "fine_tuned_models": len(self.fine_tuning.models),
                     "batches": self.batches.batch_count,
+                    **self.bedrock.counts(),
                     "requests": len(self.served),
                 },
                 "pending_errors": self.faults.pending(),
             }
+
+
+def _model_object(name: str, created: int, owner: str) -> dict[str, Any]:
+    return {
+        "id": name,
+        "object": "model",
+        "created": created,
+        "owned_by": owner,
+        "shutdown_date": shutdown_date(name),
+    }
