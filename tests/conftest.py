@@ -47,8 +47,9 @@ def stack(emulator: OpenAIEmulator, clock: VirtualClock) -> Iterator[OfflineStac
             openai_api_key="sk-test",
             parameters={"OpenAIBaseUrl": server.base_url},
             clock=clock,
-            # The SDK's own retries would hide the faults the workflow's Retry must handle.
-            extra_environment={"OPENAI_MAX_RETRIES": "0"},
+            # The SDK's own retries would hide the faults the workflow's Retry must handle; boto3 reaches
+            # the emulator's Bedrock through the standard endpoint variables.
+            extra_environment={"OPENAI_MAX_RETRIES": "0", **server.bedrock_environment()},
         ) as stack,
     ):
         yield stack

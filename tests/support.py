@@ -112,3 +112,11 @@ class FakeClock:
         with self._lock:
             self.sleeps.append(seconds)
             self.now += seconds
+
+
+OPENAI_MODELS: dict[str, Any] = {
+    "teacher_model": "gpt-4.1-2025-04-14",
+    "student_model": "gpt-4.1-nano-2025-04-14",
+    "judge_model": "gpt-4.1-mini-2025-04-14",
+}
+"""A run on OpenAI models (the emulator's; OpenAI's own dates apply only to its official API)."""

@@ -3,18 +3,29 @@
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import sys
 from pathlib import Path
 from typing import Any
 
 from synthtune.contracts.config import RunConfig, load_run_config
-from synthtune.contracts.errors import BudgetExceeded, InvalidConfig, InvalidProblemSet
+from synthtune.contracts.errors import (
+    BudgetExceeded,
+    FineTuneUnavailable,
+    InvalidConfig,
+    InvalidProblemSet,
+    ModelRetired,
+    SynthtuneError,
+)
+from synthtune.contracts.models import provider_of
 from synthtune.money.catalog import training_example_limit
 from synthtune.money.estimate import describe_estimate, estimate_run_cost
-from synthtune.providers.openai.format import describe_issues, describe_tokens, validate_chat_file
+from synthtune.providers.registry import ProviderRegistry, dataset_format, roles
+from synthtune.quality.format_report import describe_issues, describe_tokens
 from synthtune.split import split_problems
-from synthtune.stages.prepare import check_budget
+from synthtune.stages.prepare import check_budget, check_run_config, check_split
+from synthtune_cli.providers import local_providers
 from synthtune_cli.runner import RunSetupError, read_problem_set_file, run_locally
 
 
@@ -36,7 +47,12 @@ def _run(args: argparse.Namespace) -> int:
     try:
         config = _read_config(args.config)
         outcome = run_locally(
-            args.problem_set, config=config, out_dir=args.out, openai=args.openai, run_id=args.run_id
+            args.problem_set,
+            config=config,
+            out_dir=args.out,
+            openai=args.openai,
+            bedrock=args.bedrock,
+            run_id=args.run_id,
         )
     except (InvalidConfig, RunSetupError) as error:
         print(f"synthtune: {error}", file=sys.stderr)
@@ -70,13 +86,15 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    """What Prepare would say, without starting anything."""
+    """What Prepare would say, without starting anything; with --live, what the providers say too."""
+    providers = local_providers()
     try:
         config = load_run_config(_read_config(args.config), source=str(args.config or "config"))
         if not args.problem_set.is_file():
             raise InvalidProblemSet(f"{args.problem_set}: no such file")
         problems = read_problem_set_file(args.problem_set)
-    except (InvalidConfig, InvalidProblemSet) as error:
+        check_run_config(config, providers, dt.datetime.now(dt.UTC).date())
+    except (InvalidConfig, InvalidProblemSet, FineTuneUnavailable, ModelRetired) as error:
         print(f"{type(error).__name__}: {error}", file=sys.stderr)
         return 1
     split = split_problems(problems, config.holdout_fraction, config.validation_fraction, config.split_seed)
@@ -87,30 +105,57 @@ def _validate(args: argparse.Namespace) -> int:
     counts = split.counts
     print(f"  split: {counts.train} train, {counts.validation} validation, {counts.holdout} holdout")
     print(f"  shards of {config.shard_size}: {-(-(counts.train + counts.validation) // config.shard_size)}")
+    print(f"  models: {', '.join(f'{role} {model}' for role, model in roles(config).items())}")
     estimate = estimate_run_cost(config, [*split.train, *split.validation], split.holdout)
     print(f"  {describe_estimate(estimate, config.budget_usd)}")
     try:
+        check_split(config, split, str(args.problem_set))
         check_budget(config, estimate, str(args.problem_set))
-    except (BudgetExceeded, InvalidConfig) as error:
+    except (BudgetExceeded, InvalidConfig, InvalidProblemSet) as error:
         print(f"{type(error).__name__}: {error}", file=sys.stderr)
         return 1
-    return 0
+    return _validate_live(config, providers) if args.live else 0
+
+
+def _validate_live(config: RunConfig, providers: ProviderRegistry) -> int:
+    """Each model as its provider describes it now: 1 if any cannot serve its role."""
+    usable = True
+    for role, model in roles(config).items():
+        try:
+            status = providers.for_model(model).models().live_status(model, role)
+        except (SynthtuneError, RuntimeError) as error:
+            print(f"  {role} {model}: could not ask its provider ({error})", file=sys.stderr)
+            usable = False
+            continue
+        print(f"  {role} {model}: {'ok' if status.available else 'NOT USABLE'} ({status.detail})")
+        usable = usable and status.available
+    return 0 if usable else 1
 
 
 def _check_dataset(args: argparse.Namespace) -> int:
-    """Check a chat fine-tuning file as OpenAI will: exit 0 when valid, 1 when not, 2 when unreadable."""
-    model = args.model or RunConfig().student_model
-    limit = args.max_example_tokens or training_example_limit(model)
+    """Check a fine-tuning file in its provider's format: exit 0 when valid, 1 when not, 2 when unreadable."""
     try:
         with args.file.open("rb") as lines:
-            report = validate_chat_file(lines, str(args.file), model, limit)
+            first = next((line for line in lines if line.strip()), b"")
     except FileNotFoundError:
         print(f"synthtune: {args.file}: no such file", file=sys.stderr)
         return 2
     except OSError as error:
         print(f"synthtune: {args.file}: cannot read it ({error.strerror or error})", file=sys.stderr)
         return 2
+    provider = args.format or detect_dataset_provider(first)
+    model = args.model or default_student(provider)
+    dataset = dataset_format(provider)
+    limit = args.max_example_tokens or training_example_limit(model)
+    with args.file.open("rb") as lines:
+        validator = dataset.validator(str(args.file), model, limit)
+        validator.check_file_name(args.file.name)
+        for number, raw in enumerate(lines, 1):
+            validator.check_line(number, raw)
+    report = validator.report()
+    fewest, most = dataset.example_bounds(model)
     print(f"{report.file}: {report.examples:,} examples for {model}, at most {limit:,} tokens each")
+    print(f"  format: {dataset.name}")
     print(f"  tokens per example: {describe_tokens(report.tokens)}")
     print(f"  assistant tokens per example: {describe_tokens(report.assistant_tokens)}")
     print(f"  billed tokens per epoch: {report.billed_tokens:,}")
@@ -119,7 +164,37 @@ def _check_dataset(args: argparse.Namespace) -> int:
         f"without a user message: {report.examples_without_user:,}"
     )
     print(describe_issues(report))
-    return 0 if report.valid else 1
+    within = fewest <= report.examples and (most is None or report.examples <= most)
+    if not within:
+        bounds = f"{fewest:,} to {most:,}" if most is not None else f"at least {fewest:,}"
+        print(f"{report.file}: {report.examples:,} examples; fine-tuning {model} takes {bounds}")
+    return 0 if report.valid and within else 1
+
+
+def detect_dataset_provider(first_line: bytes) -> str:
+    """bedrock for bedrock-conversation-2024 records (schemaVersion, or content as text blocks); else
+    openai (whose chat format Hugging Face reads too)."""
+    try:
+        record = json.loads(first_line)
+    except (ValueError, RecursionError):
+        return "openai"
+    if not isinstance(record, dict):
+        return "openai"
+    messages = record.get("messages")
+    blocks = isinstance(messages, list) and any(
+        isinstance(message, dict) and isinstance(message.get("content"), list) for message in messages
+    )
+    return "bedrock" if "schemaVersion" in record or blocks else "openai"
+
+
+def default_student(provider: str) -> str:
+    """The student whose tokenizer and limits a file is checked against, when --model is not given."""
+    student = RunConfig().student_model
+    return student if provider_of(student) == provider else OPENAI_REFERENCE_STUDENT
+
+
+OPENAI_REFERENCE_STUDENT = "gpt-4.1-mini-2025-04-14"
+"""An OpenAI model that fine-tunes with the chat format's usual 65,536-token limit."""
 
 
 def _positive_int(text: str) -> int:
@@ -158,31 +233,60 @@ def build_parser() -> argparse.ArgumentParser:
         help="emulator (default): the project's simulated OpenAI on loopback; live: the OpenAI API, or the "
         "OpenAI-compatible server in OPENAI_BASE_URL, with OPENAI_API_KEY",
     )
+    run.add_argument(
+        "--bedrock",
+        choices=["emulator", "live"],
+        default="emulator",
+        help="emulator (default): the project's simulated Amazon Bedrock on loopback; live: Amazon Bedrock "
+        "with boto3's usual credentials, or the endpoints AWS_ENDPOINT_URL_BEDROCK and "
+        "AWS_ENDPOINT_URL_BEDROCK_RUNTIME name",
+    )
     run.add_argument("--run-id", help="execution name (default: <problem set>-<UTC time>-<random>)")
     run.set_defaults(handler=_run)
 
-    validate = commands.add_parser("validate", help="check a problem set and config without running anything")
+    validate = commands.add_parser(
+        "validate",
+        help="check a problem set and config without running anything",
+        description="Checks the problem set, the configuration, the split and the budget as Prepare will, "
+        "and refuses models the dated catalog says are retired or cannot be fine-tuned today (OpenAI's "
+        "dates apply when OPENAI_BASE_URL is empty, the official API). Exit status: 0 fine, 1 refused.",
+    )
     validate.add_argument("problem_set", type=Path, metavar="PROBLEM_SET")
     validate.add_argument("--config", type=Path, metavar="FILE")
+    validate.add_argument(
+        "--live",
+        action="store_true",
+        help="also ask the providers about each model: OpenAI's GET /v1/models/{id} (its shutdown_date), "
+        "Bedrock's GetFoundationModel (lifecycle, fine-tuning); needs their credentials",
+    )
     validate.set_defaults(handler=_validate)
 
     check_dataset = commands.add_parser(
         "check-dataset",
-        help="check a chat fine-tuning JSONL file as OpenAI will, and count its tokens",
-        description="Runs the format checks of OpenAI's fine-tuning data-preparation guide on every line, "
-        "counts each example's tokens offline, and refuses examples over the per-example limit. Exit "
+        help="check a fine-tuning JSONL file as its provider will (OpenAI or Bedrock), and count its tokens",
+        description="Runs the provider's format checks on every line — OpenAI's data-preparation guide for "
+        "chat files, Amazon Bedrock's rules for bedrock-conversation-2024 files (turn order, reserved "
+        "keywords, file name, example counts) — counts each example's tokens offline, and refuses examples "
+        "over the per-example limit. The format is read from the first line unless --format says. Exit "
         "status: 0 valid, 1 invalid, 2 unreadable.",
     )
     check_dataset.add_argument("file", type=Path, metavar="FILE", help="a .jsonl file, one example a line")
     check_dataset.add_argument(
-        "--model", help="the model to fine-tune, whose tokenizer counts (default: RunConfig's student_model)"
+        "--format",
+        choices=["openai", "bedrock"],
+        help="the file's provider format (default: read from the file)",
+    )
+    check_dataset.add_argument(
+        "--model",
+        help="the model to fine-tune, whose tokenizer and limits apply (default: RunConfig's student_model "
+        f"for a file in its format, else {OPENAI_REFERENCE_STUDENT})",
     )
     check_dataset.add_argument(
         "--max-example-tokens",
         type=_positive_int,
         metavar="N",
-        help="the longest example allowed, in tokens (default: the model's fine-tuning limit, 65,536 "
-        "for gpt-4.1)",
+        help="the longest example allowed, in tokens (default: the model's fine-tuning limit from the "
+        "catalog)",
     )
     check_dataset.set_defaults(handler=_check_dataset)
 

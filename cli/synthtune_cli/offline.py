@@ -169,6 +169,7 @@ class OfflineStack:
         log_stream: IO[str] | None = None,
         extra_environment: dict[str, str] | None = None,
         template_path: Path = TEMPLATE_PATH,
+        live_bedrock: bool = False,
     ) -> None:
         self.template = load_template(template_path)
         self.region = region
@@ -177,6 +178,7 @@ class OfflineStack:
         self._parameters = parameters or {}
         self._log_stream = log_stream
         self._extra_environment = extra_environment or {}
+        self._live_bedrock = live_bedrock
         self._functions = _function_specs(self.template)
         self._handlers: dict[str, Callable[[dict[str, Any], Any], Any]] = {}
         self._import_lock = threading.Lock()
@@ -212,7 +214,7 @@ class OfflineStack:
             # to stdout — goes to the run's log file instead of the user's terminal.
             stack.enter_context(contextlib.redirect_stdout(self._log_stream))
         stack.enter_context(mock.patch.dict(os.environ, {"AWS_DEFAULT_REGION": self.region}))
-        stack.enter_context(mock_aws(config=_MOTO_CONFIG))
+        stack.enter_context(mock_aws(config=self._moto_config()))
         self._patch_interpreter()
 
         secret_arn = self.client("secretsmanager").create_secret(
@@ -234,6 +236,19 @@ class OfflineStack:
 
         adapters.reset()
         stack.callback(adapters.reset)
+
+    def _moto_config(self) -> DefaultConfig:
+        """moto for AWS; with live Bedrock, Bedrock's requests pass through to the real service (signed
+        with the user's own credentials) while everything else stays emulated."""
+        if not self._live_bedrock:
+            return _MOTO_CONFIG
+        return {
+            **_MOTO_CONFIG,
+            "core": {
+                "mock_credentials": False,
+                "passthrough": {"services": ["bedrock", "bedrock-runtime"], "urls": []},
+            },
+        }
 
     def _environment(self, resolver: _Resolver) -> dict[str, str]:
         """The functions' shared environment (template Globals), plus the offline switches."""

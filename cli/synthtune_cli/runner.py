@@ -1,8 +1,10 @@
 """`synthtune run`: one pipeline run on this machine, start to finish, and its artifacts on disk.
 
-AWS is always emulated here (the offline runtime); OpenAI is either the project's emulator, served on
-loopback with the problem set as its world knowledge, or the live API (or any OpenAI-compatible server
-named by OPENAI_BASE_URL).
+S3, DynamoDB, Secrets Manager and Step Functions are always emulated here (the offline runtime). Each model
+provider is either the project's emulator — one server on loopback speaking OpenAI's API and Amazon
+Bedrock's, with the problem set as its world knowledge — or the live service: OpenAI's API (or any
+OpenAI-compatible server named by OPENAI_BASE_URL), Amazon Bedrock with boto3's usual credentials (or the
+endpoints AWS_ENDPOINT_URL_BEDROCK and AWS_ENDPOINT_URL_BEDROCK_RUNTIME name).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from pathlib import Path
 from typing import IO, Any, Literal
 
 from synthtune.contracts.errors import InvalidProblemSet
+from synthtune.contracts.models import provider_of
 from synthtune.contracts.problems import Problem, detect_format, parse_problem_set
 from synthtune.money.estimate import CostEstimate, describe_estimate
 from synthtune.records.layout import PROBLEM_SET_PREFIX, RunLayout
@@ -29,7 +32,8 @@ from synthtune.stages.report import render_report, summarise_run
 from synthtune_cli.clock import Clock, VirtualClock, WallClock
 from synthtune_cli.offline import OfflineStack
 
-OpenAIMode = Literal["emulator", "live"]
+ProviderMode = Literal["emulator", "live"]
+OpenAIMode = ProviderMode
 
 EMULATOR_API_KEY = "sk-emulator"
 _EXECUTION_NAME = re.compile(r"[A-Za-z0-9_-]{1,80}")
@@ -76,25 +80,71 @@ def _knowledge(problem_set: Path) -> list[Any]:
     return [KnowledgeItem(question=p.question, answer=p.answer, category=p.category) for p in problems]
 
 
+@dataclass(frozen=True)
+class Endpoints:
+    """Where the run's model providers are, and what the progress line says of them."""
+
+    openai_base_url: str
+    openai_api_key: str
+    environment: dict[str, str]
+    """Variables the functions get (the emulator's Bedrock endpoints)."""
+    described: str
+
+
+def _providers_used(config: dict[str, Any] | None) -> set[str]:
+    """The providers of the models the run names (the configuration was validated already)."""
+    from synthtune.contracts.config import load_run_config
+    from synthtune.providers.registry import roles
+
+    return {provider_of(model) for model in roles(load_run_config(config)).values()}
+
+
 @contextmanager
-def _openai_endpoint(mode: OpenAIMode, problem_set: Path, clock: Clock) -> Iterator[tuple[str, str, str]]:
-    """(base URL, API key, description) of the OpenAI service the run talks to."""
-    if mode == "live":
+def _endpoints(
+    openai: ProviderMode,
+    bedrock: ProviderMode,
+    problem_set: Path,
+    clock: Clock,
+    config: dict[str, Any] | None,
+) -> Iterator[Endpoints]:
+    """The emulator on loopback for each provider that is emulated; the live settings for the others."""
+    api_key, base_url = EMULATOR_API_KEY, ""
+    if openai == "live":
         api_key = os.environ.get("OPENAI_API_KEY", "").strip()
-        if not api_key:
+        if not api_key and "openai" in _providers_used(config):
             raise RunSetupError("--openai live needs OPENAI_API_KEY in the environment")
         base_url = os.environ.get("OPENAI_BASE_URL", "").strip()
-        yield base_url, api_key, base_url or "the OpenAI API"
+    if bedrock == "live":
+        import boto3
+
+        if boto3.session.Session().get_credentials() is None:
+            raise RunSetupError(
+                "--bedrock live needs AWS credentials (boto3's usual chain: AWS_PROFILE, "
+                "AWS_ACCESS_KEY_ID, ...)"
+            )
+    live_openai = f"OpenAI: {base_url or 'the OpenAI API'}"
+    live_bedrock = "Bedrock: " + (
+        os.environ.get("AWS_ENDPOINT_URL_BEDROCK_RUNTIME", "").strip() or "Amazon Bedrock"
+    )
+    if openai == "live" and bedrock == "live":
+        yield Endpoints(base_url, api_key or "unused", {}, f"{live_openai} · {live_bedrock}")
         return
     from synthtune_cli.emulator import OpenAIEmulator
 
     emulator = OpenAIEmulator(clock=clock)
     emulator.add_knowledge(_knowledge(problem_set))
     with emulator.serve(host="127.0.0.1", port=0) as server:
-        yield (
-            server.base_url,
-            EMULATOR_API_KEY,
-            f"the OpenAI emulator at {server.base_url} (simulated models)",
+        emulated = f"the emulator at {server.root_url} (simulated models)"
+        yield Endpoints(
+            openai_base_url=server.base_url if openai == "emulator" else base_url,
+            openai_api_key=api_key or "unused",
+            environment=server.bedrock_environment() if bedrock == "emulator" else {},
+            described=" · ".join(
+                [
+                    f"OpenAI: {emulated}" if openai == "emulator" else live_openai,
+                    f"Bedrock: {emulated}" if bedrock == "emulator" else live_bedrock,
+                ]
+            ),
         )
 
 
@@ -277,7 +327,8 @@ def run_locally(
     *,
     config: dict[str, Any] | None,
     out_dir: Path,
-    openai: OpenAIMode = "emulator",
+    openai: ProviderMode = "emulator",
+    bedrock: ProviderMode = "emulator",
     run_id: str | None = None,
     progress_stream: IO[str] | None = None,
 ) -> RunOutcome:
@@ -292,26 +343,33 @@ def run_locally(
     run_dir = out_dir / run_id
     if run_dir.exists():
         raise RunSetupError(f"{run_dir} already exists; choose another --run-id or --out")
-    clock: Clock = VirtualClock() if openai == "emulator" else WallClock()
+    # Emulated time when every provider the run uses is emulated; a live service's jobs take real time.
+    modes = {"openai": openai, "bedrock": bedrock}
+    emulated = all(modes[provider] == "emulator" for provider in _providers_used(config))
+    clock: Clock = VirtualClock() if emulated else WallClock()
     started = time.monotonic()
     emulated_start = clock.now()
 
     with ExitStack() as stack_of_contexts, warnings.catch_warnings():
         # A handler that fails before adding a metric makes Powertools warn; the failure says more.
         warnings.filterwarnings("ignore", message="No application metrics to publish")
-        base_url, api_key, described = stack_of_contexts.enter_context(
-            _openai_endpoint(openai, problem_set, clock)
-        )
+        endpoints = stack_of_contexts.enter_context(_endpoints(openai, bedrock, problem_set, clock, config))
         run_dir.mkdir(parents=True)
         log = stack_of_contexts.enter_context((run_dir / "lambda.log").open("w", encoding="utf-8"))
         stack = stack_of_contexts.enter_context(
             OfflineStack(
-                openai_api_key=api_key, parameters={"OpenAIBaseUrl": base_url}, clock=clock, log_stream=log
+                openai_api_key=endpoints.openai_api_key,
+                parameters={"OpenAIBaseUrl": endpoints.openai_base_url},
+                clock=clock,
+                log_stream=log,
+                extra_environment=endpoints.environment,
+                live_bedrock=bedrock == "live",
             )
         )
         print(f"synthtune run {run_id}", file=progress_stream)
         print(
-            f"  problem set {problem_set} · AWS emulated by moto · OpenAI: {described}", file=progress_stream
+            f"  problem set {problem_set} · AWS emulated by moto · {endpoints.described}",
+            file=progress_stream,
         )
         key = f"{PROBLEM_SET_PREFIX}{problem_set.name}"
         stack.upload(key, problem_set.read_bytes())
@@ -320,7 +378,7 @@ def run_locally(
             execution_input["config"] = config
         execution_arn = stack.start_execution(run_id, execution_input)
         timeout = EMULATED_RUN_TIMEOUT_SECONDS
-        if openai == "live":
+        if not emulated:
             timeout = float((config or {}).get("max_wait_seconds", 86_400)) + 6 * 3600
         description = stack.wait(
             execution_arn,

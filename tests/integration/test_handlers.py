@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
+from synthtune.contracts.config import RunConfig
 from synthtune.contracts.workflow import (
     AssembleInput,
     BatchTask,
@@ -26,7 +27,7 @@ from synthtune.records.runs import FINETUNE_SK, run_pk
 from synthtune.stages.assemble.gates import DROP_REASONS
 from synthtune_cli.emulator import OpenAIEmulator
 from synthtune_cli.offline import TABLE_NAME, OfflineStack
-from tests.support import event, jsonl, sample_rows
+from tests.support import OPENAI_MODELS, event, jsonl, sample_rows
 
 
 class FunctionError(Exception):
@@ -119,7 +120,7 @@ def test_prepare_rejects_a_set_too_small_to_fine_tune(stack: OfflineStack) -> No
     with pytest.raises(FunctionError) as raised:
         prepare(stack, sample_rows(per_category=3))
     assert raised.value.error_type == "InvalidProblemSet"
-    assert "needs at least 10" in raised.value.message
+    assert "fine-tuning bedrock/amazon.nova-micro-v1:0 needs at least 8" in raised.value.message
 
 
 def test_generate_shard_verifies_every_answer(stack: OfflineStack) -> None:
@@ -137,14 +138,16 @@ def test_generate_shard_verifies_every_answer(stack: OfflineStack) -> None:
     for answer in answers:
         assert answer["reference"] is not None
         assert answer["steps"]
-        assert answer["usage"]["gpt-4.1-2025-04-14"]["requests"] == 1
+        assert answer["usage"][RunConfig().teacher_model]["requests"] == 1
     shard_item = stack.records("run-1")[-1]
     assert shard_item["sk"] == "SHARD#00000"
     assert shard_item["verified"] == result["verified"]
 
 
-def test_start_fine_tune_never_creates_a_second_job(stack: OfflineStack, emulator: OpenAIEmulator) -> None:
-    prepared = prepare(stack, sample_rows())
+def test_start_fine_tune_never_creates_a_second_openai_job(
+    stack: OfflineStack, emulator: OpenAIEmulator
+) -> None:
+    prepared = prepare(stack, sample_rows(), **OPENAI_MODELS)
     generate_all(stack, prepared)
     dataset = invoke(
         stack, "AssembleFunction", {"run": prepared["run"], "generation": prepared["generation"]}
@@ -154,9 +157,7 @@ def test_start_fine_tune_never_creates_a_second_job(stack: OfflineStack, emulato
     first = invoke(stack, "StartFineTuneFunction", start)
     again = invoke(stack, "StartFineTuneFunction", start)
     # A Lambda that died after OpenAI accepted the job never recorded it: the job is found by its metadata.
-    stack.client("dynamodb").delete_item(
-        TableName=TABLE_NAME, Key={"pk": {"S": run_pk("run-1")}, "sk": {"S": FINETUNE_SK}}
-    )
+    forget_the_job(stack)
     after_crash = invoke(stack, "StartFineTuneFunction", start)
 
     assert first["job_id"] == again["job_id"] == after_crash["job_id"]
@@ -164,6 +165,39 @@ def test_start_fine_tune_never_creates_a_second_job(stack: OfflineStack, emulato
     training_file = emulator.fine_tuning_jobs[first["job_id"]]["training_file"]
     uploaded = emulator.files[training_file]
     assert len(uploaded.content.splitlines()) == dataset["train_examples"]
+
+
+def test_start_fine_tune_never_creates_a_second_bedrock_job(
+    stack: OfflineStack, emulator: OpenAIEmulator
+) -> None:
+    prepared = prepare(stack, sample_rows())
+    generate_all(stack, prepared)
+    dataset = invoke(
+        stack, "AssembleFunction", {"run": prepared["run"], "generation": prepared["generation"]}
+    )
+    start = {"run": prepared["run"], "dataset": dataset}
+
+    first = invoke(stack, "StartFineTuneFunction", start)
+    again = invoke(stack, "StartFineTuneFunction", start)
+    # A Lambda that died after Bedrock accepted the job: the job is found by the name the run gives it.
+    forget_the_job(stack)
+    after_crash = invoke(stack, "StartFineTuneFunction", start)
+
+    assert first["backend"] == "bedrock"
+    assert first["job_id"] == again["job_id"] == after_crash["job_id"]
+    (job,) = emulator.customization_jobs.values()
+    assert job["jobName"] == "synthtune-job-run-1"
+    assert job["baseModelArn"].endswith("amazon.nova-micro-v1:0:128k")
+    # Bedrock reads the run's own file, in its format, from the run's dataset prefix.
+    assert job["trainingDataConfig"]["s3Uri"] == f"s3://{stack.bucket}/{dataset['train_key']}"
+    assert dataset["train_key"] == RunLayout("run-1").export("bedrock", "train")
+    assert job["outputDataConfig"]["s3Uri"] == f"s3://{stack.bucket}/{RunLayout('run-1').finetune_output}"
+
+
+def forget_the_job(stack: OfflineStack) -> None:
+    stack.client("dynamodb").delete_item(
+        TableName=TABLE_NAME, Key={"pk": {"S": run_pk("run-1")}, "sk": {"S": FINETUNE_SK}}
+    )
 
 
 def test_handlers_log_with_the_run_id_and_emit_metrics(
@@ -230,7 +264,9 @@ def test_record_failure_of_generate_names_each_failed_shard(stack: OfflineStack)
 
 def test_assemble_refuses_a_dataset_too_small_to_fine_tune(stack: OfflineStack) -> None:
     # A weak teacher gets most answers wrong; what is left is below OpenAI's minimum of 10 examples.
-    prepared = prepare(stack, sample_rows(per_category=6), teacher_model="gpt-4.1-nano-2025-04-14")
+    prepared = prepare(
+        stack, sample_rows(per_category=6), **{**OPENAI_MODELS, "teacher_model": "gpt-4.1-nano-2025-04-14"}
+    )
     generate_all(stack, prepared)
 
     with pytest.raises(FunctionError) as raised:

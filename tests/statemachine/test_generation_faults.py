@@ -1,16 +1,19 @@
 """Generation under faults, through the real state machine: 429 storms, 5xx that kill shards halfway,
-the budget, and batch mode's expiry and resubmission.
+the budget, and batch mode's expiry and resubmission — on OpenAI and on Amazon Bedrock.
 
 The invariant each test checks: every generated problem is in the shards' answers exactly once, and
 the emulator served exactly one successful teacher request per problem — nothing was paid for twice.
 Judge calls are off (judge_model null) and only the base student is benchmarked, so every successful
-chat completion the emulator served is either a teacher answer or one benchmark answer.
+model request the emulator served (a chat completion, a Converse call) is either a teacher answer or one
+benchmark answer.
 """
 
 from __future__ import annotations
 
 import json
 from typing import Any
+
+import pytest
 
 from synthtune.contracts.config import RunConfig
 from synthtune.contracts.problems import parse_problem_set
@@ -19,11 +22,13 @@ from synthtune.records.layout import RunLayout
 from synthtune.split import split_problems
 from synthtune_cli.emulator import OpenAIEmulator
 from synthtune_cli.offline import OfflineStack
-from tests.support import FAST_CONFIG, Execution, execute, jsonl, sample_rows
+from tests.support import FAST_CONFIG, OPENAI_MODELS, Execution, execute, jsonl, sample_rows
 
 SMALL_SET = sample_rows(per_category=8)  # 24 problems: 19 generated (3 shards of 8), 5 held out
 GENERATED, HELD_OUT = 19, 5
 COUNTED = {**FAST_CONFIG, "judge_model": None, "benchmark_contestants": ["base"]}
+PROVIDERS = {"openai": {**OPENAI_MODELS, "judge_model": None}, "bedrock": {}}
+"""Each provider's models for the runs that compare them (the defaults are Bedrock's)."""
 
 
 def answered_problem_ids(stack: OfflineStack, execution: Execution) -> list[str]:
@@ -35,11 +40,18 @@ def answered_problem_ids(stack: OfflineStack, execution: Execution) -> list[str]
     return ids
 
 
-def chat_completions(emulator: OpenAIEmulator, status: int) -> int:
+def chat_completions(emulator: OpenAIEmulator, status: int, provider: str = "openai") -> int:
+    """Model requests the emulator answered with `status`: OpenAI's chat completions or Bedrock's Converse."""
     return sum(
         1
         for request in emulator.requests
-        if request.path == "/v1/chat/completions" and request.method == "POST" and request.status == status
+        if request.method == "POST"
+        and request.status == status
+        and (
+            request.path == "/v1/chat/completions"
+            if provider == "openai"
+            else request.path.startswith("/model/") and request.path.endswith("/converse")
+        )
     )
 
 
@@ -53,40 +65,45 @@ def assert_every_problem_answered_once(stack: OfflineStack, execution: Execution
     assert len(set(ids)) == GENERATED
 
 
+@pytest.mark.parametrize(("provider", "most_refusals"), [("openai", 6), ("bedrock", 60)])
 def test_a_429_storm_is_paced_and_nothing_is_paid_twice(
-    stack: OfflineStack, emulator: OpenAIEmulator
+    stack: OfflineStack, emulator: OpenAIEmulator, provider: str, most_refusals: int
 ) -> None:
     # 6 requests a minute against 3 shards x 4 requests in flight: 19 answers need 3+ minutes.
     emulator.configure(requests_per_minute=6)
     started = emulator.clock.now()
 
-    execution = execute(stack, SMALL_SET, config=COUNTED)
+    execution = execute(stack, SMALL_SET, config={**COUNTED, **PROVIDERS[provider]})
 
     assert execution.status == "SUCCEEDED", execution.description.get("cause")
     assert_every_problem_answered_once(stack, execution)
-    # Paced, not hammered: after the first refusals each shard waits out the window the headers
-    # report (and holds when a success says the window is used up) instead of retrying blindly.
-    refused = chat_completions(emulator, 429)
-    assert 0 < refused <= 6
+    # Paced, not hammered: OpenAI's refusals say how long to wait (and successes when the window is used
+    # up); Bedrock's ThrottlingException says nothing, so each refusal in a row holds twice as long.
+    refused = chat_completions(emulator, 429, provider)
+    assert 0 < refused <= most_refusals
     assert emulator.clock.now() - started >= 180
-    assert chat_completions(emulator, 200) == GENERATED + HELD_OUT
-    teacher = RunConfig().teacher_model
+    assert chat_completions(emulator, 200, provider) == GENERATED + HELD_OUT
+    teacher = RunConfig.model_validate(PROVIDERS[provider]).teacher_model
     assert sum(shard["usage"][teacher]["requests"] for shard in shards(execution)) == GENERATED
 
 
+@pytest.mark.parametrize("provider", ["openai", "bedrock"])
 def test_shards_killed_halfway_by_5xx_resume_from_their_checkpoints(
-    stack: OfflineStack, emulator: OpenAIEmulator
+    stack: OfflineStack, emulator: OpenAIEmulator, provider: str
 ) -> None:
     # One try per request: a 500 fails the whole shard, and Step Functions' retry must resume it.
     emulator.configure(error_rate=0.15, error_status=500)
 
-    execution = execute(stack, SMALL_SET, config={**COUNTED, "generation": {"max_attempts": 1}})
+    execution = execute(
+        stack, SMALL_SET, config={**COUNTED, **PROVIDERS[provider], "generation": {"max_attempts": 1}}
+    )
 
     assert execution.status == "SUCCEEDED", execution.description.get("cause")
-    assert "ModelUnavailable" in execution.lambda_failures()
+    assert chat_completions(emulator, 500, provider) > 0
     assert_every_problem_answered_once(stack, execution)
+    # Shards died with answers checkpointed, and their retries started from those answers.
     assert any(shard["checkpointed_at_start"] > 0 for shard in shards(execution))
-    assert chat_completions(emulator, 200) == GENERATED + HELD_OUT
+    assert chat_completions(emulator, 200, provider) == GENERATED + HELD_OUT
 
 
 def test_an_estimate_over_budget_stops_the_run_before_any_call(
@@ -99,7 +116,7 @@ def test_an_estimate_over_budget_stops_the_run_before_any_call(
     assert "expected to cost" in execution.description["cause"]
     assert "Nothing has been spent" in execution.description["cause"]
     assert execution.records["RUN"]["error"] == "BudgetExceeded"
-    assert not [request for request in emulator.requests if request.path.startswith("/v1/chat")]
+    assert not emulator.requests  # no model was asked anything
 
 
 def test_the_budget_stops_generation_before_it_is_passed(
@@ -133,7 +150,11 @@ def test_the_budget_stops_generation_before_it_is_passed(
 def test_batch_mode_answers_through_the_batch_api_at_half_price(
     stack: OfflineStack, emulator: OpenAIEmulator
 ) -> None:
-    execution = execute(stack, SMALL_SET, config={**COUNTED, "generation": {"mode": "batch"}})
+    execution = execute(
+        stack,
+        SMALL_SET,
+        config={**COUNTED, **OPENAI_MODELS, "judge_model": None, "generation": {"mode": "batch"}},
+    )
 
     assert execution.status == "SUCCEEDED", execution.description.get("cause")
     assert_every_problem_answered_once(stack, execution)
@@ -154,7 +175,11 @@ def test_an_expired_batch_keeps_its_answers_and_resubmits_only_the_rest(
     execution = execute(
         stack,
         SMALL_SET,
-        config={**COUNTED, "generation": {"mode": "batch", "batch_poll_interval_seconds": 10}},
+        config={
+            **COUNTED,
+            **PROVIDERS["openai"],
+            "generation": {"mode": "batch", "batch_poll_interval_seconds": 10},
+        },
     )
 
     assert execution.status == "SUCCEEDED", execution.description.get("cause")
@@ -173,7 +198,11 @@ def test_a_batch_that_completes_without_a_success_fails_the_run(
 ) -> None:
     emulator.configure(batch_line_error_rate=1.0)
 
-    execution = execute(stack, SMALL_SET, config={**COUNTED, "generation": {"mode": "batch"}})
+    execution = execute(
+        stack,
+        SMALL_SET,
+        config={**COUNTED, **OPENAI_MODELS, "judge_model": None, "generation": {"mode": "batch"}},
+    )
 
     assert execution.status == "FAILED"
     assert execution.description["error"] == "BatchFailed"
@@ -193,4 +222,15 @@ def test_more_shards_than_the_map_result_can_hold_are_refused_up_front(
     assert execution.description["error"] == "InvalidConfig"
     assert "10,080 shards; at most 10,000" in execution.description["cause"]
     assert "set shard_size to at least 2" in execution.description["cause"]
+    assert not emulator.requests
+
+
+def test_batch_mode_with_a_bedrock_teacher_is_refused_before_anything_is_spent(
+    stack: OfflineStack, emulator: OpenAIEmulator
+) -> None:
+    execution = execute(stack, SMALL_SET, config={**COUNTED, "generation": {"mode": "batch"}})
+
+    assert execution.status == "FAILED"
+    assert execution.description["error"] == "InvalidConfig"
+    assert "uses batches only on openai" in execution.description["cause"]
     assert not emulator.requests

@@ -23,6 +23,7 @@ from synthtune.stages.assemble.assemble import assemble_dataset
 from synthtune.stages.assemble.card import DatasetCard
 from synthtune.stages.assemble.examples import ChatExample, ChatMessage
 from synthtune.stages.generate import GeneratedAnswer
+from tests.support import OPENAI_MODELS
 
 RUN_ID = "assembly-test"
 LAYOUT = RunLayout(RUN_ID)
@@ -195,10 +196,48 @@ def test_a_seeded_problem_set_yields_a_clean_dataset_and_a_card_that_accounts_fo
 
 
 def test_exports_can_be_turned_off(data: ArtifactStore, runs: RunStore) -> None:
-    task = write_run(data, [good(12)], dataset={"exports": []})
+    task = write_run(data, [good(12)], dataset={"exports": []}, **OPENAI_MODELS)
     summary = assemble_dataset(task, data=data, runs=runs, formats=dataset_format)
     assert summary.validation_key is None
     assert not data.exists(LAYOUT.export("bedrock", "train"))
+
+
+def test_a_bedrock_student_trains_on_its_own_format_whatever_the_exports(
+    data: ArtifactStore, runs: RunStore
+) -> None:
+    task = write_run(data, [good(12)], dataset={"exports": []})
+    summary = assemble_dataset(task, data=data, runs=runs, formats=dataset_format)
+    assert (summary.format, summary.train_key) == (
+        "bedrock-conversation-2024",
+        LAYOUT.export("bedrock", "train"),
+    )
+    records = lines(data, summary.train_key)
+    assert len(records) == summary.train_examples == 12
+    assert all(record["schemaVersion"] == "bedrock-conversation-2024" for record in records)
+    assert [message["role"] for message in records[0]["messages"]] == ["user", "assistant"]
+    assert lines(data, LAYOUT.train)[0]["messages"][0]["role"] == "system"  # the run's own chat file too
+    assert not data.exists(LAYOUT.export("huggingface", "train"))
+
+
+def test_a_reserved_keyword_drops_the_example_for_a_bedrock_student(
+    data: ArtifactStore, runs: RunStore
+) -> None:
+    reserved = answer("reserved", "Assistant: what is 40 plus 2?", "42", reference="42")
+    summary = assemble_dataset(
+        write_run(data, [[*good(12), reserved]]), data=data, runs=runs, formats=dataset_format
+    )
+    assert summary.dropped == {"format_rule": 1}
+    (dropped,) = lines(data, LAYOUT.dropped)
+    assert dropped["reason"] == "format_rule"
+    assert "'Assistant:'" in dropped["detail"]
+    # An OpenAI student has no such rule: the same answer is an example.
+    openai = assemble_dataset(
+        write_run(data, [[*good(12), reserved]], **OPENAI_MODELS),
+        data=data,
+        runs=runs,
+        formats=dataset_format,
+    )
+    assert openai.dropped == {}
 
 
 def test_self_consistency_keeps_only_agreed_answers_without_a_reference(
@@ -227,13 +266,23 @@ def test_self_consistency_keeps_only_agreed_answers_without_a_reference(
     assert summary.train_examples == 12
 
 
-def test_too_few_examples_fail_the_run_after_writing_the_card(data: ArtifactStore, runs: RunStore) -> None:
-    answers = [*good(9), answer("wrong", "What is 13 squared?", "170", status="rejected", reference="169")]
-    with pytest.raises(InvalidDataset, match=r"only 9 training examples survived .* 1 wrong_answer"):
-        assemble_dataset(write_run(data, [answers]), data=data, runs=runs, formats=dataset_format)
+@pytest.mark.parametrize(
+    ("models", "fewest"), [(OPENAI_MODELS, 10), ({}, 8)], ids=["openai-needs-10", "nova-micro-needs-8"]
+)
+def test_too_few_examples_fail_the_run_after_writing_the_card(
+    data: ArtifactStore, runs: RunStore, models: dict[str, Any], fewest: int
+) -> None:
+    answers = [
+        *good(fewest - 1),
+        answer("wrong", "What is 13 squared?", "170", status="rejected", reference="169"),
+    ]
+    with pytest.raises(
+        InvalidDataset, match=rf"only {fewest - 1} training examples survived .* 1 wrong_answer"
+    ):
+        assemble_dataset(write_run(data, [answers], **models), data=data, runs=runs, formats=dataset_format)
     card = DatasetCard.model_validate(data.read_json(LAYOUT.dataset_card))
     assert card.accounted
-    assert card.train_examples == 9
+    assert card.train_examples == fewest - 1
     assert runs.get(RUN_ID, DATASET_SK) is not None
 
 
@@ -245,9 +294,26 @@ def test_a_file_that_fails_the_format_checks_fails_the_run_before_upload(
 
     monkeypatch.setattr(assemble_module, "training_example", without_the_answer)
     with pytest.raises(InvalidDataset) as failure:
-        assemble_dataset(write_run(data, [good(12)]), data=data, runs=runs, formats=dataset_format)
+        assemble_dataset(
+            write_run(data, [good(12)], **OPENAI_MODELS), data=data, runs=runs, formats=dataset_format
+        )
     message = str(failure.value)
-    assert "format checks" in message
+    assert "openai-chat format checks" in message
     assert LAYOUT.train in message
     assert "line 1" in message
     assert "assistant" in message
+
+
+def test_a_bedrock_file_that_breaks_a_nova_rule_fails_the_run_naming_file_line_and_rule(
+    data: ArtifactStore, runs: RunStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def without_the_answer(answer: GeneratedAnswer) -> ChatExample:
+        return ChatExample(messages=[ChatMessage(role="user", content=answer.question)])
+
+    monkeypatch.setattr(assemble_module, "training_example", without_the_answer)
+    with pytest.raises(InvalidDataset) as failure:
+        assemble_dataset(write_run(data, [good(12)]), data=data, runs=runs, formats=dataset_format)
+    message = str(failure.value)
+    assert "bedrock-conversation-2024 format checks" in message
+    assert LAYOUT.export("bedrock", "train") in message
+    assert "line 1: the last message is the user's; it must be the assistant's" in message

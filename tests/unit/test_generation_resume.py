@@ -39,11 +39,11 @@ from synthtune.records.runs import RunStore, shard_sk
 from synthtune.split import SplitCounts
 from synthtune.stages.assemble.assemble import assemble_dataset
 from synthtune.stages.generate import GeneratedAnswer, generate_shard, load_checkpoints
-from tests.support import FakeClock
+from tests.support import OPENAI_MODELS, FakeClock
 
 RUN_ID = "run-generation"
-TEACHER = "gpt-4.1-2025-04-14"
-JUDGE = "gpt-4.1-mini-2025-04-14"
+TEACHER = str(OPENAI_MODELS["teacher_model"])
+JUDGE = str(OPENAI_MODELS["judge_model"])
 SOLVE_USAGE = Usage(requests=1, input_tokens=150, output_tokens=60)
 JUDGE_USAGE = Usage(requests=1, input_tokens=90, output_tokens=20)
 SOLVE_USD = inference_cost_usd(TEACHER, SOLVE_USAGE) or 0.0
@@ -68,6 +68,7 @@ class ScriptedTeacher:
         latency: float = 0.0,
         usage: Usage = SOLVE_USAGE,
         verdict: bool = True,
+        per_request: int = 128,
     ) -> None:
         self.answers = answers
         self.fault = fault
@@ -79,6 +80,8 @@ class ScriptedTeacher:
         self.paid: Counter[str] = Counter()
         self.judged: Counter[str] = Counter()
         self.samples_asked: list[int] = []
+        self.per_request = per_request
+        self._given: Counter[str] = Counter()
         self._calls = 0
         self._lock = threading.Lock()
 
@@ -93,10 +96,13 @@ class ScriptedTeacher:
             self.clock.sleep(self.latency)
         if error is not None:
             raise error
+        assert samples <= self.per_request, f"asked for {samples} samples in one request"
         with self._lock:
             self.paid[question] += 1
             self.samples_asked.append(samples)
-        finals = self.answers[question]
+            given = self._given[question] if self.per_request == 1 else 0
+            self._given[question] += samples
+        finals = self.answers[question][given : given + samples]
         return SolveResult(
             model=model,
             samples=[
@@ -104,7 +110,7 @@ class ScriptedTeacher:
                     solution=Solution(steps=[f"Work out: {question}"], final_answer=final),
                     finish_reason="stop",
                 )
-                for final in finals[:samples]
+                for final in finals
             ],
             usage=self.usage,
         )
@@ -118,7 +124,7 @@ class ScriptedTeacher:
         return Verdict(correct=self.verdict, explanation="the judge's view"), JUDGE_USAGE
 
     def samples_per_request(self, model: str) -> int:
-        return 128
+        return self.per_request
 
 
 def arithmetic(count: int, start: int = 0) -> list[Problem]:
@@ -133,7 +139,7 @@ def right_answers(problems: list[Problem]) -> dict[str, list[str]]:
 
 
 def run_ref(data: ArtifactStore, **config: object) -> RunRef:
-    settings: dict[str, object] = {"request_concurrency": 1, **config}
+    settings: dict[str, object] = {"request_concurrency": 1, **OPENAI_MODELS, **config}
     return RunRef(
         run_id=RUN_ID,
         bucket=data.bucket,
@@ -346,6 +352,34 @@ def test_self_consistency_keeps_the_majority_answer(data: ArtifactStore, runs: R
     assert answer.status == "verified"
     assert answer.usage == {TEACHER: SOLVE_USAGE}  # the prompt billed once for the three samples
     assert answer.cost_usd == pytest.approx(SOLVE_USD)
+
+
+def test_without_n_each_sample_is_its_own_request_and_a_retry_asks_only_the_missing(
+    data: ArtifactStore, runs: RunStore
+) -> None:
+    # Converse has no `n`: three samples are three paid requests, each checkpointed as it arrives.
+    problem = Problem(id="four", question="What is 2 plus 2?", answer="4", split="train")
+    shard = write_shard(data, 0, [problem])
+
+    def third_sample_fails_once(question: str, attempt: int, call: int) -> Exception | None:
+        return RuntimeError("lost") if attempt == 3 else None
+
+    teacher = ScriptedTeacher(
+        {problem.question: ["4", "5", "4"]}, per_request=1, fault=third_sample_fails_once
+    )
+    run = run_ref(data, teacher_temperature=0.7, generation={"samples": 3})
+    with pytest.raises(RuntimeError):
+        run_shard(run, shard, teacher, data=data, runs=runs)
+    (saved,) = load_checkpoints(data, RunLayout(RUN_ID), 0).values()
+    assert [sample.solution.final_answer for sample in saved.result.samples if sample.solution] == ["4", "5"]
+
+    assert run_shard(run, shard, teacher, data=data, runs=runs).verified == 1  # the retry
+    assert teacher.samples_asked == [1, 1, 1]  # the third only, once it could be asked
+    assert teacher.paid[problem.question] == 3
+    (answer,) = shard_answers(data, 0)
+    assert (answer.samples, answer.final_answer, answer.sample_answers) == (3, "4", ["4", "5", "4"])
+    assert answer.agreement == pytest.approx(2 / 3)
+    assert answer.usage == {TEACHER: SOLVE_USAGE + SOLVE_USAGE + SOLVE_USAGE}
 
 
 def test_a_judges_verdict_is_checkpointed_and_not_paid_again(data: ArtifactStore, runs: RunStore) -> None:

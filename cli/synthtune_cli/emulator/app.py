@@ -21,6 +21,7 @@ from synthtune_cli.emulator.chat import chat_completion
 from synthtune_cli.emulator.errors import ApiError, bad_request
 from synthtune_cli.emulator.files import UPLOAD_PURPOSES, StoredFile
 from synthtune_cli.emulator.knowledge import KnowledgeItem
+from synthtune_cli.emulator.limits import fault_error
 from synthtune_cli.emulator.state import EmulatorState, ServedRequest
 
 if TYPE_CHECKING:
@@ -137,6 +138,9 @@ class EmulatorApp:
             handler, arguments = _route(_API_ROUTES, self._api, request)
             self._state.refresh()
             response = handler(request, arguments)
+            lost = self._state.faults.next_loss(request.method, request.path)
+            if lost is not None:
+                raise fault_error(lost)  # the work is done; the caller never learns of it
             latency = self._state.knobs.latency_seconds
         # Like the real service, a request is admitted (or refused with a fast 429 or 400) on arrival
         # and its latency is the time spent producing the answer. Slept outside the lock, so slow

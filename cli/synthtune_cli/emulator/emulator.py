@@ -76,6 +76,15 @@ class OpenAIEmulator:
         with self._state.lock:
             self._state.faults.inject(count, status, path_prefix)
 
+    def lose_responses(
+        self, count: int, status: int = 502, path_prefix: str = "/v1/", method: str = "POST"
+    ) -> None:
+        """Carry out the next `count` `method` requests whose path starts with `path_prefix`, then answer
+        them with `status`: a response lost between the service and the client, the work done (a job
+        created, a completion billed) and the caller told it failed."""
+        with self._state.lock:
+            self._state.faults.lose(count, status, path_prefix, method)
+
     def reset(self, *, knowledge: bool = False) -> None:
         """Forget files, jobs, batches, fine-tuned and custom models, deployments, throughputs, requests,
         limits and faults; restore the knobs."""

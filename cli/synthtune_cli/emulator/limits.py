@@ -151,6 +151,7 @@ class _Injection:
     remaining: int
     status: int
     path_prefix: str
+    method: str | None = None
 
 
 class FaultInjector:
@@ -158,7 +159,27 @@ class FaultInjector:
 
     def __init__(self) -> None:
         self._injections: list[_Injection] = []
+        self._losses: list[_Injection] = []
         self._ordinal = 0
+
+    def lose(self, count: int, status: int, path_prefix: str, method: str) -> None:
+        """The next `count` requests that match are carried out, then answered with `status`."""
+        if count < 0:
+            raise ValueError(f"count must not be negative, got {count}")
+        if not 400 <= status <= 599:
+            raise ValueError(f"status must be an HTTP error status (400-599), got {status}")
+        if count:
+            self._losses.append(_Injection(count, status, path_prefix, method.upper()))
+
+    def next_loss(self, method: str, path: str) -> int | None:
+        """The status a request that was just carried out is answered with instead of its response."""
+        for loss in self._losses:
+            if path.startswith(loss.path_prefix) and method.upper() == loss.method:
+                loss.remaining -= 1
+                if loss.remaining == 0:
+                    self._losses.remove(loss)
+                return loss.status
+        return None
 
     def inject(self, count: int, status: int, path_prefix: str) -> None:
         if count < 0:
@@ -172,6 +193,14 @@ class FaultInjector:
         return [
             {"count": injection.remaining, "status": injection.status, "path_prefix": injection.path_prefix}
             for injection in self._injections
+        ] + [
+            {
+                "count": loss.remaining,
+                "status": loss.status,
+                "path_prefix": loss.path_prefix,
+                "lost": loss.method,
+            }
+            for loss in self._losses
         ]
 
     def next_fault(self, path: str, knobs: EmulatorKnobs, seed: int) -> ApiError | None:
@@ -190,6 +219,7 @@ class FaultInjector:
 
     def clear(self) -> None:
         self._injections.clear()
+        self._losses.clear()
         self._ordinal = 0
 
 

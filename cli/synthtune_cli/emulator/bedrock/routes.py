@@ -130,6 +130,9 @@ class BedrockApi:
             handler, arguments = self._route(request)
             self._state.refresh()
             response = handler(request, arguments)
+            lost = self._state.faults.next_loss(request.method, request.path)
+            if lost is not None:
+                raise fault_error(lost)  # the work is done; the caller never learns of it
             latency = self._state.knobs.latency_seconds
         # As on the OpenAI side: refusals return at once, answers after the simulated latency, slept outside
         # the lock so slow requests overlap.

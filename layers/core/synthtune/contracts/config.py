@@ -18,9 +18,9 @@ from synthtune.money.catalog import accepts_temperature
 
 # The defaults work today and after OpenAI's 2027-01-14 shutdowns, on AWS alone, with no OpenAI key: Nova
 # Micro fine-tunes on Bedrock and its fine-tunes answer on demand, billed per token (see README, "Models").
-DEFAULT_TEACHER = "gpt-4.1-2025-04-14"
-DEFAULT_STUDENT = "gpt-4.1-nano-2025-04-14"
-DEFAULT_JUDGE = "gpt-4.1-mini-2025-04-14"
+DEFAULT_TEACHER = "bedrock/us.amazon.nova-2-lite-v1:0"
+DEFAULT_STUDENT = "bedrock/amazon.nova-micro-v1:0"
+DEFAULT_JUDGE = "bedrock/amazon.nova-lite-v1:0"
 
 Contestant = Literal["base", "fine_tuned", "teacher"]
 CONTESTANTS: tuple[Contestant, ...] = ("base", "fine_tuned", "teacher")

@@ -33,6 +33,12 @@ JITTER_SHARE = 0.2
 SERVER_ERROR_BACKOFF_SECONDS = 1.0
 SERVER_ERROR_BACKOFF_CAP_SECONDS = 30.0
 
+UNADVISED_429_HOLD_SECONDS = 1.0
+UNADVISED_429_HOLD_CAP_SECONDS = 60.0
+"""A refusal that says nothing of when to come back (Bedrock's ThrottlingException) holds the gate for
+1 s, then twice as long for each refusal in a row, up to a minute (a per-minute quota's whole window);
+the first success resets it."""
+
 
 class OutOfTime(Exception):
     """Waiting would outlast the invocation; `rate_limited` says whether a 429 was why."""
@@ -63,6 +69,7 @@ class RateLimitGate:
         self._open_at = 0.0
         self._jitter_window = MIN_JITTER_SECONDS
         self._held_for_429 = False
+        self._unadvised_refusals = 0
         self.holds = 0
         """How many times the gate closed (429s and exhausted windows): reported by the benchmark."""
 
@@ -78,6 +85,22 @@ class RateLimitGate:
                 self._jitter_window = max(MIN_JITTER_SECONDS, seconds * JITTER_SHARE)
                 self._held_for_429 = rate_limited
                 self.holds += 1
+
+    def refused(self, advice: float | None) -> None:
+        """A rate-limit refusal: hold for as long as the provider said, or back off exponentially."""
+        if advice is not None:
+            self.hold(advice, rate_limited=True)
+            return
+        with self._lock:
+            self._unadvised_refusals += 1
+            refusals = self._unadvised_refusals
+        seconds = min(UNADVISED_429_HOLD_CAP_SECONDS, UNADVISED_429_HOLD_SECONDS * 2 ** (refusals - 1))
+        self.hold(seconds, rate_limited=True)
+
+    def admitted(self) -> None:
+        """A request went through: the next unadvised refusal starts from the shortest hold again."""
+        with self._lock:
+            self._unadvised_refusals = 0
 
     def wait_turn(self, must_finish_within: float = 0.0) -> None:
         """Block until a request may be sent and `must_finish_within` seconds remain before the deadline."""
@@ -120,8 +143,7 @@ def call_paced(
         try:
             result = request()
         except RateLimited as error:
-            advice = error.retry_after_seconds
-            gate.hold(advice if advice is not None else 1.0, rate_limited=True)
+            gate.refused(error.retry_after_seconds)
             continue
         except ModelUnavailable:
             failures += 1
@@ -129,6 +151,7 @@ def call_paced(
                 raise
             gate.backoff(failures)
             continue
+        gate.admitted()
         backpressure = backpressure_of(result)
         if backpressure is not None:
             wait = backpressure.wait_before_next(tokens_per_request)

@@ -285,6 +285,8 @@ _OPENAI: tuple[ModelInfo, ...] = (
 _BEDROCK_TEMPERATURE = (0.0, 1.0)
 """Converse's inferenceConfig.temperature range."""
 _NOVA_STORAGE = 1.95
+_BY_THE_HOUR = {"fine_tuned_input": 0.0, "fine_tuned_cached_input": 0.0, "fine_tuned_output": 0.0}
+"""A fine-tune on Provisioned Throughput is billed by the hour it exists, not by the token."""
 _NOVA_PROVISIONED_HOUR = 60.50
 """One model unit of Nova Micro, Lite or Pro, no commitment (the Price List gives one figure for all)."""
 _NOVA_V1_EXAMPLES = {"min_examples": 8, "max_examples": 20_000}
@@ -455,6 +457,7 @@ _BEDROCK: tuple[ModelInfo, ...] = (
             training=1.49,
             custom_model_storage_per_month=1.95,
             provisioned_throughput_per_hour=24.00,
+            **_BY_THE_HOUR,
         ),
         fine_tuning=FineTuning(
             base_id="meta.llama3-1-8b-instruct-v1:0:128k",
@@ -475,6 +478,7 @@ _BEDROCK: tuple[ModelInfo, ...] = (
             training=7.99,
             custom_model_storage_per_month=1.95,
             provisioned_throughput_per_hour=24.00,
+            **_BY_THE_HOUR,
         ),
         fine_tuning=FineTuning(
             base_id="meta.llama3-1-70b-instruct-v1:0:128k",

@@ -264,6 +264,9 @@ class FormatValidator(Protocol):
     def check_file_name(self, key: str) -> None:
         """Check the name the file will be read under."""
 
+    def check_line(self, line: int, raw: bytes | str) -> int | None:
+        """Parse and check one line as read from a file (a blank line is no example)."""
+
     def report(self) -> FormatReport: ...
 
 

@@ -34,7 +34,7 @@ from synthtune.providers.registry import ProviderRegistry, dataset_format
 from synthtune.records.artifacts import ArtifactStore
 from synthtune.records.layout import RunLayout
 from synthtune.records.runs import RunStore, now_iso
-from synthtune.split import split_problems
+from synthtune.split import HoldoutSplit, split_problems
 
 MAX_SHARDS = 10_000
 """Each Generate iteration returns `{"index": N}` (at most 16 bytes with its comma); 10,000 of them are
@@ -134,6 +134,38 @@ def check_run_config(config: RunConfig, providers: ProviderRegistry, today: dt.d
         )
 
 
+def check_split(config: RunConfig, split: HoldoutSplit, source: str) -> None:
+    """Refuse a split the run could not fine-tune or benchmark on: nothing held out, fewer or more
+    examples than the student's provider takes, more shards than the Generate Map can hold."""
+    if not split.holdout:
+        raise InvalidProblemSet(
+            f"{source}: no problem can be held out for the benchmark; held-out problems need a "
+            "reference 'answer' (give more problems answers, or mark some with split 'holdout')"
+        )
+    fewest, most = dataset_format(config.student_provider).example_bounds(config.student_model)
+    if len(split.train) < fewest:
+        raise InvalidProblemSet(
+            f"{source}: {len(split.train)} problems left for training after holding out "
+            f"{len(split.holdout)} and {len(split.validation)} for validation; fine-tuning "
+            f"{config.student_model} needs at least {fewest}"
+        )
+    if most is not None and len(split.train) + len(split.validation) > most:
+        raise InvalidProblemSet(
+            f"{source}: {len(split.train) + len(split.validation):,} problems for training and "
+            f"validation; fine-tuning {config.student_model} takes at most {most:,} examples; hold more out "
+            "or split the problem set into runs"
+        )
+
+    generated = len(split.train) + len(split.validation)
+    shard_count = -(-generated // config.shard_size)
+    if shard_count > MAX_SHARDS:
+        raise InvalidConfig(
+            f"{generated:,} problems in shards of {config.shard_size} make {shard_count:,} shards; at most "
+            f"{MAX_SHARDS:,} fit the Generate Map's result; set shard_size to at least "
+            f"{-(-generated // MAX_SHARDS)}"
+        )
+
+
 def prepare_run(
     task: PrepareInput,
     *,
@@ -157,33 +189,7 @@ def prepare_run(
 
     problems = _read_problems(problem_store, key)
     split = split_problems(problems, config.holdout_fraction, config.validation_fraction, config.split_seed)
-    if not split.holdout:
-        raise InvalidProblemSet(
-            f"{location.uri}: no problem can be held out for the benchmark; held-out problems need a "
-            "reference 'answer' (give more problems answers, or mark some with split 'holdout')"
-        )
-    fewest, most = dataset_format(config.student_provider).example_bounds(config.student_model)
-    if len(split.train) < fewest:
-        raise InvalidProblemSet(
-            f"{location.uri}: {len(split.train)} problems left for training after holding out "
-            f"{len(split.holdout)} and {len(split.validation)} for validation; fine-tuning "
-            f"{config.student_model} needs at least {fewest}"
-        )
-    if most is not None and len(split.train) + len(split.validation) > most:
-        raise InvalidProblemSet(
-            f"{location.uri}: {len(split.train) + len(split.validation):,} problems for training and "
-            f"validation; fine-tuning {config.student_model} takes at most {most:,} examples; hold more out "
-            "or split the problem set into runs"
-        )
-
-    generated = len(split.train) + len(split.validation)
-    shard_count = -(-generated // config.shard_size)
-    if shard_count > MAX_SHARDS:
-        raise InvalidConfig(
-            f"{generated:,} problems in shards of {config.shard_size} make {shard_count:,} shards; at most "
-            f"{MAX_SHARDS:,} fit the Generate Map's result; set shard_size to at least "
-            f"{-(-generated // MAX_SHARDS)}"
-        )
+    check_split(config, split, location.uri)
     estimate = estimate_run_cost(config, [*split.train, *split.validation], split.holdout)
     check_budget(config, estimate, location.uri)
 

@@ -6,6 +6,8 @@ The run summary is computed from the run's DynamoDB items (see `synthtune.record
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 from collections import defaultdict
 from typing import Any
@@ -21,8 +23,9 @@ from synthtune.contracts.workflow import (
     ReportInput,
     ReportOutput,
     S3Location,
+    ServingState,
 )
-from synthtune.money.catalog import CATALOG_AS_OF, base_model_of
+from synthtune.money.catalog import CATALOG_AS_OF, base_model_of, model_info
 from synthtune.money.estimate import CostEstimate
 from synthtune.money.usage import (
     CostLine,
@@ -33,7 +36,7 @@ from synthtune.money.usage import (
 )
 from synthtune.records.artifacts import ArtifactStore
 from synthtune.records.layout import RunLayout
-from synthtune.records.runs import DATASET_SK, FINETUNE_SK, RUN_SK, RunStore, now_iso
+from synthtune.records.runs import DATASET_SK, FINETUNE_SK, RUN_SK, SERVING_SK, RunStore, now_iso
 from synthtune.stages.benchmark import BenchmarkAnswer
 from synthtune.stages.generate import CallCost, failed_shards, summarise_calls
 
@@ -92,6 +95,10 @@ class RunSummary(BaseModel):
     generation: GenerationTotals
     dataset: DatasetSummary | None = None
     fine_tune: FineTuneState | None = None
+    serving: ServingState | None = None
+    serving_cost_usd: float | None = Field(
+        default=None, description="Provisioned Throughput's billed hours at list price (on demand: none)."
+    )
     scores: list[ContestantScore]
     costs: CostReport
     cost_usd: float
@@ -113,7 +120,10 @@ _GENERATION_ITEMS = {
 
 
 def _cost_report(
-    generation_calls: list[CallCost], fine_tune: FineTuneState | None, scores: list[ContestantScore]
+    generation_calls: list[CallCost],
+    fine_tune: FineTuneState | None,
+    scores: list[ContestantScore],
+    serving: dict[str, Any] | None = None,
 ) -> CostReport:
     lines = [
         CostLine(
@@ -121,13 +131,22 @@ def _cost_report(
         )
         for call in generation_calls
     ]
-    if fine_tune is not None and fine_tune.trained_tokens:
+    billed = fine_tune.billed_tokens if fine_tune is not None else None
+    if fine_tune is not None and billed and fine_tune.status == "succeeded":
         lines.append(
             CostLine(
-                item="fine-tuning",
+                item="fine-tuning" if fine_tune.trained_tokens else "fine-tuning (tokens x epochs)",
                 model=fine_tune.base_model,
-                trained_tokens=fine_tune.trained_tokens,
-                usd=training_cost_usd(fine_tune.base_model, fine_tune.trained_tokens),
+                trained_tokens=billed,
+                usd=training_cost_usd(fine_tune.base_model, billed),
+            )
+        )
+    if serving is not None and serving.get("billed_hours"):
+        lines.append(
+            CostLine(
+                item=f"serving: {serving['billed_hours']} h of Provisioned Throughput",
+                model=str(serving.get("model", "")),
+                usd=serving.get("cost_usd"),
             )
         )
     for score in scores:
@@ -171,7 +190,11 @@ def summarise_run(run_id: str, items: list[dict[str, Any]]) -> RunSummary:
         for sk, item in sorted(by_sk.items())
         if sk.startswith("SCORE#")
     ]
-    costs = _cost_report(generation_calls, fine_tune, scores)
+    serving_item = by_sk.get(SERVING_SK)
+    serving = (
+        ServingState.model_validate(_contract_fields(serving_item, ServingState)) if serving_item else None
+    )
+    costs = _cost_report(generation_calls, fine_tune, scores, serving_item)
     return RunSummary(
         run_id=run_id,
         status=str(record.get("status", "UNKNOWN")),
@@ -187,6 +210,8 @@ def summarise_run(run_id: str, items: list[dict[str, Any]]) -> RunSummary:
         ),
         dataset=dataset,
         fine_tune=fine_tune,
+        serving=serving,
+        serving_cost_usd=serving_item.get("cost_usd") if serving_item else None,
         scores=scores,
         costs=costs,
         cost_usd=round(costs.total_usd, 6),
@@ -324,19 +349,71 @@ def _training_data_section(summary: RunSummary) -> list[str]:
     return lines
 
 
-def _fine_tune_section(summary: RunSummary) -> list[str]:
+def _fine_tune_section(summary: RunSummary, curve: list[dict[str, str]]) -> list[str]:
     job = summary.fine_tune
     if job is None:
         return []
-    loss = f", final training loss {job.training_loss:.3f}" if job.training_loss is not None else ""
-    return [
+    tokens = job.billed_tokens or 0
+    counted = "" if job.trained_tokens else " (the file's tokens x epochs: the provider reports none)"
+    epochs = f" over {job.epochs} epochs" if job.epochs else ""
+    lines = [
         "## Fine-tuning",
         "",
-        f"- job `{job.job_id}` ({job.backend}), status {job.status}",
+        f"- on {job.backend}: job `{job.job_id}`, status {job.status}",
         f"- base model `{job.base_model}` → `{job.fine_tuned_model or '–'}`",
-        f"- trained tokens: {job.trained_tokens or 0:,}{loss}",
-        "",
+        f"- billed tokens: {tokens:,}{epochs}{counted}",
     ]
+    losses = [
+        f"final training loss {job.training_loss:.3f}" if job.training_loss is not None else None,
+        f"best {job.best_training_loss:.3f}" if job.best_training_loss is not None else None,
+        f"final validation loss {job.validation_loss:.3f}" if job.validation_loss is not None else None,
+    ]
+    if any(losses):
+        lines.append(f"- {', '.join(loss for loss in losses if loss)}")
+    if job.metrics_key is not None:
+        lines.append(f"- loss per step: `{job.metrics_key.rsplit('/', 1)[-1]}`")
+    lines.append("")
+    if curve:
+        lines += ["| step | epoch | training loss | validation loss |", "|---:|---:|---:|---:|"]
+        lines += [
+            f"| {row['step']} | {row.get('epoch') or '–'} | {row.get('training_loss') or '–'} "
+            f"| {row.get('validation_loss') or '–'} |"
+            for row in _sampled(curve, CURVE_ROWS)
+        ]
+        lines.append("")
+    return lines
+
+
+CURVE_ROWS = 10
+"""Rows of the loss curve the report shows: evenly spaced steps, always the first and the last."""
+
+
+def _sampled(rows: list[dict[str, str]], count: int) -> list[dict[str, str]]:
+    if len(rows) <= count:
+        return rows
+    picks = sorted({round(index * (len(rows) - 1) / (count - 1)) for index in range(count)})
+    return [rows[index] for index in picks]
+
+
+def _serving_section(summary: RunSummary) -> list[str]:
+    serving = summary.serving
+    if serving is None or serving.kind == "none":
+        return []
+    kind = {
+        "on_demand_deployment": "an on-demand custom model deployment (billed per token, nothing while idle)",
+        "provisioned_throughput": "Provisioned Throughput (billed by the hour while it exists)",
+    }[serving.kind]
+    if serving.kept:
+        fate = "kept, because keep_deployment is set: delete it when you are done with it"
+    elif serving.status == "released":
+        fate = "deleted after the benchmark"
+    else:
+        fate = serving.status
+    lines = ["## Serving", "", f"The fine-tuned model answered the benchmark through {kind}:", ""]
+    lines.append(f"- `{serving.name or serving.resource}` ({serving.resource}): {fate}")
+    if summary.serving_cost_usd is not None:
+        lines.append(f"- cost: {_usd(summary.serving_cost_usd)}")
+    return [*lines, ""]
 
 
 def _cost_section(summary: RunSummary) -> list[str]:
@@ -366,12 +443,35 @@ def _cost_section(summary: RunSummary) -> list[str]:
         )
     if summary.budget_usd is not None:
         lines.append(f"Budget: {_usd(summary.budget_usd)}.")
+    storage = _storage_note(summary)
+    if storage:
+        lines += ["", storage]
     if summary.costs.unpriced:
         lines += ["", f"Not in the price table, so not in the total: {', '.join(summary.costs.unpriced)}."]
     return [*lines, ""]
 
 
-def render_report(summary: RunSummary, by_category: dict[str, dict[str, CategoryScore]]) -> str:
+def _storage_note(summary: RunSummary) -> str | None:
+    """A kept custom model costs something every month: say how much, and how to stop it."""
+    job = summary.fine_tune
+    if job is None or job.fine_tuned_model is None:
+        return None
+    info = model_info(job.base_model)
+    monthly = info.price.custom_model_storage_per_month if info is not None and info.price else None
+    if monthly is None:
+        return None
+    arn = job.fine_tuned_model.split("/", 1)[-1]
+    return (
+        f"The fine-tuned model is kept: {job.backend} charges {_usd(monthly)} a month to store it, until "
+        f"you delete it (`aws bedrock delete-custom-model --model-identifier {arn}`)."
+    )
+
+
+def render_report(
+    summary: RunSummary,
+    by_category: dict[str, dict[str, CategoryScore]],
+    curve: list[dict[str, str]] | None = None,
+) -> str:
     """report.md: what a person reads first. Works for finished and failed runs alike."""
     header = [f"# synthtune run `{summary.run_id}`", ""]
     if summary.problem_set:
@@ -385,7 +485,8 @@ def render_report(summary: RunSummary, by_category: dict[str, dict[str, Category
         _failure_section(summary),
         _benchmark_section(summary, by_category),
         _training_data_section(summary),
-        _fine_tune_section(summary),
+        _fine_tune_section(summary, curve or []),
+        _serving_section(summary),
         _cost_section(summary),
     ]
     return "\n".join(line for section in sections for line in section)
@@ -421,12 +522,14 @@ def write_report(task: ReportInput, *, data: ArtifactStore, runs: RunStore) -> R
         ],
     }
     data.write_json(layout.benchmark, benchmark)
-    data.write_text(layout.report, render_report(summary, by_category), "text/markdown; charset=utf-8")
+    curve = _training_curve(data, task.finetune)
+    data.write_text(layout.report, render_report(summary, by_category, curve), "text/markdown; charset=utf-8")
     document = summary.model_dump(mode="json")
     document["artifacts"] = {
         "train": task.dataset.train_key,
         "validation": task.dataset.validation_key,
         "dataset_card": task.dataset.card_key,
+        "training_metrics": task.finetune.metrics_key,
         "benchmark": layout.benchmark,
         "report": layout.report,
     }
@@ -442,6 +545,12 @@ def write_report(task: ReportInput, *, data: ArtifactStore, runs: RunStore) -> R
         accuracy=accuracy,
         cost_usd=summary.cost_usd,
     )
+
+
+def _training_curve(data: ArtifactStore, job: FineTuneState) -> list[dict[str, str]]:
+    if job.metrics_key is None:
+        return []
+    return list(csv.DictReader(io.StringIO(data.read_text(job.metrics_key))))
 
 
 def failure_message(cause: str) -> str:

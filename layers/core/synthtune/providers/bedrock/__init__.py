@@ -18,7 +18,10 @@ def _control() -> Any:
 
 
 def _region() -> str | None:
-    region: str | None = _control().meta.region_name
+    """The Region runs fine-tune in (the functions' own), without making a client."""
+    import boto3
+
+    region: str | None = boto3.session.Session().region_name
     return region
 
 

@@ -51,7 +51,7 @@ def bedrock_client(service: str, *, read_timeout: float = READ_TIMEOUT_SECONDS, 
     """A `bedrock` or `bedrock-runtime` client; `max_attempts=1` turns botocore's own retries off (the
     teacher's pacing gate retries instead)."""
     config = Config(
-        retries={"mode": "standard", "max_attempts": max_attempts},
+        retries={"mode": "standard", "total_max_attempts": max_attempts},
         connect_timeout=CONNECT_TIMEOUT_SECONDS,
         read_timeout=read_timeout,
     )
