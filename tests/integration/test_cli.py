@@ -10,7 +10,7 @@ import pytest
 from synthtune_cli.clock import ScaledClock
 from synthtune_cli.emulator import KnowledgeItem, OpenAIEmulator
 from synthtune_cli.main import main
-from tests.support import SAMPLE_PROBLEM_SET, jsonl, sample_rows
+from tests.support import OPENAI_MODELS, SAMPLE_PROBLEM_SET, jsonl, sample_rows
 
 RUN_FILES = {
     "summary.json",
@@ -115,7 +115,9 @@ def test_live_mode_talks_to_any_openai_compatible_server(
     )
     config = tmp_path / "config.json"
     config.write_text(
-        json.dumps({"poll_interval_seconds": 1, "benchmark_contestants": ["base", "fine_tuned"]})
+        json.dumps(
+            {"poll_interval_seconds": 1, "benchmark_contestants": ["base", "fine_tuned"], **OPENAI_MODELS}
+        )
     )
     with emulator.serve() as server:
         monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
@@ -144,11 +146,100 @@ def test_live_mode_talks_to_any_openai_compatible_server(
     }
 
 
-def test_live_mode_needs_a_key(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code = main(["run", str(SAMPLE_PROBLEM_SET), "--openai", "live", "--out", str(tmp_path)])
+def test_live_openai_needs_a_key_when_the_run_names_an_openai_model(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps(OPENAI_MODELS))
+    code = main(
+        ["run", str(SAMPLE_PROBLEM_SET), "--openai", "live", "--config", str(config), "--out", str(tmp_path)]
+    )
 
     assert code == 2
     assert "OPENAI_API_KEY" in capsys.readouterr().err
+
+
+def test_bedrock_live_mode_talks_to_any_bedrock_compatible_endpoint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The emulator's Bedrock over HTTP stands in for the service, reached through the standard endpoint
+    # variables; S3, DynamoDB and Step Functions stay emulated, so the emulator reads the dataset from moto.
+    emulator = OpenAIEmulator(clock=ScaledClock(600))
+    emulator.add_knowledge(
+        KnowledgeItem(**{k: row[k] for k in ("question", "answer", "category")}) for row in sample_rows()
+    )
+    config = tmp_path / "config.json"
+    config.write_text(
+        json.dumps({"poll_interval_seconds": 1, "benchmark_contestants": ["base", "fine_tuned"]})
+    )
+    with emulator.serve() as server:
+        for name, value in server.bedrock_environment().items():
+            monkeypatch.setenv(name, value)
+        code = main(
+            [
+                "run",
+                str(SAMPLE_PROBLEM_SET),
+                "--bedrock",
+                "live",
+                "--config",
+                str(config),
+                "--out",
+                str(tmp_path),
+            ]
+        )
+
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert f"Bedrock: {server.root_url}" in err
+    assert len(emulator.customization_jobs) == 1
+    created = [
+        r for r in emulator.requests if r.method == "POST" and r.path.endswith("custom-model-deployments")
+    ]
+    deleted = [r for r in emulator.requests if r.method == "DELETE" and "custom-model-deployment" in r.path]
+    assert (len(created), len(deleted)) == (1, 1)
+    assert emulator.custom_model_deployments == {}
+    assert not [request for request in emulator.requests if request.path.startswith("/v1/")]
+
+
+def test_validate_refuses_a_retired_student_naming_the_date(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)  # the official API, whose dates apply
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"student_model": "gpt-4.1-nano-2025-04-14"}))
+
+    assert main(["validate", str(SAMPLE_PROBLEM_SET), "--config", str(config)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("FineTuneUnavailable: student_model 'gpt-4.1-nano-2025-04-14' was shut down")
+    assert "on 2026-10-23" in err
+    assert "'bedrock/amazon.nova-micro-v1:0'" in err  # what to use instead
+
+
+def test_validate_live_asks_each_provider(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    emulator = OpenAIEmulator()
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"judge_model": "gpt-4.1-mini-2025-04-14"}))
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    with emulator.serve() as server:
+        monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
+        monkeypatch.setenv("OPENAI_API_KEY", "sk-live-test")
+        for name, value in server.bedrock_environment().items():
+            monkeypatch.setenv(name, value)
+        code = main(["validate", str(SAMPLE_PROBLEM_SET), "--config", str(config), "--live"])
+
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "  teacher bedrock/us.amazon.nova-2-lite-v1:0: ok (lifecycle ACTIVE" in out
+    assert "  student bedrock/amazon.nova-micro-v1:0: ok (lifecycle ACTIVE" in out
+    assert "fine-tunable" in out
+    assert "  judge gpt-4.1-mini-2025-04-14: ok (served by" in out
+    assert "shutdown_date 2027-01-14" in out
+    assert {request.path for request in emulator.requests} >= {
+        "/v1/models/gpt-4.1-mini-2025-04-14",
+        "/foundation-models/amazon.nova-micro-v1:0",
+    }
 
 
 def test_a_run_id_that_cannot_name_an_execution_is_refused(

@@ -3,8 +3,9 @@ import datetime as dt
 import pytest
 
 from synthtune.contracts.errors import FineTuneUnavailable
+from synthtune.contracts.usage import Usage
 from synthtune.money.catalog import OPENAI_FINE_TUNING_ENDS, accepts_temperature, base_model_of, model_info
-from synthtune.money.usage import Usage, inference_cost_usd, training_cost_usd
+from synthtune.money.usage import inference_cost_usd, training_cost_usd
 from synthtune.providers.openai.models import OpenAIModels
 
 

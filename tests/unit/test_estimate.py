@@ -3,6 +3,7 @@ import pytest
 from synthtune.contracts.config import FineTuneHyperparameters, RunConfig
 from synthtune.contracts.errors import BudgetExceeded, InvalidConfig
 from synthtune.contracts.problems import Problem
+from synthtune.contracts.usage import Usage
 from synthtune.money.estimate import (
     SCHEMA_OVERHEAD_TOKENS,
     CostEstimate,
@@ -13,7 +14,7 @@ from synthtune.money.estimate import (
     worst_case_judge_usd,
     worst_case_solve_usd,
 )
-from synthtune.money.usage import Usage, inference_cost_usd
+from synthtune.money.usage import inference_cost_usd
 from synthtune.stages.prepare import check_budget
 
 TEACHER = "gpt-4.1-2025-04-14"  # $2 input, $8 output per million tokens

@@ -2,7 +2,8 @@ import pytest
 
 from synthtune.contracts.config import GenerationConfig, RunConfig
 from synthtune.contracts.problems import Problem
-from synthtune.money.usage import Usage, inference_cost_usd
+from synthtune.contracts.usage import Usage
+from synthtune.money.usage import inference_cost_usd
 from synthtune.prompts import Solution
 from synthtune.providers.ports import Sample, SolveResult
 from synthtune.quality.grading import Grade

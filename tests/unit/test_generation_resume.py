@@ -18,6 +18,7 @@ from synthtune.contracts.errors import (
     ShardIncomplete,
 )
 from synthtune.contracts.problems import Problem
+from synthtune.contracts.usage import Usage
 from synthtune.contracts.workflow import (
     AssembleInput,
     GenerationPlan,
@@ -29,7 +30,7 @@ from synthtune.contracts.workflow import (
 )
 from synthtune.engine.pacing import RateLimitGate
 from synthtune.money.estimate import worst_case_solve_usd
-from synthtune.money.usage import Usage, inference_cost_usd
+from synthtune.money.usage import inference_cost_usd
 from synthtune.prompts import Solution, Verdict
 from synthtune.providers.ports import Reply, Sample, SolveResult
 from synthtune.providers.registry import dataset_format

@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from synthtune.money.usage import Usage
+from synthtune.contracts.usage import Usage
 from synthtune.prompts import Verdict
 from synthtune.quality.grading import (
     answers_match,

@@ -6,10 +6,11 @@ import pytest
 from moto.dynamodb.models import DynamoDBBackend
 
 from synthtune.contracts.errors import BudgetExceeded, InvalidConfig, ModelUnavailable
+from synthtune.contracts.usage import Usage
 from synthtune.engine.budgeted import BudgetedChat
 from synthtune.money.estimate import worst_case_answer_usd, worst_case_judge_usd, worst_case_solve_usd
 from synthtune.money.ledger import CostLedger
-from synthtune.money.usage import Usage, inference_cost_usd
+from synthtune.money.usage import inference_cost_usd
 from synthtune.prompts import Solution, Verdict
 from synthtune.providers.ports import Reply, Sample, SolveResult
 from synthtune.records.runs import RUN_SK, RunStore, shard_sk

@@ -11,7 +11,7 @@ import pytest
 from openai.types.chat import ChatCompletion
 
 from synthtune.contracts.errors import ModelRequestRejected, ModelUnavailable, RateLimited
-from synthtune.money.usage import Usage
+from synthtune.contracts.usage import Usage
 from synthtune.providers.openai.chat import SOLUTION_FORMAT, OpenAIChat
 from synthtune.providers.openai.client import provider_errors
 from synthtune.providers.ports import Backpressure

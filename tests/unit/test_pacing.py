@@ -3,9 +3,9 @@ from collections.abc import Callable
 import pytest
 
 from synthtune.contracts.errors import ModelRequestRejected, ModelUnavailable, RateLimited
+from synthtune.contracts.usage import Usage
 from synthtune.engine.paced import PacedChat
 from synthtune.engine.pacing import OutOfTime, RateLimitGate, call_paced
-from synthtune.money.usage import Usage
 from synthtune.prompts import Solution, Verdict
 from synthtune.providers.openai.headers import backpressure_from_headers, parse_duration
 from synthtune.providers.ports import Backpressure, Reply, Sample, SolveResult
@@ -261,6 +261,16 @@ def test_call_paced_waits_a_second_when_a_429_gives_no_advice() -> None:
     gate = gate_on(clock)
     assert paced(gate, ScriptedRequest(RateLimited("429"))) == "ok"
     assert clock.sleeps == [1.0]
+
+
+def test_unadvised_429s_in_a_row_hold_twice_as_long_each_time_and_a_success_resets_it() -> None:
+    # Bedrock's throttling says nothing of when to come back: back off instead of hammering the quota.
+    clock = FakeClock()
+    gate = gate_on(clock)
+    assert paced(gate, ScriptedRequest(*[RateLimited("429")] * 8)) == "ok"
+    assert clock.sleeps == [1, 2, 4, 8, 16, 32, 60, 60]
+    assert paced(gate, ScriptedRequest(RateLimited("429"))) == "ok"
+    assert clock.sleeps[-1] == 1
 
 
 def test_429s_do_not_use_up_the_attempts() -> None:

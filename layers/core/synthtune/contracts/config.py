@@ -14,7 +14,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from synthtune.contracts.errors import InvalidConfig, describe_fields
 from synthtune.contracts.models import ProviderName, check_model_name, provider_of
-from synthtune.money.catalog import accepts_temperature
 
 # The defaults work today and after OpenAI's 2027-01-14 shutdowns, on AWS alone, with no OpenAI key: Nova
 # Micro fine-tunes on Bedrock and its fine-tunes answer on demand, billed per token (see README, "Models").
@@ -287,20 +286,6 @@ class RunConfig(BaseModel):
             raise ValueError(
                 f"dataset.min_agreement is {self.dataset.min_agreement:g} but generation.samples is 1; "
                 "self-consistency needs several samples per problem (e.g. samples 5, teacher_temperature 0.7)"
-            )
-        return self
-
-    @model_validator(mode="after")
-    def _samples_can_differ(self) -> RunConfig:
-        # At temperature 0 every sample is the same answer: paying N times for one vote.
-        if (
-            self.generation.samples > 1
-            and self.teacher_temperature == 0
-            and accepts_temperature(self.teacher_model)
-        ):
-            raise ValueError(
-                f"generation.samples is {self.generation.samples} but teacher_temperature is 0, so every "
-                "sample would be the same answer; set teacher_temperature (e.g. 0.7) or samples to 1"
             )
         return self
 

@@ -19,7 +19,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from synthtune.contracts.config import Contestant, RunConfig
-from synthtune.money.usage import Usage
+from synthtune.contracts.usage import Usage
 from synthtune.split import SplitCounts
 
 FineTuneJobStatus = Literal[

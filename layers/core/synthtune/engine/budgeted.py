@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TypeVar
 
+from synthtune.contracts.usage import Usage
 from synthtune.money.estimate import worst_case_answer_usd, worst_case_judge_usd, worst_case_solve_usd
 from synthtune.money.ledger import CostLedger
-from synthtune.money.usage import Usage, inference_cost_usd
+from synthtune.money.usage import inference_cost_usd
 from synthtune.prompts import Verdict
 from synthtune.providers.ports import ChatPort, Reply, SolveResult
 

@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from typing import TypeVar
 
-from synthtune.money.usage import Usage, UsageByModel, add_usage
+from synthtune.contracts.usage import Usage, UsageByModel, add_usage
 from synthtune.prompts import Verdict
 from synthtune.providers.ports import ChatPort
 from synthtune.quality.grading import Grade, grade_answer

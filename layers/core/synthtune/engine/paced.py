@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TypeVar
 
+from synthtune.contracts.usage import Usage
 from synthtune.engine.pacing import RateLimitGate, call_paced
 from synthtune.money.estimate import solver_prompt_tokens
-from synthtune.money.usage import Usage
 from synthtune.prompts import Verdict
 from synthtune.providers.ports import Backpressure, ChatPort, Reply, SolveResult
 

@@ -35,7 +35,7 @@ SERVER_ERROR_BACKOFF_CAP_SECONDS = 30.0
 
 UNADVISED_429_HOLD_SECONDS = 1.0
 UNADVISED_429_HOLD_CAP_SECONDS = 60.0
-"""A refusal that says nothing of when to come back (Bedrock's ThrottlingException) holds the gate for
+"""A refusal that says nothing of when to come back (Bedrock's throttling) holds the gate for
 1 s, then twice as long for each refusal in a row, up to a minute (a per-minute quota's whole window);
 the first success resets it."""
 

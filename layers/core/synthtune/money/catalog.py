@@ -283,7 +283,7 @@ _OPENAI: tuple[ModelInfo, ...] = (
 
 # -- Amazon Bedrock -----------------------------------------------------------------------------------
 _BEDROCK_TEMPERATURE = (0.0, 1.0)
-"""Converse's inferenceConfig.temperature range."""
+"""The temperatures Bedrock's Converse takes."""
 _NOVA_STORAGE = 1.95
 _BY_THE_HOUR = {"fine_tuned_input": 0.0, "fine_tuned_cached_input": 0.0, "fine_tuned_output": 0.0}
 """A fine-tune on Provisioned Throughput is billed by the hour it exists, not by the token."""

@@ -16,8 +16,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from synthtune.contracts.config import FineTuneHyperparameters, RunConfig
 from synthtune.contracts.errors import InvalidConfig
 from synthtune.contracts.problems import Problem
+from synthtune.contracts.usage import Usage
 from synthtune.money.catalog import model_info
-from synthtune.money.usage import Usage, inference_cost_usd, training_cost_usd
+from synthtune.money.usage import inference_cost_usd, training_cost_usd
 from synthtune.prompts import JUDGE_MAX_TOKENS, JUDGE_SYSTEM_PROMPT, SOLVER_SYSTEM_PROMPT, judge_request
 from synthtune.tokens import count_chat_tokens
 

@@ -28,8 +28,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from synthtune.contracts.config import FineTuneHyperparameters
 from synthtune.contracts.examples import ChatExample
+from synthtune.contracts.usage import Usage
 from synthtune.contracts.workflow import FineTuneState, S3Location, ServingState
-from synthtune.money.usage import Usage
 from synthtune.prompts import Solution, Verdict
 from synthtune.quality.format_report import FormatReport
 

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from synthtune.contracts.config import RunConfig
 from synthtune.contracts.errors import InvalidConfig
 from synthtune.contracts.models import ModelRef, parse_model
-from synthtune.money.usage import Usage
+from synthtune.contracts.usage import Usage
 from synthtune.prompts import Verdict
 from synthtune.providers.ports import ChatPort, DatasetFormat, ModelRole, Provider, Reply, SolveResult
 

@@ -30,7 +30,7 @@ from typing import Literal, NamedTuple, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
-from synthtune.money.usage import Usage
+from synthtune.contracts.usage import Usage
 from synthtune.prompts import Verdict
 
 GradeMethod = Literal["match", "numeric", "choice", "judge", "mismatch", "no_answer"]

@@ -23,10 +23,11 @@ from pathlib import Path
 
 from synthtune.contracts.errors import BatchFailed
 from synthtune.contracts.problems import Problem
+from synthtune.contracts.usage import Usage
 from synthtune.contracts.workflow import BatchState, BatchTask, ShardRef
 from synthtune.money.estimate import worst_case_solve_usd
 from synthtune.money.ledger import CostLedger
-from synthtune.money.usage import Usage, inference_cost_usd
+from synthtune.money.usage import inference_cost_usd
 from synthtune.providers.ports import BatchInfo, BatchPort
 from synthtune.records.artifacts import ArtifactStore
 from synthtune.records.layout import RunLayout

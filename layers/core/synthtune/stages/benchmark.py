@@ -11,11 +11,11 @@ from pydantic import BaseModel, ConfigDict
 
 from synthtune.contracts.errors import FineTuneFailed, ServingFailed
 from synthtune.contracts.problems import Problem
+from synthtune.contracts.usage import UsageByModel, merge_usage
 from synthtune.contracts.workflow import BenchmarkTask, ContestantScore, RunRef
 from synthtune.engine.budgeted import BudgetedChat
 from synthtune.engine.chat import grade_with_run_judge, with_requests_in_flight
 from synthtune.money.ledger import CostLedger
-from synthtune.money.usage import UsageByModel, merge_usage
 from synthtune.prompts import parse_final_answer
 from synthtune.providers.ports import ChatPort
 from synthtune.quality.grading import GradeMethod

@@ -25,13 +25,14 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from synthtune.contracts.errors import RateLimited, ShardIncomplete
 from synthtune.contracts.problems import Problem, Split
+from synthtune.contracts.usage import Usage, UsageByModel, merge_usage
 from synthtune.contracts.workflow import RunRef, ShardResult, ShardTask
 from synthtune.engine.budgeted import BudgetedChat
 from synthtune.engine.chat import grade_with_run_judge, with_requests_in_flight
 from synthtune.engine.paced import PacedChat
 from synthtune.engine.pacing import OutOfTime, RateLimitGate
 from synthtune.money.ledger import CostLedger
-from synthtune.money.usage import Usage, UsageByModel, inference_cost_usd, merge_usage
+from synthtune.money.usage import inference_cost_usd
 from synthtune.providers.ports import ChatPort, Sample, SolveResult
 from synthtune.quality.grading import Grade, GradeMethod, answers_match
 from synthtune.records.artifacts import ArtifactStore

@@ -28,7 +28,7 @@ from synthtune.contracts.workflow import (
     ShardRef,
     StartRequest,
 )
-from synthtune.money.catalog import model_info, temperature_range
+from synthtune.money.catalog import accepts_temperature, model_info, temperature_range
 from synthtune.money.estimate import CostEstimate, estimate_run_cost
 from synthtune.providers.registry import ProviderRegistry, dataset_format
 from synthtune.records.artifacts import ArtifactStore
@@ -105,6 +105,16 @@ def check_run_config(config: RunConfig, providers: ProviderRegistry, today: dt.d
     student = providers.for_model(config.student_model)
     student.fine_tuning().check_hyperparameters(config.fine_tune, config.student_model)
     teacher = providers.for_model(config.teacher_model)
+    # At temperature 0 every sample is the same answer: paying N times for one vote.
+    if (
+        config.generation.samples > 1
+        and config.teacher_temperature == 0
+        and accepts_temperature(config.teacher_model)
+    ):
+        raise InvalidConfig(
+            f"generation.samples is {config.generation.samples} but teacher_temperature is 0, so every "
+            "sample would be the same answer; set teacher_temperature (e.g. 0.7) or samples to 1"
+        )
     allowed = temperature_range(config.teacher_model)
     if allowed is not None and not allowed[0] <= config.teacher_temperature <= allowed[1]:
         raise InvalidConfig(

@@ -14,6 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from synthtune.contracts.usage import Usage
 from synthtune.contracts.workflow import (
     ContestantScore,
     DatasetSummary,
@@ -27,13 +28,7 @@ from synthtune.contracts.workflow import (
 )
 from synthtune.money.catalog import CATALOG_AS_OF, base_model_of, model_info
 from synthtune.money.estimate import CostEstimate
-from synthtune.money.usage import (
-    CostLine,
-    CostReport,
-    Usage,
-    inference_cost_usd,
-    training_cost_usd,
-)
+from synthtune.money.usage import CostLine, CostReport, inference_cost_usd, training_cost_usd
 from synthtune.records.artifacts import ArtifactStore
 from synthtune.records.layout import RunLayout
 from synthtune.records.runs import DATASET_SK, FINETUNE_SK, RUN_SK, SERVING_SK, RunStore, now_iso

@@ -14,7 +14,15 @@ from synthtune.providers.bedrock.serving import BedrockServing
 
 
 def _control() -> Any:
-    return bedrock_client("bedrock")
+    from botocore.exceptions import NoRegionError
+
+    try:
+        return bedrock_client("bedrock")
+    except NoRegionError:
+        raise InvalidConfig(
+            "Amazon Bedrock needs an AWS Region: set AWS_REGION or AWS_DEFAULT_REGION (Nova fine-tunes in "
+            "us-east-1)"
+        ) from None
 
 
 def _region() -> str | None:

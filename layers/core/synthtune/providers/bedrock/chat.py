@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from synthtune.contracts.models import parse_model
-from synthtune.money.usage import Usage
+from synthtune.contracts.usage import Usage
 from synthtune.prompts import (
     JUDGE_MAX_TOKENS,
     JUDGE_SYSTEM_PROMPT,

@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from synthtune.contracts.models import parse_model
+from synthtune.contracts.usage import Usage
 from synthtune.money.catalog import accepts_temperature
-from synthtune.money.usage import Usage
 from synthtune.prompts import (
     JUDGE_MAX_TOKENS,
     JUDGE_SYSTEM_PROMPT,

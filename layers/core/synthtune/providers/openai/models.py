@@ -63,7 +63,7 @@ class OpenAIModels:
             if isinstance(error.__cause__, openai.NotFoundError):
                 return LiveModelStatus(model=model, available=False, detail=f"{where} does not serve it")
             raise
-        shutdown = (found.model_extra or {}).get("shutdown_date")
+        shutdown = getattr(found, "shutdown_date", None)
         shutdown_on = dt.date.fromisoformat(shutdown) if isinstance(shutdown, str) and shutdown else None
         detail = f"served by {where}"
         if shutdown_on is not None:

@@ -9,13 +9,17 @@ either becomes an example or is logged, once, under the first gate it fails:
 3. decontamination: the question shares no long word sequence with a held-out problem;
 4. duplicates: the question is neither the same nor nearly the same as an earlier example's.
 
-The examples are written in OpenAI's chat format (and the configured exports) while every written line
-is run through OpenAI's data-preparation checks. Memory stays constant in the number of examples: S3
-objects stream in and out (multipart), the duplicate index lives in a SQLite file in /tmp, and only the
-held-out questions, the counts and one part buffer per output file are held in memory.
+The examples are written to the run's own chat file (dataset/train.jsonl), to the student's provider's
+fine-tuning file (OpenAI: that same file; Bedrock: dataset/bedrock/, bedrock-conversation-2024) and to the
+configured exports, while every line of the fine-tuning file is run through its provider's format checks.
+An example that breaks a rule its provider would fail the whole job for is dropped (`format_rule`).
+Memory stays constant in the number of examples: S3 objects stream in and out (multipart), the duplicate
+index lives in a SQLite file in /tmp, and only the held-out questions, the counts and one part buffer per
+output file are held in memory.
 
-A dataset that fails the checks, or keeps fewer than 10 training examples, fails the run before anything
-is uploaded for fine-tuning, but its files, card and drop log are still written for inspection.
+A dataset that fails the checks, or keeps fewer (or more) examples than the student's provider takes,
+fails the run before anything is uploaded for fine-tuning, but its files, card and drop log are still
+written for inspection.
 """
 
 from __future__ import annotations

@@ -1,13 +1,10 @@
-"""A training example: OpenAI's chat fine-tuning format, asked exactly as the benchmark asks the student."""
+"""A teacher's answer as a training example, asked exactly as the benchmark asks the student."""
 
 from __future__ import annotations
 
 from synthtune.contracts.examples import ChatExample, ChatMessage
 from synthtune.prompts import SOLVER_SYSTEM_PROMPT, Solution, render_solution
 from synthtune.stages.generate import GeneratedAnswer
-
-MIN_TRAINING_EXAMPLES = 10
-"""OpenAI rejects a training file with fewer examples."""
 
 
 def training_example(answer: GeneratedAnswer) -> ChatExample:
