@@ -162,6 +162,7 @@ class Progress:
         self._generating = False
         self._shards: tuple[int, int] | None = None
         self._job_status: str | None = None
+        self._serving_status: str | None = None
 
     def __call__(self, description: dict[str, Any]) -> None:
         final = description["status"] != "RUNNING"
@@ -203,6 +204,12 @@ class Progress:
         elif state in {"Assemble", "StartFineTune", "Report", "RecordFailure"}:
             self._generating = False
             self._say(state)
+        elif state == "PrepareServing":
+            self._say(
+                "PrepareServing: making the fine-tuned model answer (a Bedrock deployment; none on OpenAI)"
+            )
+        elif state in {"ReleaseServing", "ReleaseAfterFailure"}:
+            self._say(f"{state}: deleting what serves the fine-tuned model")
         elif state == "Benchmark":
             plan = state_input["benchmark"]
             contestants = ", ".join(plan["contestants"])
@@ -239,6 +246,15 @@ class Progress:
                 waited = output.get("wait", {}).get("waited_seconds", 0)
                 polled = _duration(waited)
                 self._say(f"  fine-tuning job {job['job_id']}: {job['status']} (after {polled} of polling)")
+        elif state in {"PrepareServing", "CheckServing", "ReleaseServing"} and output.get("serving"):
+            serving = output["serving"]
+            if serving["kind"] != "none" and serving["status"] != self._serving_status:
+                self._serving_status = serving["status"]
+                fate = "kept (keep_deployment)" if serving.get("kept") else serving["status"]
+                waited = _duration(output.get("serving_wait", {}).get("waited_seconds", 0))
+                self._say(
+                    f"  {serving['kind'].replace('_', ' ')} {serving.get('name')}: {fate} (after {waited})"
+                )
         elif state == "Benchmark" and "scores" in output:
             scores = ", ".join(f"{s['contestant']} {s['accuracy'] * 100:.1f}%" for s in output["scores"])
             self._say(f"  accuracy: {scores}")

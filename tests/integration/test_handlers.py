@@ -20,6 +20,7 @@ from synthtune.contracts.workflow import (
     FineTuneInput,
     PrepareInput,
     ReportInput,
+    ServingTask,
     ShardTask,
 )
 from synthtune.records.layout import RunLayout
@@ -69,6 +70,9 @@ def generate_all(stack: OfflineStack, prepared: dict[str, Any]) -> None:
         ("start_fine_tune.json", FineTuneInput),
         ("check_fine_tune.json", FineTuneCheck),
         ("cancel_fine_tune.json", FineTuneCheck),
+        ("prepare_serving.json", ServingTask),
+        ("check_serving.json", ServingTask),
+        ("release_serving.json", ServingTask),
         ("benchmark.json", BenchmarkTask),
         ("report.json", ReportInput),
         ("record_failure.json", FailureInput),

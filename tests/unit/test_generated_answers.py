@@ -1,6 +1,9 @@
+import datetime as dt
+
 import pytest
 
 from synthtune.contracts.config import GenerationConfig, RunConfig
+from synthtune.contracts.errors import InvalidConfig
 from synthtune.contracts.problems import Problem
 from synthtune.contracts.usage import Usage
 from synthtune.money.usage import inference_cost_usd
@@ -15,6 +18,8 @@ from synthtune.stages.generate import (
     majority_vote,
     summarise_calls,
 )
+from synthtune.stages.prepare import check_run_config
+from synthtune_cli.providers import local_providers
 
 TEACHER = "gpt-4.1-2025-04-14"
 JUDGE = "gpt-4.1-mini-2025-04-14"
@@ -148,9 +153,14 @@ def test_calls_are_summed_by_purpose_model_and_batch() -> None:
 
 
 def test_samples_need_a_temperature_that_lets_them_differ() -> None:
-    with pytest.raises(ValueError, match="samples is 3 but teacher_temperature is 0"):
-        RunConfig(generation=GenerationConfig(samples=3))
-    RunConfig(generation=GenerationConfig(samples=3), teacher_temperature=0.7)
-    RunConfig(generation=GenerationConfig(samples=1))
+    providers = local_providers()
+    today = dt.date(2026, 12, 1)
+    with pytest.raises(InvalidConfig, match="samples is 3 but teacher_temperature is 0"):
+        check_run_config(RunConfig(generation=GenerationConfig(samples=3)), providers, today)
+    check_run_config(
+        RunConfig(generation=GenerationConfig(samples=3), teacher_temperature=0.7), providers, today
+    )
+    check_run_config(RunConfig(generation=GenerationConfig(samples=1)), providers, today)
     # Reasoning models take no temperature and sample differently anyway.
-    RunConfig(teacher_model="gpt-5-mini", generation=GenerationConfig(samples=3))
+    reasoning = RunConfig(teacher_model="gpt-5-mini", generation=GenerationConfig(samples=3))
+    check_run_config(reasoning, providers, today)
