@@ -309,7 +309,11 @@ def _export(stack: OfflineStack, run_id: str, description: dict[str, Any], run_d
             target = run_dir / key.removeprefix(layout.dataset_prefix)
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(body)
-    for key, name in ((layout.benchmark, "benchmark.json"), (layout.report, "report.md")):
+    for key, name in (
+        (layout.benchmark, "benchmark.json"),
+        (layout.report, "report.md"),
+        (layout.training_metrics, "training_metrics.csv"),
+    ):
         body = stack.download(key)
         if body is not None:
             (run_dir / name).write_bytes(body)

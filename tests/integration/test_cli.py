@@ -23,6 +23,7 @@ RUN_FILES = {
     "huggingface",
     "benchmark.json",
     "report.md",
+    "training_metrics.csv",
     "records.json",
     "history.json",
     "lambda.log",

@@ -16,6 +16,8 @@ from typing import Literal, NamedTuple, get_args
 ProviderName = Literal["openai", "bedrock"]
 PROVIDERS: tuple[ProviderName, ...] = get_args(ProviderName)
 DEFAULT_PROVIDER: ProviderName = "openai"
+PROVIDER_TITLES: dict[str, str] = {"openai": "OpenAI", "bedrock": "Amazon Bedrock"}
+"""How a report names each provider."""
 
 
 class ModelRef(NamedTuple):

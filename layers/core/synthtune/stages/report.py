@@ -14,6 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from synthtune.contracts.models import PROVIDER_TITLES
 from synthtune.contracts.usage import Usage
 from synthtune.contracts.workflow import (
     ContestantScore,
@@ -354,7 +355,7 @@ def _fine_tune_section(summary: RunSummary, curve: list[dict[str, str]]) -> list
     lines = [
         "## Fine-tuning",
         "",
-        f"- on {job.backend}: job `{job.job_id}`, status {job.status}",
+        f"- on {PROVIDER_TITLES.get(job.backend, job.backend)}: job `{job.job_id}`, status {job.status}",
         f"- base model `{job.base_model}` → `{job.fine_tuned_model or '–'}`",
         f"- billed tokens: {tokens:,}{epochs}{counted}",
     ]
@@ -457,7 +458,8 @@ def _storage_note(summary: RunSummary) -> str | None:
         return None
     arn = job.fine_tuned_model.split("/", 1)[-1]
     return (
-        f"The fine-tuned model is kept: {job.backend} charges {_usd(monthly)} a month to store it, until "
+        f"The fine-tuned model is kept: {PROVIDER_TITLES.get(job.backend, job.backend)} charges "
+        f"{_usd(monthly)} a month to store it, until "
         f"you delete it (`aws bedrock delete-custom-model --model-identifier {arn}`)."
     )
 
