@@ -55,12 +55,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, ParamSpec, TypeVar
 
 from synthtune.contracts.config import RunConfig
-from synthtune.contracts.problems import Problem
+from synthtune.contracts.problems import Problem, SplitCounts
 from synthtune.contracts.usage import Usage
 from synthtune.contracts.workflow import AssembleInput, GenerationPlan, RunRef, S3Location, ShardRef
 from synthtune.providers.registry import dataset_format
 from synthtune.records.layout import RunLayout
-from synthtune.split import SplitCounts
 from synthtune.stages.generate import GeneratedAnswer, call_cost
 
 if TYPE_CHECKING:

@@ -10,14 +10,13 @@ import pytest
 
 from synthtune.contracts.config import RunConfig
 from synthtune.contracts.errors import InvalidDataset
-from synthtune.contracts.problems import Problem
+from synthtune.contracts.problems import Problem, SplitCounts
 from synthtune.contracts.workflow import AssembleInput, GenerationPlan, RunRef, S3Location, ShardRef
 from synthtune.providers.openai.format import validate_chat_file
 from synthtune.providers.registry import dataset_format
 from synthtune.records.artifacts import ArtifactStore
 from synthtune.records.layout import RunLayout
 from synthtune.records.runs import DATASET_SK, RunStore
-from synthtune.split import SplitCounts
 from synthtune.stages.assemble import assemble as assemble_module
 from synthtune.stages.assemble.assemble import assemble_dataset
 from synthtune.stages.assemble.card import DatasetCard

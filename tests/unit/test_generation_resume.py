@@ -17,7 +17,7 @@ from synthtune.contracts.errors import (
     RateLimited,
     ShardIncomplete,
 )
-from synthtune.contracts.problems import Problem
+from synthtune.contracts.problems import Problem, SplitCounts
 from synthtune.contracts.usage import Usage
 from synthtune.contracts.workflow import (
     AssembleInput,
@@ -37,7 +37,6 @@ from synthtune.providers.registry import dataset_format
 from synthtune.records.artifacts import ArtifactStore
 from synthtune.records.layout import RunLayout
 from synthtune.records.runs import RunStore, shard_sk
-from synthtune.split import SplitCounts
 from synthtune.stages.assemble.assemble import assemble_dataset
 from synthtune.stages.generate import GeneratedAnswer, generate_shard, load_checkpoints
 from tests.support import OPENAI_MODELS, FakeClock

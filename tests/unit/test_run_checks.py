@@ -10,8 +10,10 @@ import pytest
 
 from synthtune.contracts.config import RunConfig
 from synthtune.contracts.errors import FineTuneUnavailable, InvalidConfig, ModelRetired
+from synthtune.contracts.problems import Problem
+from synthtune.money.estimate import estimate_run_cost
 from synthtune.providers.registry import ProviderRegistry
-from synthtune.stages.prepare import check_run_config
+from synthtune.stages.prepare import check_budget, check_run_config
 from synthtune_cli.providers import local_providers
 from tests.support import OPENAI_MODELS
 
@@ -139,3 +141,14 @@ def test_fine_tune_backend_must_name_the_students_provider() -> None:
     assert RunConfig.model_validate({"fine_tune_backend": "bedrock"}).student_provider == "bedrock"
     with pytest.raises(ValueError, match="fine_tune_backend is 'openai' but student_model"):
         RunConfig.model_validate({"fine_tune_backend": "openai"})
+
+
+def test_a_budget_is_refused_when_part_of_the_run_has_no_price() -> None:
+    # Nova Lite's training price is not published: a budget could not be held, so it is refused up front.
+    config = RunConfig.model_validate({"student_model": "bedrock/amazon.nova-lite-v1:0", "budget_usd": 100.0})
+    train = [Problem(id=f"p{n}", question=f"What is {n} plus {n}?", answer=str(2 * n)) for n in range(20)]
+    estimate = estimate_run_cost(config, train, train[:3])
+    assert estimate is not None and estimate.unpriced == ["training bedrock/amazon.nova-lite-v1:0"]
+    with pytest.raises(InvalidConfig, match=r"no price for training bedrock/amazon\.nova-lite-v1:0"):
+        check_budget(config, estimate, "set")
+    check_budget(config.model_copy(update={"budget_usd": None}), estimate, "set")  # no budget: fine

@@ -16,15 +16,7 @@ from collections.abc import Sequence
 
 from pydantic import BaseModel, ConfigDict
 
-from synthtune.contracts.problems import Problem, Split, normalise_question
-
-
-class SplitCounts(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    train: int
-    validation: int
-    holdout: int
+from synthtune.contracts.problems import Problem, Split, SplitCounts, normalise_question
 
 
 class HoldoutSplit(BaseModel):

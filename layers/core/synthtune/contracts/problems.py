@@ -53,6 +53,16 @@ class Problem(BaseModel):
     metadata: dict[str, Any] = Field(default_factory=dict)
 
 
+class SplitCounts(BaseModel):
+    """How many problems each split holds."""
+
+    model_config = ConfigDict(frozen=True)
+
+    train: int
+    validation: int
+    holdout: int
+
+
 def normalise_question(question: str) -> str:
     """The form two questions are compared in: case-folded, whitespace collapsed."""
     return " ".join(question.casefold().split())

@@ -19,8 +19,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from synthtune.contracts.config import Contestant, RunConfig
+from synthtune.contracts.problems import SplitCounts
 from synthtune.contracts.usage import Usage
-from synthtune.split import SplitCounts
 
 FineTuneJobStatus = Literal[
     "validating_files", "queued", "running", "cancelling", "succeeded", "failed", "cancelled"

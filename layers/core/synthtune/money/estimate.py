@@ -102,6 +102,9 @@ class CostEstimate(BaseModel):
         default=0.0, description="Provisioned Throughput for the benchmark, when the student needs it."
     )
     assumptions: str
+    unpriced: list[str] = Field(
+        default_factory=list, description="What the catalog has no price for, and so is not in the total."
+    )
 
     @property
     def total_usd(self) -> float:
@@ -130,7 +133,10 @@ def estimate_run_cost(
             training_tokens += solver_prompt_tokens(student, problem.question) + expected_answer
             train_count += 1
     epochs = epochs_for(config.fine_tune, train_count, student)
-    fine_tuning = fine_tuning_usd(student, training_tokens, epochs) or 0.0
+    unpriced: list[str] = []
+    fine_tuning = fine_tuning_usd(student, training_tokens, epochs)
+    if fine_tuning is None:
+        unpriced.append(f"training {student}")
     benchmark = 0.0
     contestants = {"base": student, "teacher": teacher, "fine_tuned": student}
     for problem in holdout:
@@ -138,14 +144,20 @@ def estimate_run_cost(
             model = contestants[contestant]
             prompt = solver_prompt_tokens(model, problem.question)
             usage = Usage(requests=1, input_tokens=prompt, output_tokens=expected_answer)
-            benchmark += inference_cost_usd(model, usage, fine_tuned=contestant == "fine_tuned") or 0.0
+            cost = inference_cost_usd(model, usage, fine_tuned=contestant == "fine_tuned")
+            if cost is None and f"answers of the {contestant} contestant" not in unpriced:
+                unpriced.append(f"answers of the {contestant} contestant")
+            benchmark += cost or 0.0
     serving, serving_note = provisioned_throughput_usd(config)
+    if serving_note.endswith("unpriced"):
+        unpriced.append("Provisioned Throughput")
     return CostEstimate(
         generation_usd=inference_cost_usd(teacher, generation, batch=batch) or 0.0,
-        fine_tuning_usd=fine_tuning,
+        fine_tuning_usd=fine_tuning or 0.0,
         benchmark_usd=benchmark,
         generation_worst_case_usd=inference_cost_usd(teacher, worst, batch=batch) or 0.0,
         serving_usd=serving,
+        unpriced=unpriced,
         assumptions=(
             f"answers of about {expected_answer} tokens, {epochs} epochs, every generated train problem "
             f"kept{serving_note}; judge calls not included (made only where the normalised match cannot "
@@ -184,4 +196,5 @@ def describe_estimate(estimate: CostEstimate | None, budget_usd: float | None) -
         *([f"serving ${estimate.serving_usd:,.2f}"] if estimate.serving_usd else []),
         f"at most ${estimate.generation_worst_case_usd:,.4f} for generation",
     )
-    return f"estimated cost at list prices: ${estimate.total_usd:,.4f} ({', '.join(parts)}){budget}"
+    missing = f"; not priced: {', '.join(estimate.unpriced)}" if estimate.unpriced else ""
+    return f"estimated cost at list prices: ${estimate.total_usd:,.4f} ({', '.join(parts)}){missing}{budget}"

@@ -86,6 +86,11 @@ def check_budget(config: RunConfig, estimate: CostEstimate | None, source: str) 
             "budget_usd is set but the teacher, student or judge model has no price in the catalog, "
             "so spending cannot be counted; add the prices or remove budget_usd"
         )
+    if estimate.unpriced:
+        raise InvalidConfig(
+            f"budget_usd is set but the catalog has no price for {', '.join(estimate.unpriced)}, so that "
+            "spending cannot be counted; choose priced models (see the README's table) or remove budget_usd"
+        )
     if estimate.total_usd > config.budget_usd:
         raise BudgetExceeded(
             f"{source}: this run is expected to cost ${estimate.total_usd:.2f} (generation "
