@@ -72,6 +72,8 @@ BUCKET = "synthtune-bench-data"
 TABLE = "synthtune-bench-runs"
 RUN_ID = "bench"
 DEFAULTS = RunConfig()
+TEACHER = "gpt-4.1-2025-04-14"
+"""The teacher the table in the README was measured with."""
 MINUTE = 60.0
 
 
@@ -104,8 +106,10 @@ class Scenario:
         return self.requests_per_minute is not None or self.tokens_per_minute is not None
 
     def run_config(self) -> RunConfig:
-        """The run's configuration: the defaults but for the scenario's sharding, and no judge."""
+        """The run's configuration: the defaults but for the scenario's sharding, no judge, and an OpenAI
+        teacher: what is measured is pacing by the rate-limit headers OpenAI sends (Bedrock sends none)."""
         return RunConfig(
+            teacher_model=TEACHER,
             judge_model=None,
             shard_size=self.shard_size,
             max_concurrency=self.max_concurrency,

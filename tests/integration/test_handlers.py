@@ -230,6 +230,21 @@ def test_record_failure_keeps_the_message_not_the_stack_trace(stack: OfflineStac
     assert (run["status"], run["failed_state"], run["cause"]) == ("FAILED", "Prepare", record["cause"])
 
 
+def test_a_failed_cleanup_is_told_with_the_failure_it_followed(stack: OfflineStack) -> None:
+    # The benchmark failed, and deleting the deployment afterwards failed too: the run records the
+    # benchmark's error, and says the deployment may still exist and how to delete it.
+    failure = {
+        "ReleaseAfterFailure": {"Error": "ModelUnavailable", "Cause": "deleting deployment arn:x: throttled"},
+        "Benchmark": {"Error": "ModelRequestRejected", "Cause": "the fine-tuned model refused"},
+    }
+    record = invoke(stack, "RecordFailureFunction", {"run_id": "run-9", "failure": failure})
+
+    assert (record["state"], record["error"]) == ("Benchmark", "ModelRequestRejected")
+    assert record["cause"].startswith("the fine-tuned model refused\nThen deleting")
+    assert "ModelUnavailable: deleting deployment arn:x: throttled" in record["cause"]
+    assert "delete-custom-model-deployment" in record["cause"]
+
+
 def test_prepare_names_a_missing_problem_set(stack: OfflineStack) -> None:
     with pytest.raises(
         FunctionError, match=r"s3://synthtune-local-data/problem-sets/missing.jsonl does not exist"

@@ -520,6 +520,11 @@ def base_model_of(model: str) -> str:
     return ref.name
 
 
+def fine_tunable_by_base_id(provider: str, base_id: str) -> ModelInfo | None:
+    """The model a provider's job names as `base_id` (Bedrock's `amazon.nova-micro-v1:0:128k`)."""
+    return _BY_FINE_TUNING_BASE.get(f"{provider}/{base_id}")
+
+
 def is_fine_tuned(model: str) -> bool:
     return base_model_of(model) != parse_model(model).name
 

@@ -40,22 +40,32 @@ def _hourly_price(task: ServingTask) -> float | None:
 def prepare_serving(task: ServingTask, *, serving: ServingPort, runs: RunStore) -> ServingState:
     run = task.run
     runs.update(run.run_id, stage="serve")
+    recorded = runs.get(run.run_id, SERVING_SK) or {}
+    reserved = float(recorded.get("reserved_usd", 0.0))
+    hourly = _hourly_price(task)
+    if _needs_provisioned_throughput(task) and hourly is not None and not reserved:
+        # Reserved before it exists: a budget that cannot hold an hour of it creates nothing.
+        ledger = CostLedger(runs, run.run_id, run.config.budget_usd)
+        reserved = ledger.reserve(
+            hourly * PROVISIONED_HOURS, f"{PROVISIONED_HOURS} hour of Provisioned Throughput"
+        )
+        runs.put(run.run_id, SERVING_SK, {**recorded, "reserved_usd": reserved})
     state = serving.prepare(
         run.run_id, task.finetune, provisioned_throughput=run.config.allow_provisioned_throughput
     )
-    recorded = runs.get(run.run_id, SERVING_SK) or {}
-    reserved = float(recorded.get("reserved_usd", 0.0))
-    if state.kind == "provisioned_throughput" and not reserved:
-        hourly = _hourly_price(task)
-        ledger = CostLedger(runs, run.run_id, run.config.budget_usd)
-        if hourly is not None:
-            reserved = ledger.reserve(
-                hourly * PROVISIONED_HOURS, f"{PROVISIONED_HOURS} hour of Provisioned Throughput"
-            )
     _record(runs, run.run_id, state, reserved_usd=reserved)
     if state.status == "failed":
         raise ServingFailed(f"{state.kind} {state.name or ''} failed: {state.error or 'no reason given'}")
     return state
+
+
+def _needs_provisioned_throughput(task: ServingTask) -> bool:
+    info = model_info(task.run.config.student_model)
+    return (
+        info is not None
+        and info.fine_tuning is not None
+        and info.fine_tuning.serving == "provisioned_throughput"
+    )
 
 
 def check_serving(task: ServingTask, *, serving: ServingPort, runs: RunStore) -> ServingState:
@@ -73,8 +83,14 @@ def release_serving(task: ServingTask, *, serving: ServingPort, runs: RunStore) 
     """Delete what serves the model (found by the run's name if the state does not say), unless
     keep_deployment; a run that created nothing is released as it is."""
     run = task.run
+    recorded = runs.get(run.run_id, SERVING_SK) or {}
+    reserved = float(recorded.get("reserved_usd", 0.0))
+    ledger = CostLedger(runs, run.run_id, run.config.budget_usd)
     current = task.serving or serving.find(run.run_id)
     if current is None:
+        if reserved:  # reserved for Provisioned Throughput that was never created
+            ledger.settle(reserved, 0.0)
+            runs.put(run.run_id, SERVING_SK, {**recorded, "reserved_usd": 0.0})
         return ServingState(
             provider=task.finetune.backend,
             kind="none",
@@ -83,20 +99,19 @@ def release_serving(task: ServingTask, *, serving: ServingPort, runs: RunStore) 
         )
     if run.config.keep_deployment and current.kind != "none":
         kept = current.model_copy(update={"kept": True})
-        _record(runs, run.run_id, kept)
+        _record(runs, run.run_id, kept, reserved_usd=reserved)
         return kept
     released = serving.release(current)
-    recorded = runs.get(run.run_id, SERVING_SK) or {}
     extra: dict[str, object] = {"released_at": now_iso()}
     if released.kind == "provisioned_throughput":
         hours = _billed_hours(released.created_at)
         hourly = _hourly_price(task)
         cost = hours * hourly if hourly is not None else None
         extra.update(billed_hours=hours, cost_usd=cost)
-        reserved = float(recorded.get("reserved_usd", 0.0))
         if reserved:
-            CostLedger(runs, run.run_id, run.config.budget_usd).settle(reserved, cost or 0.0)
-    _record(runs, run.run_id, released, reserved_usd=0.0, **extra)
+            ledger.settle(reserved, cost or 0.0)
+            reserved = 0.0
+    _record(runs, run.run_id, released, reserved_usd=reserved, **extra)
     return released
 
 

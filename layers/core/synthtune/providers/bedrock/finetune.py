@@ -21,7 +21,7 @@ from synthtune.contracts.config import FineTuneHyperparameters
 from synthtune.contracts.errors import FineTuneUnavailable, InvalidConfig
 from synthtune.contracts.models import parse_model
 from synthtune.contracts.workflow import FineTuneJobStatus, FineTuneState, S3Location
-from synthtune.money.catalog import ModelInfo, model_info
+from synthtune.money.catalog import ModelInfo, fine_tunable_by_base_id, model_info
 from synthtune.providers.bedrock.client import bedrock_call
 from synthtune.providers.bedrock.names import request_token, resource_name
 from synthtune.providers.ports import FineTuneRequest, TrainingStep
@@ -254,7 +254,7 @@ class BedrockFineTuning:
 def _student_name(base_model_arn: str) -> str:
     """`arn:aws:bedrock:<region>::foundation-model/amazon.nova-micro-v1:0:128k` → the student's name."""
     base_id = base_model_arn.rsplit("/", 1)[-1]
-    info = model_info(f"{PROVIDER}/arn:aws:bedrock:::custom-model/{base_id}/_")
+    info = fine_tunable_by_base_id(PROVIDER, base_id)
     return info.name if info is not None else f"{PROVIDER}/{base_id}"
 
 
