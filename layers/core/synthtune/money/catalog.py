@@ -112,6 +112,8 @@ class ModelInfo(BaseModel):
     """Where the shutdown was announced, and when."""
     replacement: str | None = None
     """What the provider names in its place."""
+    replacement_fine_tunable: bool = True
+    """Whether that replacement can be fine-tuned (OpenAI's gpt-6-luna cannot)."""
     sources: tuple[str, ...] = ()
 
     @property
@@ -164,7 +166,8 @@ _OPENAI: tuple[ModelInfo, ...] = (
         fine_tuning=_openai_tunable("gpt-4.1-2025-04-14"),
         shutdown_on=_GPT_4O_AND_4_1_SHUTDOWN,
         notice=_NOTICE_2026_10_14,
-        replacement="gpt-6-luna (which cannot be fine-tuned)",
+        replacement="gpt-6-luna",
+        replacement_fine_tunable=False,
         sources=(_OPENAI_PRICING, _OPENAI_DEPRECATIONS),
     ),
     ModelInfo(
@@ -183,7 +186,8 @@ _OPENAI: tuple[ModelInfo, ...] = (
         fine_tuning=_openai_tunable("gpt-4.1-mini-2025-04-14"),
         shutdown_on=_GPT_4O_AND_4_1_SHUTDOWN,
         notice=_NOTICE_2026_10_14,
-        replacement="gpt-6-luna (which cannot be fine-tuned)",
+        replacement="gpt-6-luna",
+        replacement_fine_tunable=False,
         sources=(_OPENAI_PRICING, _OPENAI_DEPRECATIONS),
     ),
     ModelInfo(
@@ -220,7 +224,8 @@ _OPENAI: tuple[ModelInfo, ...] = (
         fine_tuning=_openai_tunable("gpt-4o-2024-08-06"),
         shutdown_on=_GPT_4O_AND_4_1_SHUTDOWN,
         notice=_NOTICE_2026_10_14,
-        replacement="gpt-6-luna (which cannot be fine-tuned)",
+        replacement="gpt-6-luna",
+        replacement_fine_tunable=False,
         sources=(_OPENAI_PRICING, _OPENAI_DEPRECATIONS),
     ),
     ModelInfo(
@@ -239,7 +244,8 @@ _OPENAI: tuple[ModelInfo, ...] = (
         fine_tuning=_openai_tunable("gpt-4o-mini-2024-07-18"),
         shutdown_on=_GPT_4O_AND_4_1_SHUTDOWN,
         notice=_NOTICE_2026_10_14,
-        replacement="gpt-6-luna (which cannot be fine-tuned)",
+        replacement="gpt-6-luna",
+        replacement_fine_tunable=False,
         sources=(_OPENAI_PRICING, _OPENAI_DEPRECATIONS),
     ),
     ModelInfo(

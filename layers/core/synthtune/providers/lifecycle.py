@@ -29,14 +29,9 @@ _FIELDS: dict[ModelRole, str] = {
 def suggestion(role: ModelRole, info: ModelInfo | None = None) -> str:
     """What to use instead, for a message: the provider's named replacement when it fits, else our default."""
     default = _DEFAULTS[role]
-    if (
-        info is not None
-        and info.replacement
-        and not (role == "student" and "cannot be fine-tuned" in info.replacement)
-    ):
-        return (
-            f"set {_FIELDS[role]} to {info.replacement!r} (the provider's named replacement) or {default!r}"
-        )
+    if info is not None and info.replacement and (role != "student" or info.replacement_fine_tunable):
+        named = f"set {_FIELDS[role]} to {info.replacement!r} (the provider's named replacement)"
+        return named if info.replacement == default else f"{named} or {default!r}"
     return f"set {_FIELDS[role]} to e.g. {default!r}"
 
 
