@@ -54,7 +54,7 @@ def test_a_403_on_job_creation_is_the_wind_down_explained(tmp_path: Path) -> Non
 
     client = openai.OpenAI(
         api_key="sk-test",
-        base_url="https://api.openai.com/v1",
+        base_url="http://openai.invalid/v1",
         max_retries=0,
         http_client=httpx2.Client(transport=httpx2.MockTransport(api)),
     )
