@@ -32,6 +32,11 @@ def _record(runs: RunStore, run_id: str, state: ServingState, **extra: object) -
     runs.update(run_id, serving_status=state.status, serving_kind=state.kind)
 
 
+def _raise_if_failed(state: ServingState) -> None:
+    if state.status == "failed":
+        raise ServingFailed(f"{state.kind} {state.name or ''} failed: {state.error or 'no reason given'}")
+
+
 def _hourly_price(task: ServingTask) -> float | None:
     info = model_info(task.run.config.student_model)
     return info.price.provisioned_throughput_per_hour if info is not None and info.price else None
@@ -54,8 +59,7 @@ def prepare_serving(task: ServingTask, *, serving: ServingPort, runs: RunStore) 
         run.run_id, task.finetune, provisioned_throughput=run.config.allow_provisioned_throughput
     )
     _record(runs, run.run_id, state, reserved_usd=reserved)
-    if state.status == "failed":
-        raise ServingFailed(f"{state.kind} {state.name or ''} failed: {state.error or 'no reason given'}")
+    _raise_if_failed(state)
     return state
 
 
@@ -74,8 +78,7 @@ def check_serving(task: ServingTask, *, serving: ServingPort, runs: RunStore) ->
     state = serving.status(task.serving)
     recorded = runs.get(task.run.run_id, SERVING_SK) or {}
     _record(runs, task.run.run_id, state, reserved_usd=float(recorded.get("reserved_usd", 0.0)))
-    if state.status == "failed":
-        raise ServingFailed(f"{state.kind} {state.name or ''} failed: {state.error or 'no reason given'}")
+    _raise_if_failed(state)
     return state
 
 

@@ -23,11 +23,10 @@ from synthtune.contracts.models import parse_model
 from synthtune.contracts.workflow import FineTuneJobStatus, FineTuneState, S3Location
 from synthtune.money.catalog import ModelInfo, fine_tunable_by_base_id, model_info
 from synthtune.providers.bedrock.client import bedrock_call
-from synthtune.providers.bedrock.names import request_token, resource_name
+from synthtune.providers.bedrock.names import request_token, resource_name, run_tags
 from synthtune.providers.ports import FineTuneRequest, TrainingStep
 
 PROVIDER = "bedrock"
-RUN_ID_TAG = "synthtune:run-id"
 TRAINING_METRICS = "training_artifacts/step_wise_training_metrics.csv"
 VALIDATION_METRICS = "validation_metrics.csv"
 
@@ -155,8 +154,8 @@ class BedrockFineTuning:
             "trainingDataConfig": {"s3Uri": request.train.uri},
             "outputDataConfig": {"s3Uri": request.output.uri},
             "hyperParameters": self._hyperparameters(request.hyperparameters),
-            "jobTags": [{"key": RUN_ID_TAG, "value": request.run_id}],
-            "customModelTags": [{"key": RUN_ID_TAG, "value": request.run_id}],
+            "jobTags": run_tags(request.run_id),
+            "customModelTags": run_tags(request.run_id),
         }
         if request.validation is not None and info.fine_tuning.validation_file:
             arguments["validationDataConfig"] = {"validators": [{"s3Uri": request.validation.uri}]}

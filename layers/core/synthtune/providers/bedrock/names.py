@@ -9,6 +9,9 @@ from __future__ import annotations
 import hashlib
 import re
 
+RUN_ID_TAG = "synthtune:run-id"
+"""The tag on every job, custom model, deployment and throughput a run creates: whose it is, for cleanup."""
+
 MAX_NAME_LENGTH = 63
 """jobName, customModelName, modelDeploymentName and provisionedModelName: at most 63 characters."""
 
@@ -27,6 +30,10 @@ def resource_name(run_id: str, kind: str) -> str:
         return name
     digest = hashlib.sha256(run_id.encode()).hexdigest()[:10]
     return f"{name[: MAX_NAME_LENGTH - len(digest) - 1].rstrip('-')}-{digest}"
+
+
+def run_tags(run_id: str) -> list[dict[str, str]]:
+    return [{"key": RUN_ID_TAG, "value": run_id}]
 
 
 def request_token(run_id: str, kind: str) -> str:

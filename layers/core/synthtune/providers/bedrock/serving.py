@@ -18,10 +18,9 @@ from synthtune.contracts.models import parse_model
 from synthtune.contracts.workflow import FineTuneState, ServingState, ServingStatus
 from synthtune.money.catalog import model_info
 from synthtune.providers.bedrock.client import bedrock_call
-from synthtune.providers.bedrock.names import request_token, resource_name
+from synthtune.providers.bedrock.names import request_token, resource_name, run_tags
 
 PROVIDER = "bedrock"
-RUN_ID_TAG = "synthtune:run-id"
 PROVISIONED_MODEL_UNITS = 1
 
 _DEPLOYMENT_STATUS: dict[str, ServingStatus] = {
@@ -72,7 +71,7 @@ class BedrockServing:
             modelDeploymentName=name,
             modelArn=model_arn,
             description=f"synthtune run {run_id}: the fine-tuned student, for the benchmark",
-            tags=[{"key": RUN_ID_TAG, "value": run_id}],
+            tags=run_tags(run_id),
             clientRequestToken=request_token(run_id, "deployment"),
         )
         found = self._deployment(name)
@@ -89,7 +88,7 @@ class BedrockServing:
             modelUnits=PROVISIONED_MODEL_UNITS,
             provisionedModelName=name,
             modelId=model_arn,
-            tags=[{"key": RUN_ID_TAG, "value": run_id}],
+            tags=run_tags(run_id),
             clientRequestToken=request_token(run_id, "throughput"),
         )
         found = self._provisioned(name)
