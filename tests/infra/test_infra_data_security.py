@@ -1,4 +1,5 @@
-"""Where the data and the API key live: the bucket, the table, the secret, and what the outputs expose."""
+"""Where the data and the API key live: the bucket and its access logs, the table, the secret, the queue of
+uploads that did not start a run, and what the outputs expose."""
 
 from __future__ import annotations
 
@@ -135,3 +136,114 @@ def test_outputs_name_what_the_cli_needs(template: dict[str, Any]) -> None:
         "OpenAIApiKeySecretArn": {"Ref": "OpenAIApiKeySecret"},
         "BedrockCustomizationRoleArn": {"Fn::GetAtt": ["BedrockCustomizationRole", "Arn"]},
     }
+
+
+def test_bucket_is_versioned_and_old_versions_expire(template: dict[str, Any]) -> None:
+    properties = template["Resources"]["DataBucket"]["Properties"]
+    assert properties["VersioningConfiguration"] == {"Status": "Enabled"}
+    expiring = [
+        rule
+        for rule in properties["LifecycleConfiguration"]["Rules"]
+        if rule["Status"] == "Enabled" and "NoncurrentVersionExpiration" in rule
+    ]
+    assert len(expiring) == 1, (
+        "one rule expiring noncurrent versions, so rewritten JSONL does not cost forever"
+    )
+    assert 1 <= expiring[0]["NoncurrentVersionExpiration"]["NoncurrentDays"] <= 90
+    assert expiring[0].get("Prefix", "") == "" and "Filter" not in expiring[0], "the whole bucket"
+
+
+def test_bucket_access_is_logged_to_a_bucket_only_log_delivery_writes(template: dict[str, Any]) -> None:
+    resources = template["Resources"]
+    logging = resources["DataBucket"]["Properties"]["LoggingConfiguration"]
+    assert logging["DestinationBucketName"] == {"Ref": "AccessLogBucket"}
+    prefix = logging["LogFilePrefix"]
+    assert prefix.endswith("/")
+
+    log_bucket = resources["AccessLogBucket"]
+    assert {key: log_bucket.get(key) for key in RETAIN} == RETAIN
+    properties = log_bucket["Properties"]
+    assert "BucketName" not in properties
+    # S3 delivers access logs to SSE-S3 buckets only.
+    (encryption,) = properties["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    assert encryption["ServerSideEncryptionByDefault"] == {"SSEAlgorithm": "AES256"}
+    assert properties["PublicAccessBlockConfiguration"] == {
+        "BlockPublicAcls": True,
+        "BlockPublicPolicy": True,
+        "IgnorePublicAcls": True,
+        "RestrictPublicBuckets": True,
+    }
+    assert properties["OwnershipControls"] == {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]}
+    assert "LoggingConfiguration" not in properties, "a log bucket logging to itself would log forever"
+    expirations = [
+        rule for rule in properties["LifecycleConfiguration"]["Rules"] if "ExpirationInDays" in rule
+    ]
+    assert [rule["ExpirationInDays"] for rule in expirations] == [{"Ref": "LogRetentionDays"}]
+
+    (policy,) = [
+        policy
+        for policy in resources_of_type(template, "AWS::S3::BucketPolicy").values()
+        if policy["Properties"]["Bucket"] == {"Ref": "AccessLogBucket"}
+    ]
+    statements = policy["Properties"]["PolicyDocument"]["Statement"]
+    (allow,) = [statement for statement in statements if statement["Effect"] == "Allow"]
+    assert allow["Principal"] == {"Service": "logging.s3.amazonaws.com"}
+    assert _as_list(allow["Action"]) == ["s3:PutObject"]
+    assert allow["Resource"] == {"Fn::Sub": f"${{AccessLogBucket.Arn}}/{prefix}*"}
+    assert allow["Condition"] == {"StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}}
+    denies = [statement for statement in statements if statement["Effect"] == "Deny"]
+    assert [statement["Condition"] for statement in denies] == [{"Bool": {"aws:SecureTransport": "false"}}]
+    # Logging is switched on once log delivery may write.
+    assert resources["DataBucket"]["DependsOn"] == "AccessLogBucketPolicy"
+
+
+def test_dead_letter_queue_is_encrypted_with_a_key_eventbridge_may_use(template: dict[str, Any]) -> None:
+    resources = template["Resources"]
+    queue = resources["ProblemSetUploadedDeadLetterQueue"]
+    assert queue["Type"] == "AWS::SQS::Queue"
+    assert queue["Properties"]["KmsMasterKeyId"] == {"Ref": "DeadLetterKey"}
+    assert queue["Properties"]["MessageRetentionPeriod"] == 14 * 24 * 3600
+
+    key = resources["DeadLetterKey"]["Properties"]
+    assert key["EnableKeyRotation"] is True
+    statements = {statement["Sid"]: statement for statement in key["KeyPolicy"]["Statement"]}
+    events = statements["EventBridgeEncrypts"]
+    assert events["Principal"] == {"Service": "events.amazonaws.com"}
+    assert set(_as_list(events["Action"])) == {"kms:GenerateDataKey", "kms:Decrypt"}
+    assert events["Condition"]["StringEquals"] == {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}
+    assert set(statements) == {"AccountAdministers", "EventBridgeEncrypts"}
+
+    (policy,) = [
+        policy
+        for policy in resources_of_type(template, "AWS::SQS::QueuePolicy").values()
+        if {"Ref": "ProblemSetUploadedDeadLetterQueue"} in policy["Properties"]["Queues"]
+    ]
+    (send,) = policy["Properties"]["PolicyDocument"]["Statement"]
+    assert send["Principal"] == {"Service": "events.amazonaws.com"}
+    assert _as_list(send["Action"]) == ["sqs:SendMessage"]
+    # Only the upload rule (SAM names it after the state machine and its event).
+    assert send["Condition"] == {
+        "ArnEquals": {"aws:SourceArn": {"Fn::GetAtt": ["PipelineStateMachineProblemSetUploaded", "Arn"]}}
+    }
+
+
+def test_a_dead_letter_raises_an_alarm(template: dict[str, Any], translated_template: dict[str, Any]) -> None:
+    alarms = [
+        alarm["Properties"]
+        for alarm in resources_of_type(template, "AWS::CloudWatch::Alarm").values()
+        if alarm["Properties"]["Dimensions"]
+        == [
+            {"Name": "QueueName", "Value": {"Fn::GetAtt": ["ProblemSetUploadedDeadLetterQueue", "QueueName"]}}
+        ]
+    ]
+    assert len(alarms) == 1
+    (alarm,) = alarms
+    assert (alarm["Namespace"], alarm["MetricName"]) == ("AWS/SQS", "ApproximateNumberOfMessagesVisible")
+    assert (alarm["ComparisonOperator"], alarm["Threshold"]) == ("GreaterThanThreshold", 0)
+    assert alarm["TreatMissingData"] == "notBreaching"
+    assert alarm["AlarmActions"] == {
+        "Fn::If": ["NotifyOnAlarm", [{"Ref": "AlarmTopicArn"}], {"Ref": "AWS::NoValue"}]
+    }
+    # The rule's dead letters go to that queue, and SAM makes no queue of its own.
+    queues = resources_of_type(translated_template, "AWS::SQS::Queue")
+    assert set(queues) == {"ProblemSetUploadedDeadLetterQueue"}

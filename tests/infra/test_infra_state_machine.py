@@ -93,22 +93,20 @@ def test_substitutions_name_every_function(
 
 
 def test_can_invoke_every_function_it_names(state_machine: dict[str, Any]) -> None:
-    named = {
-        value["Fn::GetAtt"][0]
+    named = [
+        value
         for value in state_machine["Properties"]["DefinitionSubstitutions"].values()
         if "Fn::GetAtt" in value
-    }
-    invocable = {
-        policy["LambdaInvokePolicy"]["FunctionName"]["Ref"]
-        for policy in state_machine["Properties"]["Policies"]
-        if "LambdaInvokePolicy" in policy
-    }
+    ]
+    invoke = _statement_for(state_machine, "lambda:InvokeFunction")
     assert named
-    assert invocable == named
+    assert sorted(map(json.dumps, _as_list(invoke["Resource"]))) == sorted(map(json.dumps, named))
 
 
-def test_can_read_the_shard_manifest(state_machine: dict[str, Any]) -> None:
-    assert {"S3ReadPolicy": {"BucketName": {"Ref": "DataBucket"}}} in state_machine["Properties"]["Policies"]
+def test_can_read_the_shard_manifest_and_nothing_else_of_the_bucket(state_machine: dict[str, Any]) -> None:
+    read = _statement_for(state_machine, "s3:GetObject")
+    assert _as_list(read["Action"]) == ["s3:GetObject"]
+    assert read["Resource"] == {"Fn::Sub": "${DataBucket.Arn}/runs/*/shards/manifest.json"}
 
 
 def test_distributed_map_may_run_child_executions_of_itself(state_machine: dict[str, Any]) -> None:
@@ -189,7 +187,7 @@ def test_failed_starts_are_retried_then_kept(state_machine: dict[str, Any]) -> N
     rule = _event_rule(state_machine)
     assert rule["RetryPolicy"]["MaximumRetryAttempts"] > 0
     assert rule["RetryPolicy"]["MaximumEventAgeInSeconds"] >= 60
-    assert rule["DeadLetterConfig"]["Type"] == "SQS"
+    assert rule["DeadLetterConfig"] == {"Arn": {"Fn::GetAtt": ["ProblemSetUploadedDeadLetterQueue", "Arn"]}}
 
 
 def test_deployed_rule_targets_the_state_machine_with_transformer_retry_and_dead_letters(
