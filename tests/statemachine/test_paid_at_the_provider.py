@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -20,7 +21,7 @@ from synthtune.contracts.usage import Usage
 from synthtune.money.usage import inference_cost_usd
 from synthtune.records.layout import RunLayout
 from synthtune_cli.clock import VirtualClock
-from synthtune_cli.emulator import OpenAIEmulator
+from synthtune_cli.emulator import KnowledgeItem, OpenAIEmulator
 from synthtune_cli.emulator.state import BilledRequest
 from synthtune_cli.offline import OfflineStack
 from tests.support import FAST_CONFIG, Execution, execute, sample_rows
@@ -34,13 +35,10 @@ OPENAI_RUN = {
 }
 
 
-@pytest.fixture
-def deployed(
-    emulator: OpenAIEmulator, clock: VirtualClock, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[OfflineStack]:
-    """The offline stack with every SDK retry setting as deployed."""
-    # DynamoDB applies each update atomically; moto reads and writes in separate steps, so two shards
-    # adding to the same counter at once could lose one addition. Serialise them, as DynamoDB does.
+@pytest.fixture(autouse=True)
+def atomic_updates(monkeypatch: pytest.MonkeyPatch) -> None:
+    """DynamoDB applies each update atomically; moto reads and writes in separate steps, so two shards
+    adding to the same counter at once could lose one addition. Serialise them, as DynamoDB does."""
     lock = threading.Lock()
     update_item = DynamoDBBackend.update_item
 
@@ -49,15 +47,27 @@ def deployed(
             return update_item(self, *args, **kwargs)
 
     monkeypatch.setattr(DynamoDBBackend, "update_item", atomic_update_item)
+
+
+@contextmanager
+def deployed_stack(emulator: OpenAIEmulator, clock: VirtualClock, region: str) -> Iterator[OfflineStack]:
+    """The offline stack with every SDK retry setting as deployed."""
     with (
         emulator.serve() as server,
         OfflineStack(
             openai_api_key="sk-test",
             parameters={"OpenAIBaseUrl": server.base_url},
             clock=clock,
+            region=region,
             extra_environment=server.bedrock_environment(),
         ) as stack,
     ):
+        yield stack
+
+
+@pytest.fixture
+def deployed(emulator: OpenAIEmulator, clock: VirtualClock) -> Iterator[OfflineStack]:
+    with deployed_stack(emulator, clock, "us-east-1") as stack:
         yield stack
 
 
@@ -159,3 +169,30 @@ def test_bedrock_creates_whose_replies_are_lost_are_made_once(
         r for r in emulator.requests if r.path.startswith("/model-customization/custom-model-deployments")
     ]
     assert [r.method for r in created].count("DELETE") == 1
+
+
+def test_a_provisioned_throughput_whose_reply_is_lost_is_bought_once(clock: VirtualClock) -> None:
+    # In us-west-2, where Bedrock fine-tunes Llama 3.1, whose fine-tunes answer only through
+    # Provisioned Throughput: billed by the hour, so a second one would cost a second hour.
+    emulator = OpenAIEmulator(clock=clock, region="us-west-2")
+    emulator.add_knowledge(
+        KnowledgeItem(question=row["question"], answer=row["answer"], category=row["category"])
+        for row in sample_rows()
+    )
+    emulator.lose_responses(1, status=502, path_prefix="/provisioned-model-throughput")
+    config = {
+        **FAST_CONFIG,
+        "judge_model": None,
+        "student_model": "bedrock/meta.llama3-1-8b-instruct-v1:0",
+        "allow_provisioned_throughput": True,
+    }
+
+    with deployed_stack(emulator, clock, "us-west-2") as stack:
+        execution = execute(stack, SMALL_SET, config=config)
+
+    assert execution.status == "SUCCEEDED", execution.description.get("cause")
+    assert posts(emulator, "/provisioned-model-throughput") == 2  # boto3's retry, with the same token
+    assert execution.records["SERVING"]["billed_hours"] == 1
+    deleted = [r for r in emulator.requests if r.method == "DELETE" and r.path.startswith("/provisioned")]
+    assert len(deleted) == 1
+    assert emulator.provisioned_throughputs == {}  # the one made, deleted: none left billing
