@@ -14,9 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from synthtune.contracts.config import FineTuneHyperparameters
+from synthtune.contracts.config import FineTuneHyperparameters, RunConfig
 from synthtune.contracts.errors import ModelUnavailable
-from synthtune.contracts.workflow import S3Location
+from synthtune.contracts.workflow import DatasetSummary, FineTuneCheck, FineTuneInput, RunRef, S3Location
+from synthtune.money.estimate import epochs_for, fine_tuning_usd
+from synthtune.money.usage import training_cost_usd
 from synthtune.providers.bedrock import BedrockProvider
 from synthtune.providers.bedrock.client import bedrock_client
 from synthtune.providers.openai import OpenAIProvider
@@ -25,7 +27,10 @@ from synthtune.providers.openai.client import openai_client
 from synthtune.providers.openai.finetune import OpenAIFineTuning
 from synthtune.providers.ports import FineTuneRequest
 from synthtune.records.artifacts import ArtifactStore
+from synthtune.records.runs import RunStore
 from synthtune.settings import Settings
+from synthtune.stages.finetune import check_fine_tune, start_fine_tune
+from synthtune_cli.clock import VirtualClock
 from synthtune_cli.emulator import EmulatorServer, OpenAIEmulator
 from tests.support import sample_rows
 
@@ -175,3 +180,78 @@ def test_a_bedrock_job_whose_reply_is_lost_is_answered_by_botocores_retry_with_t
 
     assert posts(emulator, "/model-customization-jobs") == 2  # botocore sent it again, with the token
     assert [job["jobArn"] for job in emulator.customization_jobs.values()] == [state.job_id]
+
+
+def fine_tune_input(data: ArtifactStore, budget: float) -> FineTuneInput:
+    config = RunConfig.model_validate(
+        {
+            "teacher_model": "gpt-4.1-2025-04-14",
+            "student_model": "gpt-4.1-mini-2025-04-14",
+            "judge_model": None,
+            "budget_usd": budget,
+        }
+    )
+    run = RunRef(
+        run_id=RUN,
+        bucket=data.bucket,
+        problem_set=S3Location(bucket=data.bucket, key="p.jsonl"),
+        config=config,
+    )
+    dataset = DatasetSummary(
+        train_key="train.jsonl",
+        validation_key=None,
+        train_examples=12,
+        validation_examples=0,
+        train_tokens=2_000,
+        dropped={},
+    )
+    return FineTuneInput(run=run, dataset=dataset)
+
+
+def test_a_job_create_with_an_unknown_outcome_keeps_its_reservation_until_the_job_is_billed(
+    emulator: OpenAIEmulator, server: EmulatorServer, data: ArtifactStore, runs: RunStore, clock: VirtualClock
+) -> None:
+    fine_tuning = openai_provider(server).fine_tuning()
+    task = fine_tune_input(data, budget=1.0)
+    reserved = fine_tuning_usd("gpt-4.1-mini-2025-04-14", 2_000, epochs_for(task.run.config.fine_tune, 12))
+    assert reserved is not None
+    emulator.lose_responses(1, status=502, path_prefix="/v1/fine_tuning/jobs")
+
+    with pytest.raises(ModelUnavailable):
+        start_fine_tune(task, fine_tuning=fine_tuning, runs=runs)
+    # The job may exist (it does): its cost stays reserved, nothing is counted as spent yet.
+    record = runs.get(RUN) or {}
+    assert (record["committed_usd"], record.get("spent_usd", 0)) == (pytest.approx(reserved), 0)
+
+    state = start_fine_tune(task, fine_tuning=fine_tuning, runs=runs)  # the retry finds the job
+    assert list(emulator.fine_tuning_jobs) == [state.job_id]
+    assert (runs.get(RUN) or {})["committed_usd"] == pytest.approx(reserved)  # not reserved twice
+
+    clock.advance(100_000)
+    done = check_fine_tune(
+        FineTuneCheck(run=task.run, finetune=state), fine_tuning=fine_tuning, runs=runs, data=data
+    )
+    assert done.status == "succeeded"
+    billed = training_cost_usd(
+        "gpt-4.1-mini-2025-04-14", emulator.fine_tuning_jobs[state.job_id]["trained_tokens"]
+    )
+    record = runs.get(RUN) or {}
+    # Settled by the provider's own count of what it trained on.
+    assert (record["committed_usd"], record["spent_usd"]) == (pytest.approx(billed), pytest.approx(billed))
+
+
+def test_a_retry_that_finds_no_job_creates_it_on_the_reservation_already_made(
+    emulator: OpenAIEmulator, server: EmulatorServer, data: ArtifactStore, runs: RunStore
+) -> None:
+    fine_tuning = openai_provider(server).fine_tuning()
+    task = fine_tune_input(data, budget=1.0)
+    # The upload is carried out and its reply lost: no job was created, but StartFineTune cannot know.
+    emulator.lose_responses(1, status=502, path_prefix="/v1/files")
+
+    with pytest.raises(ModelUnavailable):
+        start_fine_tune(task, fine_tuning=fine_tuning, runs=runs)
+    kept = (runs.get(RUN) or {})["committed_usd"]
+    start_fine_tune(task, fine_tuning=fine_tuning, runs=runs)
+
+    assert len(emulator.fine_tuning_jobs) == 1
+    assert (runs.get(RUN) or {})["committed_usd"] == pytest.approx(kept)
