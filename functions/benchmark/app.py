@@ -8,6 +8,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from synthtune import adapters
 from synthtune.contracts.workflow import BenchmarkTask
+from synthtune.engine.pacing import RateLimitGate, invocation_deadline
 from synthtune.observability import logger, metrics, tracer
 from synthtune.stages.benchmark import run_benchmark
 
@@ -18,7 +19,10 @@ from synthtune.stages.benchmark import run_benchmark
 @event_parser(model=BenchmarkTask)
 def lambda_handler(event: BenchmarkTask, context: LambdaContext) -> dict[str, Any]:
     logger.append_keys(contestant=event.contestant)
-    score = run_benchmark(event, data=adapters.artifacts(), runs=adapters.runs(), chat=adapters.chat())
+    gate = RateLimitGate(deadline=invocation_deadline(context.get_remaining_time_in_millis() / 1000))
+    score = run_benchmark(
+        event, data=adapters.artifacts(), runs=adapters.runs(), chat=adapters.chat(), gate=gate
+    )
     metrics.add_dimension(name="Contestant", value=event.contestant)
     metrics.add_metric(name="BenchmarkAccuracy", unit=MetricUnit.Percent, value=score.accuracy * 100)
     return score.model_dump(mode="json")

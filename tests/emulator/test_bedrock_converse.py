@@ -344,3 +344,22 @@ def test_the_error_rate_applies_to_bedrock_too(bedrock: BaseClient, emulator: Op
     refused = error_of(bedrock.list_foundation_models)
 
     assert (refused["Code"], refused["Status"]) == ("ServiceUnavailableException", 503)
+
+
+def test_a_converse_request_is_billed_whether_or_not_its_response_arrives(
+    bedrock_runtime: BaseClient, emulator: OpenAIEmulator
+) -> None:
+    answered = converse(bedrock_runtime, MICRO, "What is the capital of Peru?")
+    emulator.lose_fraction(1.0, path_prefix="/model/")
+    lost = error_of(
+        bedrock_runtime.converse,
+        modelId=MICRO,
+        messages=[{"role": "user", "content": [{"text": "What is the capital of Peru?"}]}],
+    )
+
+    assert lost["Code"] == "ServiceUnavailableException"
+    usage = answered["usage"]
+    assert [(b.api, b.model, b.input_tokens, b.output_tokens) for b in emulator.billed[:1]] == [
+        ("bedrock", MICRO, usage["inputTokens"], usage["outputTokens"])
+    ]
+    assert [b.lost for b in emulator.billed] == [False, True]  # carried out, billed, its answer lost

@@ -10,7 +10,7 @@ from openai import OpenAI
 
 from synthtune_cli.clock import VirtualClock
 from synthtune_cli.emulator import EmulatorKnobs, OpenAIEmulator
-from tests.emulator.world import SEED, START
+from tests.emulator.world import CAPITALS, SEED, START
 
 MESSAGES = [{"role": "user", "content": "What is the capital of Peru?"}]
 
@@ -211,3 +211,57 @@ def test_the_window_knob_is_checked(emulator: OpenAIEmulator) -> None:
         with pytest.raises(ValueError, match="rate_limit_window_seconds"):
             emulator.configure(rate_limit_window_seconds=bad)
     assert emulator.configure(rate_limit_window_seconds=0.5).rate_limit_window_seconds == 0.5
+
+
+def test_a_lost_fraction_is_a_seeded_sequence_of_billed_answers(clock: VirtualClock) -> None:
+    def lost(seed: int) -> tuple[list[int], list[bool]]:
+        emulator = OpenAIEmulator(clock=clock)
+        emulator.add_knowledge(CAPITALS)
+        emulator.lose_fraction(0.25, seed=seed, path_prefix="/v1/chat/completions")
+        client = emulator.openai_client(max_retries=0)
+        for _ in range(40):
+            with contextlib.suppress(openai.InternalServerError):
+                chat(client)
+        client.models.list()  # a GET, and another path: never lost
+        assert emulator.requests[-1].status == 200
+        return [request.status for request in emulator.requests[:-1]], [b.lost for b in emulator.billed]
+
+    statuses, billed_lost = lost(SEED)
+
+    assert (statuses, billed_lost) == lost(SEED)
+    assert statuses != lost(SEED + 1)[0]
+    assert 4 <= statuses.count(502) <= 18 and set(statuses) == {200, 502}
+    # Every request was carried out and billed; the lost ones are those answered 502.
+    assert billed_lost == [status == 502 for status in statuses]
+
+
+def test_billed_requests_carry_the_usage_the_answers_reported(emulator: OpenAIEmulator) -> None:
+    client = emulator.openai_client(max_retries=0)
+    answered = chat(client)
+    emulator.lose_responses(1, path_prefix="/v1/chat/completions")
+    with pytest.raises(openai.InternalServerError):
+        chat(client)
+    emulator.inject_errors(1, status=503, path_prefix="/v1/chat/completions")
+    with pytest.raises(openai.InternalServerError):
+        chat(client)  # refused on arrival: nothing done, nothing billed
+
+    first, second = emulator.billed
+    assert answered.usage is not None
+    assert first == (
+        "openai",
+        answered.model,
+        answered.usage.prompt_tokens,
+        answered.usage.completion_tokens,
+        False,
+    )
+    assert (second.model, second.input_tokens, second.lost) == (answered.model, first.input_tokens, True)
+    emulator.lose_fraction(0.5, path_prefix="/v1/chat/completions")
+    assert emulator.reset() is None and emulator.billed == []
+    assert chat(client).choices  # the fraction went with the reset
+
+
+def test_lose_fraction_arguments_are_checked(emulator: OpenAIEmulator) -> None:
+    with pytest.raises(ValueError, match="fraction"):
+        emulator.lose_fraction(1.5)
+    with pytest.raises(ValueError, match="status"):
+        emulator.lose_fraction(0.5, status=200)

@@ -11,7 +11,12 @@ from typing import Any
 
 import boto3
 import pytest
-from botocore.exceptions import EndpointConnectionError
+from botocore.exceptions import (
+    ConnectionClosedError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    ReadTimeoutError,
+)
 from botocore.stub import ANY, Stubber
 
 from synthtune.contracts.config import FineTuneHyperparameters
@@ -28,6 +33,7 @@ NOVA = "bedrock/amazon.nova-micro-v1:0"
 JOB_ARN = (
     "arn:aws:bedrock:us-east-1:123456789012:model-customization-job/amazon.nova-micro-v1:0:128k/abc123def456"
 )
+URL = "http://127.0.0.1:9/model/x/converse"
 MODEL_ARN = "arn:aws:bedrock:us-east-1:123456789012:custom-model/amazon.nova-micro-v1:0:128k/xyz789uvw012"
 
 
@@ -200,8 +206,52 @@ def test_an_unreachable_endpoint_is_unavailable_not_rejected() -> None:
         raise EndpointConnectionError(endpoint_url="http://127.0.0.1:9/model/x/converse")
 
     runtime.converse = unreachable
-    with pytest.raises(ModelUnavailable, match="EndpointConnectionError"):
+    with pytest.raises(ModelUnavailable, match="EndpointConnectionError") as raised:
         BedrockChat(runtime).answer(NOVA, "q", max_tokens=10)
+    assert raised.value.outcome_unknown is False  # never sent: nothing can have been billed
+
+
+@pytest.mark.parametrize(
+    ("error", "unknown"),
+    [
+        (ConnectTimeoutError(endpoint_url=URL), False),
+        (ReadTimeoutError(endpoint_url=URL), True),
+        (ConnectionClosedError(endpoint_url=URL), True),
+    ],
+)
+def test_a_connection_error_says_whether_the_request_may_have_been_carried_out(
+    error: Exception, unknown: bool
+) -> None:
+    runtime = client("bedrock-runtime")
+
+    def failing(**_: object) -> None:
+        raise error
+
+    runtime.converse = failing
+    with pytest.raises(ModelUnavailable) as raised:
+        BedrockChat(runtime).answer(NOVA, "q", max_tokens=10)
+    assert raised.value.outcome_unknown is unknown
+
+
+@pytest.mark.parametrize(
+    ("code", "status", "unknown"),
+    [
+        ("ModelNotReadyException", 429, False),  # refused before any work
+        ("ModelTimeoutException", 408, True),
+        ("ModelErrorException", 424, True),
+        ("InternalServerException", 500, True),
+        ("ServiceUnavailableException", 503, True),
+    ],
+)
+def test_a_bedrock_failure_says_whether_the_model_may_have_worked(
+    code: str, status: int, unknown: bool
+) -> None:
+    runtime = client("bedrock-runtime")
+    with Stubber(runtime) as stubber:
+        stubber.add_client_error("converse", service_error_code=code, http_status_code=status)
+        with pytest.raises(ModelUnavailable) as raised:
+            BedrockChat(runtime).answer(NOVA, "q", max_tokens=10)
+    assert raised.value.outcome_unknown is unknown
 
 
 def fine_tuning(control: Any, files: dict[str, str] | None = None) -> BedrockFineTuning:

@@ -5,11 +5,24 @@ from typing import Any
 import pytest
 from moto.dynamodb.models import DynamoDBBackend
 
-from synthtune.contracts.errors import BudgetExceeded, InvalidConfig, ModelUnavailable
+from synthtune.contracts.errors import (
+    BudgetExceeded,
+    InvalidConfig,
+    ModelRequestRejected,
+    ModelUnavailable,
+    RateLimited,
+)
 from synthtune.contracts.usage import Usage
 from synthtune.engine.budgeted import BudgetedChat
-from synthtune.money.estimate import worst_case_answer_usd, worst_case_judge_usd, worst_case_solve_usd
-from synthtune.money.ledger import CostLedger
+from synthtune.money.estimate import (
+    worst_case_answer_usage,
+    worst_case_answer_usd,
+    worst_case_judge_usage,
+    worst_case_judge_usd,
+    worst_case_solve_usage,
+    worst_case_solve_usd,
+)
+from synthtune.money.ledger import CostLedger, spend_records
 from synthtune.money.usage import inference_cost_usd
 from synthtune.prompts import Solution, Verdict
 from synthtune.providers.ports import Reply, Sample, SolveResult
@@ -197,14 +210,100 @@ def test_budgeted_calls_reserve_their_worst_case_then_settle_the_real_cost(runs:
 
 
 @pytest.mark.parametrize("call", sorted(CALLS))
-def test_a_failed_call_settles_to_nothing(runs: RunStore, call: str) -> None:
+@pytest.mark.parametrize(
+    "failure",
+    [
+        ModelUnavailable("APIConnectionError: Connection refused.", outcome_unknown=False),
+        ModelRequestRejected("HTTP 400 (invalid max_tokens)"),
+        RateLimited("rate limited", 1.0),
+    ],
+    ids=["never-sent", "rejected", "rate-limited"],
+)
+def test_a_call_the_provider_certainly_did_not_carry_out_settles_to_nothing(
+    runs: RunStore, call: str, failure: Exception
+) -> None:
     make, worst_case = CALLS[call]
-    chat = ScriptedChat(runs, fail=ModelUnavailable("APITimeoutError: Request timed out."))
-    with pytest.raises(ModelUnavailable):
+    chat = ScriptedChat(runs, fail=failure)
+    with pytest.raises(type(failure)):
         make(BudgetedChat(chat, CostLedger(runs, RUN, budget_usd=5.0)))
     assert chat.committed_during_call == [pytest.approx(worst_case())]
     assert money(runs) == pytest.approx((0.0, 0.0))
     assert runs.get(RUN, RUN_SK) is not None  # the reservation was really written, then released
+    assert spend_records(runs.items(RUN)) == []
+
+
+WORST_USAGE: dict[str, Callable[[], Usage]] = {
+    "solve": lambda: worst_case_solve_usage(TEACHER, QUESTION, 500, 3),
+    "answer": lambda: worst_case_answer_usage(TEACHER, QUESTION, 500),
+    "judge": lambda: worst_case_judge_usage(JUDGE, QUESTION, "42", "forty-two"),
+}
+
+
+@pytest.mark.parametrize("call", sorted(CALLS))
+@pytest.mark.parametrize(
+    "failure",
+    [
+        ModelUnavailable("APITimeoutError: Request timed out."),
+        ModelUnavailable("HTTP 502 (Bad Gateway)"),
+        ValueError("a reply we could not read"),
+    ],
+    ids=["timeout", "5xx", "unreadable"],
+)
+@pytest.mark.parametrize("budget", [5.0, None])
+def test_a_call_whose_outcome_is_unknown_is_paid_but_lost_at_its_worst_case(
+    runs: RunStore, call: str, failure: Exception, budget: float | None
+) -> None:
+    make, worst_case = CALLS[call]
+    chat = ScriptedChat(runs, fail=failure)
+    with pytest.raises(type(failure)):
+        make(BudgetedChat(chat, CostLedger(runs, RUN, budget_usd=budget), spender="benchmark: base"))
+    (lost,) = spend_records(runs.items(RUN))
+    model = JUDGE if call == "judge" else TEACHER
+    assert (lost.kind, lost.spender, lost.purpose, lost.model) == (
+        "paid_but_lost",
+        "benchmark: base",
+        call,
+        model,
+    )
+    assert lost.usage == WORST_USAGE[call]()
+    assert lost.usage.requests == 1
+    assert lost.usd == pytest.approx(worst_case())
+    if budget is None:
+        assert runs.get(RUN) is None  # no budget: only the SPEND item is written
+    else:
+        # Settled at the worst case, not released: the provider may have billed it in full.
+        assert money(runs) == pytest.approx((worst_case(), worst_case()))
+        assert runs.get(RUN)["paid_requests"] == 1  # type: ignore[index]
+
+
+def test_lost_calls_add_up_per_spender_purpose_and_model(runs: RunStore) -> None:
+    chat = BudgetedChat(
+        ScriptedChat(runs, fail=ModelUnavailable("timed out")), CostLedger(runs, RUN, budget_usd=None)
+    )
+    for _ in range(3):
+        with pytest.raises(ModelUnavailable):
+            chat.solve(TEACHER, QUESTION, temperature=0.0, max_tokens=500)
+    with pytest.raises(ModelUnavailable):
+        chat.judge(JUDGE, QUESTION, "42", "41")
+    records = {record.purpose: record for record in spend_records(runs.items(RUN))}
+    assert records["solve"].usage.requests == 3
+    assert records["solve"].usd == pytest.approx(3 * worst_case_solve_usd(TEACHER, QUESTION, 500, 1))
+    assert records["judge"].usage.requests == 1
+
+
+def test_answers_of_a_failed_attempt_are_recorded_as_discarded(runs: RunStore) -> None:
+    scripted = ScriptedChat(runs)
+    chat = BudgetedChat(scripted, CostLedger(runs, RUN, budget_usd=None), spender="benchmark: teacher")
+    chat.answer(TEACHER, QUESTION, max_tokens=500)
+    chat.answer(TEACHER, QUESTION, max_tokens=500)
+    chat.judge(JUDGE, QUESTION, "42", "42")
+    chat.record_discarded()
+    chat.record_discarded()  # nothing more was answered since: nothing is counted twice
+    records = {record.purpose: record for record in spend_records(runs.items(RUN))}
+    assert {record.kind for record in records.values()} == {"discarded"}
+    assert records["answer"].usage == scripted.usage + scripted.usage
+    assert records["answer"].usd == pytest.approx(2 * inference_cost_usd(TEACHER, scripted.usage))  # type: ignore[operator]
+    assert records["judge"].model == JUDGE
 
 
 def test_a_call_the_budget_cannot_cover_is_never_sent(runs: RunStore) -> None:

@@ -163,3 +163,34 @@ def test_provider_failures_get_the_names_the_workflow_matches(
     with pytest.raises(named, match=message) as raised, provider_errors("solving", "arn:secret"):
         raise error
     assert raised.value.__cause__ is error
+
+
+def connection_error(kind: type[openai.APIConnectionError], cause: Exception) -> openai.APIConnectionError:
+    """The SDK's error as it raises it: the transport's own error as its cause."""
+    try:
+        raise kind(request=REQUEST) from cause
+    except openai.APIConnectionError as error:
+        return error
+
+
+@pytest.mark.parametrize(
+    ("error", "unknown"),
+    [
+        # Never sent: the connection was not made, or no connection was free.
+        (connection_error(openai.APIConnectionError, httpx2.ConnectError("refused")), False),
+        (connection_error(openai.APITimeoutError, httpx2.ConnectTimeout("connect")), False),
+        (connection_error(openai.APITimeoutError, httpx2.PoolTimeout("pool")), False),
+        # Sent, and then the reply did not come: the service may have done the work.
+        (connection_error(openai.APITimeoutError, httpx2.ReadTimeout("read")), True),
+        (connection_error(openai.APIConnectionError, httpx2.RemoteProtocolError("closed")), True),
+        (connection_error(openai.APIConnectionError, httpx2.ReadError("reset")), True),
+        (status_error(openai.InternalServerError, 502, {}), True),
+        (status_error(openai.InternalServerError, 500, {}), True),
+    ],
+)
+def test_unavailable_says_whether_the_provider_may_have_done_the_work(
+    error: Exception, unknown: bool
+) -> None:
+    with pytest.raises(ModelUnavailable) as raised, provider_errors("solving"):
+        raise error
+    assert raised.value.outcome_unknown is unknown

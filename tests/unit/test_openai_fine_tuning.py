@@ -32,6 +32,8 @@ def test_a_403_on_job_creation_is_the_wind_down_explained(tmp_path: Path) -> Non
 
     def api(request: httpx2.Request) -> httpx2.Response:
         seen.append(f"{request.method} {request.url.path}")
+        if request.method == "GET" and request.url.path.endswith("/files"):
+            return httpx2.Response(200, json={"object": "list", "data": [], "has_more": False})
         if request.url.path.endswith("/files"):
             return httpx2.Response(
                 200,
@@ -73,7 +75,8 @@ def test_a_403_on_job_creation_is_the_wind_down_explained(tmp_path: Path) -> Non
     assert "nobody may after 2027-01-06" in message
     assert "bedrock/amazon.nova-micro-v1:0" in message
     assert downloaded == [REQUEST.train]  # the run's own file, from S3
-    assert seen == ["POST /v1/files", "POST /v1/fine_tuning/jobs"]
+    # No earlier upload of the run's file to use: it is uploaded, then the job is refused.
+    assert seen == ["GET /v1/files", "POST /v1/files", "POST /v1/fine_tuning/jobs"]
 
 
 def test_bedrock_hyperparameters_are_refused_for_openai() -> None:

@@ -22,7 +22,7 @@ from synthtune_cli.emulator.errors import ApiError, bad_request
 from synthtune_cli.emulator.files import UPLOAD_PURPOSES, StoredFile
 from synthtune_cli.emulator.knowledge import KnowledgeItem
 from synthtune_cli.emulator.limits import fault_error
-from synthtune_cli.emulator.state import EmulatorState, ServedRequest
+from synthtune_cli.emulator.state import BilledRequest, EmulatorState, ServedRequest, mark_lost
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
@@ -137,9 +137,11 @@ class EmulatorApp:
                 raise fault
             handler, arguments = _route(_API_ROUTES, self._api, request)
             self._state.refresh()
+            billed_before = len(self._state.billed)
             response = handler(request, arguments)
             lost = self._state.faults.next_loss(request.method, request.path)
             if lost is not None:
+                mark_lost(self._state.billed, billed_before)
                 raise fault_error(lost)  # the work is done; the caller never learns of it
             latency = self._state.knobs.latency_seconds
         # Like the real service, a request is admitted (or refused with a fast 429 or 400) on arrival
@@ -171,6 +173,10 @@ class EmulatorApp:
 
     def _chat(self, request: Request, arguments: dict[str, str]) -> Response:
         completion, headers = chat_completion(self._state, _json_body(request))
+        usage = completion["usage"]
+        self._state.billed.append(
+            BilledRequest("openai", completion["model"], usage["prompt_tokens"], usage["completion_tokens"])
+        )
         return _json(completion, headers=headers)
 
     # -- files ----------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from synthtune_cli.emulator.files import StoredFile
 from synthtune_cli.emulator.knobs import EmulatorKnobs
 from synthtune_cli.emulator.knowledge import KnowledgeItem
 from synthtune_cli.emulator.server import EmulatorServer
-from synthtune_cli.emulator.state import DEFAULT_REGION, EmulatorState, ServedRequest
+from synthtune_cli.emulator.state import DEFAULT_REGION, BilledRequest, EmulatorState, ServedRequest
 
 if TYPE_CHECKING:
     import httpx2
@@ -85,6 +85,23 @@ class OpenAIEmulator:
         with self._state.lock:
             self._state.faults.lose(count, status, path_prefix, method)
 
+    def lose_fraction(
+        self,
+        fraction: float,
+        *,
+        seed: int = 0,
+        status: int = 502,
+        path_prefix: str = "/v1/",
+        method: str = "POST",
+    ) -> None:
+        """From now on, carry out a share `fraction` of the `method` requests whose path starts with
+        `path_prefix`, then answer them with `status` (as `lose_responses` does one by one): the k-th such
+        request is lost iff hash(seed, path_prefix, k) < fraction, a fixed sequence per seed. Counted
+        losses (`lose_responses`) come first; a later call for the same prefix replaces the fraction, 0
+        ends it. Bedrock's model requests are under `path_prefix="/model/"`."""
+        with self._state.lock:
+            self._state.faults.lose_fraction(fraction, seed, status, path_prefix, method)
+
     def reset(self, *, knowledge: bool = False) -> None:
         """Forget files, jobs, batches, fine-tuned and custom models, deployments, throughputs, requests,
         limits and faults; restore the knobs."""
@@ -121,6 +138,15 @@ class OpenAIEmulator:
         """Every request served so far, oldest first: (method, path, status)."""
         with self._state.lock:
             return list(self._state.served)
+
+    @property
+    def billed(self) -> list[BilledRequest]:
+        """Every model request carried out so far, and so billed — OpenAI's chat completions and Bedrock's
+        Converse requests, answered or with their response lost — oldest first, as `BilledRequest(api,
+        model, input_tokens, output_tokens, lost)`. Batch lines are not here: a batch reports its own
+        usage in its output file."""
+        with self._state.lock:
+            return list(self._state.billed)
 
     @property
     def files(self) -> Mapping[str, StoredFile]:

@@ -154,12 +154,24 @@ class _Injection:
     method: str | None = None
 
 
+@dataclass
+class _LossRate:
+    fraction: float
+    seed: int
+    status: int
+    path_prefix: str
+    method: str
+    matched: int = 0
+
+
 class FaultInjector:
-    """Failures on demand (`inject`) and at a seeded rate (knob `error_rate`)."""
+    """Failures on demand (`inject`), at a seeded rate (knob `error_rate`), and lost responses, counted
+    (`lose`) or at a seeded rate (`lose_fraction`)."""
 
     def __init__(self) -> None:
         self._injections: list[_Injection] = []
         self._losses: list[_Injection] = []
+        self._loss_rates: list[_LossRate] = []
         self._ordinal = 0
 
     def lose(self, count: int, status: int, path_prefix: str, method: str) -> None:
@@ -171,6 +183,17 @@ class FaultInjector:
         if count:
             self._losses.append(_Injection(count, status, path_prefix, method.upper()))
 
+    def lose_fraction(self, fraction: float, seed: int, status: int, path_prefix: str, method: str) -> None:
+        """From now on, a share `fraction` of the requests that match are carried out, then answered with
+        `status`: the k-th matching request is lost iff hash(seed, path_prefix, k) < fraction."""
+        if not 0 <= fraction <= 1:
+            raise ValueError(f"fraction must be from 0 to 1, got {fraction}")
+        if not 400 <= status <= 599:
+            raise ValueError(f"status must be an HTTP error status (400-599), got {status}")
+        self._loss_rates = [rate for rate in self._loss_rates if rate.path_prefix != path_prefix]
+        if fraction:
+            self._loss_rates.append(_LossRate(fraction, seed, status, path_prefix, method.upper()))
+
     def next_loss(self, method: str, path: str) -> int | None:
         """The status a request that was just carried out is answered with instead of its response."""
         for loss in self._losses:
@@ -179,6 +202,12 @@ class FaultInjector:
                 if loss.remaining == 0:
                     self._losses.remove(loss)
                 return loss.status
+        for rate in self._loss_rates:
+            if path.startswith(rate.path_prefix) and method.upper() == rate.method:
+                rate.matched += 1
+                if draw(rate.seed, "lose-fraction", rate.path_prefix, rate.matched) < rate.fraction:
+                    return rate.status
+                return None
         return None
 
     def inject(self, count: int, status: int, path_prefix: str) -> None:
@@ -190,10 +219,11 @@ class FaultInjector:
             self._injections.append(_Injection(count, status, path_prefix))
 
     def pending(self) -> list[dict[str, Any]]:
-        return [
+        pending: list[dict[str, Any]] = [
             {"count": injection.remaining, "status": injection.status, "path_prefix": injection.path_prefix}
             for injection in self._injections
-        ] + [
+        ]
+        pending += [
             {
                 "count": loss.remaining,
                 "status": loss.status,
@@ -202,6 +232,17 @@ class FaultInjector:
             }
             for loss in self._losses
         ]
+        pending += [
+            {
+                "fraction": rate.fraction,
+                "seed": rate.seed,
+                "status": rate.status,
+                "path_prefix": rate.path_prefix,
+                "lost": rate.method,
+            }
+            for rate in self._loss_rates
+        ]
+        return pending
 
     def next_fault(self, path: str, knobs: EmulatorKnobs, seed: int) -> ApiError | None:
         """The error this request fails with, if any: injected ones first, oldest first."""
@@ -220,6 +261,7 @@ class FaultInjector:
     def clear(self) -> None:
         self._injections.clear()
         self._losses.clear()
+        self._loss_rates.clear()
         self._ordinal = 0
 
 

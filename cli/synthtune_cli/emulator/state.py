@@ -37,6 +37,24 @@ class ServedRequest(NamedTuple):
     status: int
 
 
+class BilledRequest(NamedTuple):
+    """A model request the service carried out, and so bills (OpenAI's chat completions and Bedrock's
+    Converse, whatever became of the response): the model as billed, its tokens, and whether its
+    response was lost on the way (`lose_responses`, `lose_fraction`)."""
+
+    api: str
+    model: str
+    input_tokens: int
+    output_tokens: int
+    lost: bool = False
+
+
+def mark_lost(billed: list[BilledRequest], since: int) -> None:
+    """The requests billed from index `since` on had their response lost. Call under the state lock."""
+    for index in range(since, len(billed)):
+        billed[index] = billed[index]._replace(lost=True)
+
+
 class EmulatorState:
     """The emulator's memory. Callers hold `lock` around every use: requests arrive on many threads."""
 
@@ -68,6 +86,7 @@ class EmulatorState:
         self.limiter = RateLimiter()
         self.faults = FaultInjector()
         self.served: list[ServedRequest] = []
+        self.billed: list[BilledRequest] = []
 
     def configure(self, **changes: Any) -> EmulatorKnobs:
         with self.lock:
@@ -96,6 +115,7 @@ class EmulatorState:
             self.limiter.clear()
             self.faults.clear()
             self.served.clear()
+            self.billed.clear()
             if knowledge:
                 self.knowledge.clear()
 
@@ -151,6 +171,8 @@ class EmulatorState:
                     "batches": self.batches.batch_count,
                     **self.bedrock.counts(),
                     "requests": len(self.served),
+                    "billed_requests": len(self.billed),
+                    "lost_billed_requests": sum(request.lost for request in self.billed),
                 },
                 "pending_errors": self.faults.pending(),
             }

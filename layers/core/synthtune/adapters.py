@@ -76,14 +76,15 @@ def providers() -> ProviderRegistry:
     )
 
 
-def chat() -> RoutedChat:
-    return providers().chat()
+def chat(request_timeout_seconds: float | None = None) -> RoutedChat:
+    """Every model's chat, with no SDK retries: each attempt may be billed, so the stage's RateLimitGate
+    paces and retries every request (synthtune.engine.pacing) and the ledger settles each attempt."""
+    return providers().chat(request_timeout_seconds=request_timeout_seconds)
 
 
 def teacher_chat(request_timeout_seconds: float) -> RoutedChat:
-    """The teacher's chat: no SDK retries (the shard's RateLimitGate paces and retries every request, see
-    synthtune.engine.pacing) and the run's per-request timeout."""
-    return providers().chat(request_timeout_seconds=request_timeout_seconds, sdk_retries=False)
+    """The teacher's chat, with the run's per-request timeout."""
+    return chat(request_timeout_seconds)
 
 
 def reset() -> None:

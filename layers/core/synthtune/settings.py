@@ -22,7 +22,13 @@ class Settings(BaseModel):
     data_bucket_name: str = Field(min_length=1)
     openai_api_key_secret_arn: str = Field(min_length=1)
     openai_base_url: str | None = Field(default=None, description="Empty or unset: the official API.")
-    openai_max_retries: int = Field(default=2, ge=0, le=10)
+    openai_max_retries: int = Field(
+        default=2,
+        ge=0,
+        le=10,
+        description="The SDK's own retries of reads; model requests and creates are never retried by the "
+        "SDK (each attempt may be billed, or make a second job): see providers/openai/__init__.py.",
+    )
     openai_timeout_seconds: float = Field(default=120.0, gt=0)
     bedrock_role_arn: str | None = Field(
         default=None,

@@ -26,6 +26,7 @@ from synthtune_cli.emulator.bedrock.protocol import (
     validation_error,
     with_next_token,
 )
+from synthtune_cli.emulator.state import BilledRequest, mark_lost
 
 if TYPE_CHECKING:
     from synthtune_cli.emulator.bedrock.account import BedrockAccount
@@ -129,9 +130,11 @@ class BedrockApi:
                 raise fault_error(fault.status)
             handler, arguments = self._route(request)
             self._state.refresh()
+            billed_before = len(self._state.billed)
             response = handler(request, arguments)
             lost = self._state.faults.next_loss(request.method, request.path)
             if lost is not None:
+                mark_lost(self._state.billed, billed_before)
                 raise fault_error(lost)  # the work is done; the caller never learns of it
             latency = self._state.knobs.latency_seconds
         # As on the OpenAI side: refusals return at once, answers after the simulated latency, slept outside
@@ -275,6 +278,10 @@ class BedrockApi:
             seed=self._state.seed,
             knobs=self._state.knobs,
             now=self._now,
+        )
+        usage = response["usage"]
+        self._state.billed.append(
+            BilledRequest("bedrock", arguments["identifier"], usage["inputTokens"], usage["outputTokens"])
         )
         return json_response(response)
 

@@ -61,7 +61,18 @@ class ShardIncomplete(SynthtuneError):
 
 
 class ModelUnavailable(SynthtuneError):
-    """Timeouts, connection errors or 5xx after the client's own retries; retried by Step Functions."""
+    """Timeouts, connection errors or 5xx after the client's own retries; retried by Step Functions.
+
+    `outcome_unknown`: the request may have reached the provider and been carried out (a timeout while
+    waiting for the reply, a connection lost after sending, a 5xx): a completion may have been billed, a
+    job or a batch created. False only when the provider certainly did nothing (the connection was never
+    made). The cost ledger counts an unknown outcome at its worst case, and a create whose outcome is
+    unknown is retried only through the step that finds what an earlier attempt made.
+    """
+
+    def __init__(self, message: str, *, outcome_unknown: bool = True) -> None:
+        super().__init__(message)
+        self.outcome_unknown = outcome_unknown
 
 
 class ModelRequestRejected(SynthtuneError):

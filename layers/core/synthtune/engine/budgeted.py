@@ -1,13 +1,26 @@
-"""A chat model whose every call is paid for through the run's `CostLedger` (see `money.ledger`)."""
+"""A chat model whose every call is paid for through the run's `CostLedger` (see `money.ledger`).
+
+Each call is one attempt at one request (the providers' chat ports never retry behind our back; the
+retries are `engine.paced`'s, around this), so each attempt is reserved and settled on its own: at what
+the reply says it cost; at 0 when the provider certainly did nothing; and at its worst case, recorded as
+paid but lost, when the outcome is unknown.
+"""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import TypeVar
 
+from synthtune.contracts.errors import ModelUnavailable, SynthtuneError
 from synthtune.contracts.usage import Usage
-from synthtune.money.estimate import worst_case_answer_usd, worst_case_judge_usd, worst_case_solve_usd
-from synthtune.money.ledger import CostLedger
+from synthtune.money.estimate import (
+    priced_worst_case,
+    worst_case_answer_usage,
+    worst_case_judge_usage,
+    worst_case_solve_usage,
+)
+from synthtune.money.ledger import ChatPurpose, CostLedger, SpendRecord
 from synthtune.money.usage import inference_cost_usd
 from synthtune.prompts import Verdict
 from synthtune.providers.ports import ChatPort, Reply, SolveResult
@@ -15,20 +28,56 @@ from synthtune.providers.ports import ChatPort, Reply, SolveResult
 ResultT = TypeVar("ResultT")
 
 
-class BudgetedChat:
-    """A ChatPort whose every call reserves its worst case in the ledger first and settles after."""
+def outcome_unknown(error: BaseException) -> bool:
+    """Whether a request that raised `error` may have been carried out, and billed, by the provider.
 
-    def __init__(self, chat: ChatPort, ledger: CostLedger) -> None:
+    A refusal the providers name (`RateLimited`, `ModelRequestRejected`) was not; `ModelUnavailable`
+    says itself; any other failure (a reply we could not read, a bug) may have come after the provider
+    answered, so it counts as unknown: the ledger may over-count, never under-count.
+    """
+    if isinstance(error, ModelUnavailable):
+        return error.outcome_unknown
+    return not isinstance(error, SynthtuneError)
+
+
+class BudgetedChat:
+    """A ChatPort whose every call reserves its worst case in the ledger first and settles after.
+
+    `spender` names who pays in the run's records: `generation`, or `benchmark: <contestant>`.
+    """
+
+    def __init__(self, chat: ChatPort, ledger: CostLedger, spender: str = "generation") -> None:
         self._chat = chat
         self._ledger = ledger
+        self._spender = spender
+        self._lock = threading.Lock()
+        self._answered: dict[tuple[ChatPurpose, str], Usage] = {}
+
+    def record_discarded(self) -> None:
+        """Record every answer paid for through this chat as thrown away: the caller's attempt failed and
+        keeps none of them (its retry asks again), so only this record counts them."""
+        with self._lock:
+            answered, self._answered = self._answered, {}
+        for (purpose, model), usage in sorted(answered.items()):
+            self._ledger.record(
+                SpendRecord(
+                    kind="discarded",
+                    spender=self._spender,
+                    purpose=purpose,
+                    model=model,
+                    usage=usage,
+                    usd=inference_cost_usd(model, usage),
+                )
+            )
 
     def solve(
         self, model: str, question: str, *, temperature: float, max_tokens: int, samples: int = 1
     ) -> SolveResult:
         return self._paid(
-            lambda: worst_case_solve_usd(model, question, max_tokens, samples),
-            f"a {model} teacher request",
+            "solve",
             model,
+            lambda: worst_case_solve_usage(model, question, max_tokens, samples),
+            f"a {model} teacher request",
             lambda: self._chat.solve(
                 model, question, temperature=temperature, max_tokens=max_tokens, samples=samples
             ),
@@ -37,39 +86,57 @@ class BudgetedChat:
 
     def answer(self, model: str, question: str, *, max_tokens: int, endpoint: str | None = None) -> Reply:
         return self._paid(
-            lambda: worst_case_answer_usd(model, question, max_tokens),
-            f"a {model} benchmark request",
+            "answer",
             model,
+            lambda: worst_case_answer_usage(model, question, max_tokens),
+            f"a {model} benchmark request",
             lambda: self._chat.answer(model, question, max_tokens=max_tokens, endpoint=endpoint),
             lambda reply: reply.usage,
         )
 
     def judge(self, model: str, question: str, reference: str, candidate: str) -> tuple[Verdict, Usage]:
         return self._paid(
-            lambda: worst_case_judge_usd(model, question, reference, candidate),
-            f"a {model} judge request",
+            "judge",
             model,
+            lambda: worst_case_judge_usage(model, question, reference, candidate),
+            f"a {model} judge request",
             lambda: self._chat.judge(model, question, reference, candidate),
             lambda verdict_and_usage: verdict_and_usage[1],
         )
 
     def _paid(
         self,
-        worst_case: Callable[[], float],
-        what: str,
+        purpose: ChatPurpose,
         model: str,
+        worst_case: Callable[[], Usage],
+        what: str,
         call: Callable[[], ResultT],
         usage_of: Callable[[ResultT], Usage],
     ) -> ResultT:
-        """Reserve the call's worst case (only with a budget), make it, settle to its list-price cost;
-        a call that raises settles at 0."""
-        reserved = 0.0 if self._ledger.budget_usd is None else self._ledger.reserve(worst_case(), what)
+        """Reserve the call's worst case (only with a budget), make it, settle to its list-price cost."""
+        budgeted = self._ledger.budget_usd is not None
+        reserved = self._ledger.reserve(priced_worst_case(model, worst_case()), what) if budgeted else 0.0
         try:
             result = call()
-        except BaseException:
-            self._ledger.settle(reserved, 0.0)
+        except BaseException as error:
+            if outcome_unknown(error):
+                usage = worst_case()
+                lost = SpendRecord(
+                    kind="paid_but_lost",
+                    spender=self._spender,
+                    purpose=purpose,
+                    model=model,
+                    usage=usage,
+                    usd=inference_cost_usd(model, usage),
+                )
+                self._ledger.settle_lost(reserved, lost)
+            else:
+                self._ledger.settle(reserved, 0.0)
             raise
-        self._ledger.settle(reserved, inference_cost_usd(model, usage_of(result)) or 0.0)
+        usage = usage_of(result)
+        self._ledger.settle(reserved, inference_cost_usd(model, usage) or 0.0, requests=usage.requests)
+        with self._lock:
+            self._answered[purpose, model] = self._answered.get((purpose, model), Usage()) + usage
         return result
 
     def samples_per_request(self, model: str) -> int:

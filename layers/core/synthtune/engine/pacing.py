@@ -40,6 +40,12 @@ UNADVISED_429_HOLD_CAP_SECONDS = 60.0
 the first success resets it."""
 
 
+def invocation_deadline(remaining_seconds: float, reserved_seconds: float = 15.0) -> float:
+    """The monotonic time by which an invocation with `remaining_seconds` left stops sending, keeping
+    `reserved_seconds` to write what it produced."""
+    return time.monotonic() + max(0.0, remaining_seconds - reserved_seconds)
+
+
 class OutOfTime(Exception):
     """Waiting would outlast the invocation; `rate_limited` says whether a 429 was why."""
 

@@ -66,27 +66,41 @@ def _priced(model: str, usage: Usage, *, batch: bool = False) -> float:
     return cost
 
 
+def worst_case_solve_usage(model: str, question: str, max_tokens: int, samples: int) -> Usage:
+    prompt = solver_prompt_tokens(model, question) + SCHEMA_OVERHEAD_TOKENS
+    return Usage(requests=1, input_tokens=prompt, output_tokens=max_tokens * samples)
+
+
 def worst_case_solve_usd(
     model: str, question: str, max_tokens: int, samples: int, *, batch: bool = False
 ) -> float:
-    prompt = solver_prompt_tokens(model, question) + SCHEMA_OVERHEAD_TOKENS
-    return _priced(
-        model, Usage(requests=1, input_tokens=prompt, output_tokens=max_tokens * samples), batch=batch
-    )
+    return _priced(model, worst_case_solve_usage(model, question, max_tokens, samples), batch=batch)
+
+
+def worst_case_answer_usage(model: str, question: str, max_tokens: int) -> Usage:
+    return Usage(requests=1, input_tokens=solver_prompt_tokens(model, question), output_tokens=max_tokens)
 
 
 def worst_case_answer_usd(model: str, question: str, max_tokens: int) -> float:
-    prompt = solver_prompt_tokens(model, question)
-    return _priced(model, Usage(requests=1, input_tokens=prompt, output_tokens=max_tokens))
+    return _priced(model, worst_case_answer_usage(model, question, max_tokens))
 
 
-def worst_case_judge_usd(model: str, question: str, reference: str, candidate: str) -> float:
+def worst_case_judge_usage(model: str, question: str, reference: str, candidate: str) -> Usage:
     messages = [
         {"role": "system", "content": JUDGE_SYSTEM_PROMPT},
         {"role": "user", "content": judge_request(question, reference, candidate)},
     ]
     prompt = count_chat_tokens(messages, model) + SCHEMA_OVERHEAD_TOKENS
-    return _priced(model, Usage(requests=1, input_tokens=prompt, output_tokens=JUDGE_MAX_TOKENS))
+    return Usage(requests=1, input_tokens=prompt, output_tokens=JUDGE_MAX_TOKENS)
+
+
+def worst_case_judge_usd(model: str, question: str, reference: str, candidate: str) -> float:
+    return _priced(model, worst_case_judge_usage(model, question, reference, candidate))
+
+
+def priced_worst_case(model: str, usage: Usage) -> float:
+    """The list price of a worst-case usage, refusing (InvalidConfig) a model the catalog cannot price."""
+    return _priced(model, usage)
 
 
 class CostEstimate(BaseModel):

@@ -5,16 +5,64 @@ price) and settles to what it really cost once the reply is in. Reservations and
 numbers on the run's DynamoDB item, changed by atomic conditional updates, so shards in many Lambda
 invocations share one budget: a reservation that would take `committed_usd` past `budget_usd` is
 refused and the caller raises `BudgetExceeded` before sending anything. Without a budget nothing is
-reserved and calls are not written one by one (the shards' totals are enough).
+reserved and answered calls are not written one by one (the shards' totals are enough).
+
+A request whose outcome is unknown — a timeout, a connection lost after sending, a 5xx after the
+provider may have worked — may have been billed in full, and no provider reports the usage of a reply
+that never arrived. So it is "paid but lost": settled at its worst case (never at 0), counted as a
+request, and written on the run's SPEND items with or without a budget, where the report finds it.
+Nothing reconciles it down later: a chat completion cannot be read back, so it stays at worst case.
+Only a request the provider certainly did not carry out (a 4xx refusal, a 429, a connection never made)
+settles at 0. `budget_usd` is thereby an upper bound on what the run spends at list prices.
 """
 
 from __future__ import annotations
 
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
 from synthtune.contracts.errors import BudgetExceeded
-from synthtune.records.runs import RunStore
+from synthtune.contracts.usage import Usage
+from synthtune.records.runs import SPEND_PREFIX, RunStore, spend_sk
 
 COMMITTED = "committed_usd"
 SPENT = "spent_usd"
+PAID_REQUESTS = "paid_requests"
+
+ChatPurpose = Literal["solve", "answer", "judge"]
+SpendKind = Literal["paid_but_lost", "discarded"]
+"""paid_but_lost: requests whose reply never arrived, at their worst case. discarded: answers paid for by
+an attempt that then failed, which its retry asks for again (the benchmark keeps no checkpoints)."""
+
+
+class SpendRecord(BaseModel):
+    """Model requests paid for that the stages' own results do not count (one, or a run's sum)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: SpendKind
+    spender: str = Field(description="Who sent them: `generation`, or `benchmark: <contestant>`.")
+    purpose: ChatPurpose
+    model: str
+    usage: Usage
+    usd: float | None = Field(description="At list price; None: the model has no price in the catalog.")
+
+    @classmethod
+    def from_item(cls, item: dict[str, Any]) -> SpendRecord:
+        return cls(
+            kind=item["kind"],
+            spender=str(item["spender"]),
+            purpose=item["purpose"],
+            model=str(item["model"]),
+            usage=Usage.model_validate({name: item.get(name, 0) for name in Usage.model_fields}),
+            usd=None if item.get("unpriced") else float(item.get("usd", 0.0)),
+        )
+
+
+def spend_records(items: list[dict[str, Any]]) -> list[SpendRecord]:
+    """The run's SPEND items (from all its DynamoDB items), one per kind, spender, purpose and model."""
+    return [SpendRecord.from_item(item) for item in items if str(item["sk"]).startswith(SPEND_PREFIX)]
 
 
 class CostLedger:
@@ -34,11 +82,37 @@ class CostLedger:
             raise BudgetExceeded(self._refusal(worst_case_usd, what))
         return worst_case_usd
 
-    def settle(self, reserved_usd: float, actual_usd: float) -> None:
-        """Replace a reservation by what the call really cost (0 for a request that failed)."""
+    def settle(self, reserved_usd: float, actual_usd: float, *, requests: int = 0) -> None:
+        """Replace a reservation by what the call really cost (0 for a request the provider certainly
+        did not carry out); `requests`: the model requests it was."""
         if self.budget_usd is None:
             return
-        self._runs.add(self._run_id, {COMMITTED: actual_usd - reserved_usd, SPENT: actual_usd})
+        amounts = {COMMITTED: actual_usd - reserved_usd, SPENT: actual_usd}
+        if requests:
+            amounts[PAID_REQUESTS] = requests
+        self._runs.add(self._run_id, amounts)
+
+    def settle_lost(self, reserved_usd: float, lost: SpendRecord) -> None:
+        """A request whose outcome is unknown: recorded (budget or not) and, with a budget, settled at
+        its worst case."""
+        self.record(lost)
+        self.settle(reserved_usd, lost.usd or 0.0, requests=lost.usage.requests)
+
+    def record(self, spend: SpendRecord) -> None:
+        """Add `spend` to the run's SPEND item for its kind, spender, purpose and model (budget or not)."""
+        usage = spend.usage
+        self._runs.add(
+            self._run_id,
+            {**usage.model_dump(), "usd": spend.usd or 0.0},
+            sk=spend_sk(spend.kind, spend.spender, spend.purpose, spend.model),
+            labels={
+                "kind": spend.kind,
+                "spender": spend.spender,
+                "purpose": spend.purpose,
+                "model": spend.model,
+                "unpriced": spend.usd is None,
+            },
+        )
 
     def _refusal(self, worst_case_usd: float, what: str) -> str:
         record = self._runs.get(self._run_id) or {}

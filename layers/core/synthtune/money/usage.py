@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from synthtune.contracts.usage import Usage
 from synthtune.money.catalog import OPENAI_BATCH_DISCOUNT, is_fine_tuned, model_info
@@ -48,6 +48,20 @@ class CostLine(BaseModel):
     usage: Usage | None = None
     trained_tokens: int | None = None
     usd: float | None
+    paid_but_lost: bool = Field(
+        default=False,
+        description="Model requests whose reply never arrived (a timeout, a lost connection, a 5xx after "
+        "the provider may have worked), at their worst case: no provider reports what they used.",
+    )
+
+
+class RequestTotals(BaseModel):
+    """Model requests and what they cost at list prices (priced ones only)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    requests: int
+    usd: float
 
 
 class CostReport(BaseModel):
@@ -58,6 +72,16 @@ class CostReport(BaseModel):
     @property
     def total_usd(self) -> float:
         return sum(line.usd for line in self.lines if line.usd is not None)
+
+    def requests(self, *, paid_but_lost: bool) -> RequestTotals:
+        """The model requests that were answered (paid_but_lost False) or paid for and lost (True)."""
+        lines = [
+            line for line in self.lines if line.usage is not None and line.paid_but_lost == paid_but_lost
+        ]
+        return RequestTotals(
+            requests=sum(line.usage.requests for line in lines if line.usage is not None),
+            usd=sum(line.usd for line in lines if line.usd is not None),
+        )
 
     @property
     def unpriced(self) -> list[str]:

@@ -181,7 +181,12 @@ class BatchPort(Protocol):
     ) -> bytes:
         """One line of a request file: the same request `ChatPort.solve` sends online."""
 
-    def submit(self, requests_file: Path, metadata: dict[str, str]) -> BatchInfo: ...
+    def submit(self, requests_file: Path, metadata: dict[str, str]) -> BatchInfo:
+        """Upload the file (or find it uploaded under its name by an earlier attempt) and create the
+        batch, sent once: a create whose reply was lost is found with `find`, never made again."""
+
+    def find(self, metadata: dict[str, str]) -> BatchInfo | None:
+        """The batch an earlier attempt created with this metadata, if any."""
 
     def status(self, batch_id: str) -> BatchInfo: ...
 
@@ -321,7 +326,9 @@ class Provider(Protocol):
     batch_generation: bool
     """Whether the teacher's answers can come through this provider's batch port."""
 
-    def chat(self, *, request_timeout_seconds: float | None = None, sdk_retries: bool = True) -> ChatPort: ...
+    def chat(self, *, request_timeout_seconds: float | None = None) -> ChatPort:
+        """The provider's chat port. Its SDK never retries a request (each attempt may be billed): the
+        caller retries through `engine.paced`, each attempt settled in the ledger by `engine.budgeted`."""
 
     def batches(self) -> BatchPort: ...
 

@@ -39,8 +39,8 @@ class ProviderRegistry:
     def for_model(self, model: str) -> Provider:
         return self.provider(parse_model(model).provider)
 
-    def chat(self, *, request_timeout_seconds: float | None = None, sdk_retries: bool = True) -> RoutedChat:
-        return RoutedChat(self, request_timeout_seconds=request_timeout_seconds, sdk_retries=sdk_retries)
+    def chat(self, *, request_timeout_seconds: float | None = None) -> RoutedChat:
+        return RoutedChat(self, request_timeout_seconds=request_timeout_seconds)
 
     def check_models(self, config: RunConfig, today: dt.date) -> None:
         """Refuse, offline, a model that cannot serve its role today (each provider's own rules)."""
@@ -72,12 +72,9 @@ def roles(config: RunConfig) -> dict[ModelRole, str]:
 class RoutedChat:
     """A ChatPort over every provider; each call goes to the provider its model names."""
 
-    def __init__(
-        self, registry: ProviderRegistry, *, request_timeout_seconds: float | None, sdk_retries: bool
-    ) -> None:
+    def __init__(self, registry: ProviderRegistry, *, request_timeout_seconds: float | None) -> None:
         self._registry = registry
         self._request_timeout_seconds = request_timeout_seconds
-        self._sdk_retries = sdk_retries
         self._ports: dict[str, ChatPort] = {}
         self._lock = threading.Lock()
 
@@ -87,7 +84,7 @@ class RoutedChat:
             port = self._ports.get(ref.provider)
             if port is None:
                 port = self._registry.provider(ref.provider).chat(
-                    request_timeout_seconds=self._request_timeout_seconds, sdk_retries=self._sdk_retries
+                    request_timeout_seconds=self._request_timeout_seconds
                 )
                 self._ports[ref.provider] = port
         return port, ref

@@ -8,6 +8,10 @@ One item collection per run (pk `RUN#<run_id>`):
   sk `FINETUNE`        the fine-tuning job as last seen
   sk `SERVING`         what serves the fine-tuned model (a Bedrock deployment) as last seen
   sk `SCORE#<name>`    one benchmark contestant's score and usage
+  sk `SPEND#<kind>#<spender>#<purpose>#<model>` model requests paid for that no other item counts:
+                       replies that never arrived, at their worst case (kind paid_but_lost), and answers
+                       an attempt that then failed threw away (kind discarded); added to atomically
+                       (see money.ledger)
 Totals are summed from the items when the report is written, so a retried stage never counts twice.
 """
 
@@ -42,6 +46,13 @@ def batch_sk(round_number: int, part: int) -> str:
 
 def score_sk(contestant: str) -> str:
     return f"SCORE#{contestant}"
+
+
+SPEND_PREFIX = "SPEND#"
+
+
+def spend_sk(kind: str, spender: str, purpose: str, model: str) -> str:
+    return f"{SPEND_PREFIX}{kind}#{spender}#{purpose}#{model}"
 
 
 def run_pk(run_id: str) -> str:
@@ -93,8 +104,10 @@ class RunStore:
         *,
         not_above: tuple[str, float] | None = None,
         sk: str = RUN_SK,
+        labels: dict[str, Any] | None = None,
     ) -> bool:
-        """Add to numeric attributes atomically (missing ones count as 0).
+        """Add to numeric attributes atomically (missing ones count as 0); `labels` are set as they are,
+        in the same update.
 
         With `not_above=(name, limit)` the update happens only if `name` is at most `limit` before it;
         returns False (and changes nothing) when it is not.
@@ -103,6 +116,10 @@ class RunStore:
         values: dict[str, Any] = {f":v{i}": _to_dynamodb(amount) for i, amount in enumerate(amounts.values())}
         values[":zero"] = _to_dynamodb(0)
         assignments = ", ".join(f"#a{i} = if_not_exists(#a{i}, :zero) + :v{i}" for i in range(len(amounts)))
+        for i, (name, value) in enumerate((labels or {}).items()):
+            names[f"#l{i}"] = name
+            values[f":l{i}"] = _to_dynamodb(value)
+            assignments += f", #l{i} = :l{i}"
         condition = None
         if not_above is not None:
             names["#limited"] = not_above[0]

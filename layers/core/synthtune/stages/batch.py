@@ -2,7 +2,9 @@
 
 SubmitBatch writes one request per problem that has no checkpoint yet (custom_id `<shard>-<position>`,
 stable across rounds), in files of at most 50,000 requests, and creates one batch per file; each
-submission is recorded before the next, so a retried SubmitBatch never submits a file twice.
+submission is recorded before it is sent and its batch id once known, so a retried SubmitBatch never
+submits a file twice: a part sent without its batch id recorded (the reply lost, the Lambda gone) is
+first looked for at the provider by its metadata (run id, round, part), its file by its name.
 CheckBatch polls; when every batch of the round is final it turns each successful output line into
 the same per-problem checkpoint online generation writes, then:
 - requests that expired or failed are resubmitted (a new round with only those), up to
@@ -25,6 +27,7 @@ from synthtune.contracts.errors import BatchFailed
 from synthtune.contracts.problems import Problem
 from synthtune.contracts.usage import Usage
 from synthtune.contracts.workflow import BatchState, BatchTask, ShardRef
+from synthtune.engine.budgeted import outcome_unknown
 from synthtune.money.estimate import worst_case_solve_usd
 from synthtune.money.ledger import CostLedger
 from synthtune.money.usage import inference_cost_usd
@@ -74,31 +77,33 @@ def submit_batch(task: BatchTask, *, data: ArtifactStore, runs: RunStore, batche
             _request_files(task, Path(workdir), layout, data, batches)
         ):
             requests += count
-            if part in recorded:  # submitted by an earlier attempt of this state
-                batch_ids.append(str(recorded[part]["batch_id"]))
+            item = recorded.get(part)
+            if item is not None and item.get("batch_id"):  # submitted by an earlier attempt of this state
+                batch_ids.append(str(item["batch_id"]))
                 continue
-            reserved = (
-                ledger.reserve(worst_case, f"a batch of {count} teacher requests") if worst_case else 0.0
-            )
-            data.upload(path, layout.batch_requests(round_number, part))
-            try:
-                info = batches.submit(
-                    path, {"synthtune_run_id": run.run_id, "round": str(round_number), "part": str(part)}
-                )
-            except BaseException:
-                ledger.settle(reserved, 0.0)
-                raise
+            sk = batch_sk(round_number, part)
+            metadata = {"synthtune_run_id": run.run_id, "round": str(round_number), "part": str(part)}
+            # An earlier attempt sent this part without learning whether the batch was created: find it.
+            info = batches.find(metadata) if item is not None else None
+            reserved = float(item.get("reserved_usd", 0.0)) if item is not None else 0.0
+            if info is None and not reserved and worst_case:
+                reserved = ledger.reserve(worst_case, f"a batch of {count} teacher requests")
+            # Recorded before sending, so that a retry knows to look for the batch before creating one.
             runs.put(
                 run.run_id,
-                batch_sk(round_number, part),
-                {
-                    "round": round_number,
-                    "part": part,
-                    "batch_id": info.id,
-                    "requests": count,
-                    "reserved_usd": reserved,
-                },
+                sk,
+                {"round": round_number, "part": part, "requests": count, "reserved_usd": reserved},
             )
+            if info is None:
+                data.upload(path, layout.batch_requests(round_number, part))
+                try:
+                    info = batches.submit(path, metadata)
+                except BaseException as error:
+                    if not outcome_unknown(error):  # no batch: nothing to pay
+                        ledger.settle(reserved, 0.0)
+                        runs.update(run.run_id, sk, reserved_usd=0.0)
+                    raise
+            runs.update(run.run_id, sk, batch_id=info.id)
             batch_ids.append(info.id)
     runs.update(run.run_id, stage="generate", batch_round=round_number)
     status = "in_progress" if batch_ids else "collected"
@@ -114,7 +119,7 @@ def _request_files(
     budgeted = config.budget_usd is not None
     part, count, size, worst_case = 0, 0, 0, 0.0
     handle = None
-    path = workdir / "requests-000.jsonl"
+    path = workdir / _file_name(task, 0)
     for shard, position, problem in _pending(data, layout, task.generation.manifest_key):
         line = batches.request_line(
             custom_id(shard, position),
@@ -130,7 +135,7 @@ def _request_files(
             part, count, size, worst_case = part + 1, 0, 0, 0.0
             handle = None
         if handle is None:
-            path = workdir / f"requests-{part:03d}.jsonl"
+            path = workdir / _file_name(task, part)
             handle = path.open("wb")
         handle.write(line)
         count += 1
@@ -146,6 +151,12 @@ def _request_files(
     if handle is not None:
         handle.close()
         yield path, count, worst_case
+
+
+def _file_name(task: BatchTask, part: int) -> str:
+    """A request file's name, unique to the run, round and part: the provider's copy is found by it."""
+    round_number = task.batch.round + 1 if task.batch else 1
+    return f"synthtune-{task.run.run_id}-batch-{round_number:02d}-{part:03d}.jsonl"
 
 
 def check_batch(task: BatchTask, *, data: ArtifactStore, runs: RunStore, batches: BatchPort) -> BatchState:

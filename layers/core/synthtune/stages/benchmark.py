@@ -3,18 +3,25 @@
 Each contestant (the base student, the fine-tuned student, the teacher) runs as one iteration of the
 Benchmark Map, asked with the same system prompt and answer format the student was trained on, at
 temperature 0. Every answer and its grade is written to S3 for inspection; the score is small.
+
+Every request is paced and retried like the teacher's (`engine.paced`: the SDKs retry nothing, since
+each attempt may be billed) and paid for through the ledger (`engine.budgeted`). A contestant keeps no
+checkpoints: when an attempt fails, what it paid for is recorded as discarded, so the report still
+counts it after the retry has asked again.
 """
 
 from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict
 
-from synthtune.contracts.errors import FineTuneFailed, ServingFailed
+from synthtune.contracts.errors import FineTuneFailed, ModelUnavailable, RateLimited, ServingFailed
 from synthtune.contracts.problems import Problem
 from synthtune.contracts.usage import UsageByModel, merge_usage
 from synthtune.contracts.workflow import BenchmarkTask, ContestantScore, RunRef
 from synthtune.engine.budgeted import BudgetedChat
 from synthtune.engine.chat import grade_with_run_judge, with_requests_in_flight
+from synthtune.engine.paced import PacedChat
+from synthtune.engine.pacing import OutOfTime, RateLimitGate
 from synthtune.money.ledger import CostLedger
 from synthtune.prompts import parse_final_answer
 from synthtune.providers.ports import ChatPort
@@ -83,18 +90,42 @@ def answer_holdout_problem(
 
 
 def run_benchmark(
-    task: BenchmarkTask, *, data: ArtifactStore, runs: RunStore, chat: ChatPort
+    task: BenchmarkTask,
+    *,
+    data: ArtifactStore,
+    runs: RunStore,
+    chat: ChatPort,
+    gate: RateLimitGate | None = None,
 ) -> ContestantScore:
+    """`gate`: the invocation's (with its deadline); a fresh one without a deadline when None."""
     layout = RunLayout(task.run.run_id)
+    config = task.run.config
     model, endpoint = contestant_model(task)
     problems = list(data.read_jsonl(layout.holdout, Problem))
-    budgeted = BudgetedChat(chat, CostLedger(runs, task.run.run_id, task.run.config.budget_usd))
-    answers = with_requests_in_flight(
-        lambda problem: answer_holdout_problem(problem, model, task.run, budgeted, endpoint),
-        problems,
-        task.run.config.request_concurrency,
-        task.contestant,
+    budgeted = BudgetedChat(
+        chat, CostLedger(runs, task.run.run_id, config.budget_usd), spender=f"benchmark: {task.contestant}"
     )
+    paced = PacedChat(
+        budgeted,
+        gate or RateLimitGate(),
+        max_attempts=config.generation.max_attempts,
+        request_timeout=config.generation.request_timeout_seconds,
+    )
+    try:
+        answers = with_requests_in_flight(
+            lambda problem: answer_holdout_problem(problem, model, task.run, paced, endpoint),
+            problems,
+            config.request_concurrency,
+            task.contestant,
+        )
+    except BaseException as error:
+        budgeted.record_discarded()
+        if isinstance(error, OutOfTime):
+            stopped = f"benchmark of the {task.contestant} contestant: the invocation's time ran out"
+            if error.rate_limited:
+                raise RateLimited(f"{stopped} while rate limited") from None
+            raise ModelUnavailable(f"{stopped} (a retry asks again)", outcome_unknown=False) from None
+        raise
     data.write_jsonl(layout.benchmark_answers(task.contestant), answers)
 
     usage = merge_usage(answer.usage for answer in answers)

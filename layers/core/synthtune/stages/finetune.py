@@ -4,6 +4,13 @@ Starting is idempotent: Step Functions may run StartFineTune more than once (a r
 a Lambda that died after the provider accepted the job). Before creating a job we look for one this run
 already has — first in DynamoDB, then at the provider (OpenAI: the run id in the job's metadata; Bedrock:
 the job name derived from the run id) — so a retry picks the job up instead of paying for a second one.
+The create itself is sent once (no SDK retry, or, on Bedrock, retried with the same clientRequestToken):
+a create whose reply was lost is retried only through this find.
+
+The job's cost is reserved against the budget before it is created. A create that certainly failed
+releases it; one whose outcome is unknown keeps it, for the job may exist: the retry either finds the
+job, whose billed tokens settle the reservation when it ends, or finds none (the provider's own word
+that nothing was created) and starts the job on the same reservation.
 
 The job reads the dataset where Assemble wrote it, in the student's provider's format. When it succeeds,
 its loss per step is saved as the run's training_metrics.csv and the final and best losses recorded.
@@ -23,6 +30,7 @@ from synthtune.contracts.workflow import (
     RunRef,
     S3Location,
 )
+from synthtune.engine.budgeted import outcome_unknown
 from synthtune.money.estimate import epochs_for, fine_tuning_usd
 from synthtune.money.ledger import CostLedger
 from synthtune.money.usage import training_cost_usd
@@ -100,8 +108,12 @@ def start_fine_tune(task: FineTuneInput, *, fine_tuning: FineTuningPort, runs: R
     state = _existing_job(task, fine_tuning, runs)
     if state is None:
         ledger = CostLedger(runs, run.run_id, config.budget_usd)
-        reserved = _reserve_training(task, ledger, epochs)
-        runs.update(run.run_id, fine_tune_reserved_usd=reserved)
+        # An earlier attempt whose create had an unknown outcome left its reservation: no job was made
+        # (the find says so), so this attempt creates it on that reservation.
+        reserved = float((runs.get(run.run_id) or {}).get(RESERVED_TRAINING, 0.0))
+        if not reserved:
+            reserved = _reserve_training(task, ledger, epochs)
+            runs.update(run.run_id, fine_tune_reserved_usd=reserved)
         request = FineTuneRequest(
             run_id=run.run_id,
             base_model=config.student_model,
@@ -116,10 +128,11 @@ def start_fine_tune(task: FineTuneInput, *, fine_tuning: FineTuningPort, runs: R
         )
         try:
             state = fine_tuning.start(request)
-        except BaseException:
-            # No job, nothing to pay: release the reservation so a retry reserves afresh.
-            runs.update(run.run_id, fine_tune_reserved_usd=0.0)
-            ledger.settle(reserved, 0.0)
+        except BaseException as error:
+            if not outcome_unknown(error):
+                # No job, nothing to pay: release the reservation so a retry reserves afresh.
+                runs.update(run.run_id, fine_tune_reserved_usd=0.0)
+                ledger.settle(reserved, 0.0)
             raise
     state = state.model_copy(
         update={"epochs": state.epochs or epochs, "train_tokens_per_epoch": dataset.train_tokens}

@@ -29,7 +29,14 @@ from synthtune.contracts.workflow import (
 )
 from synthtune.money.catalog import CATALOG_AS_OF, base_model_of, model_info
 from synthtune.money.estimate import CostEstimate
-from synthtune.money.usage import CostLine, CostReport, inference_cost_usd, training_cost_usd
+from synthtune.money.ledger import SpendRecord, spend_records
+from synthtune.money.usage import (
+    CostLine,
+    CostReport,
+    RequestTotals,
+    inference_cost_usd,
+    training_cost_usd,
+)
 from synthtune.records.artifacts import ArtifactStore
 from synthtune.records.layout import RunLayout
 from synthtune.records.runs import DATASET_SK, FINETUNE_SK, RUN_SK, SERVING_SK, RunStore, now_iso
@@ -98,6 +105,16 @@ class RunSummary(BaseModel):
     scores: list[ContestantScore]
     costs: CostReport
     cost_usd: float
+    answered: RequestTotals = Field(
+        default=RequestTotals(requests=0, usd=0.0),
+        description="Model requests whose reply arrived, at the usage the provider reported.",
+    )
+    paid_but_lost: RequestTotals = Field(
+        default=RequestTotals(requests=0, usd=0.0),
+        description="Model requests whose outcome is unknown (a timeout, a lost connection, a 5xx after the "
+        "provider may have worked), at their worst case: the provider may have billed them in full, and "
+        "reports no usage for a reply that never arrived. Included in cost_usd.",
+    )
     estimate: CostEstimate | None = None
     budget_usd: float | None = None
     shards: list[ShardCost] = []
@@ -115,11 +132,23 @@ _GENERATION_ITEMS = {
 }
 
 
+def _spend_item(spend: SpendRecord) -> str:
+    """The cost table's item for requests no stage's results count: lost replies, discarded answers."""
+    if spend.spender == "generation":
+        item = _GENERATION_ITEMS["solve" if spend.purpose == "solve" else "judge", False]
+    else:
+        item = spend.spender
+    if spend.kind == "paid_but_lost":
+        return f"{item}, paid but lost (worst case)"
+    return f"{item}, answers of an attempt that failed"
+
+
 def _cost_report(
     generation_calls: list[CallCost],
     fine_tune: FineTuneState | None,
     scores: list[ContestantScore],
     serving: dict[str, Any] | None = None,
+    spends: list[SpendRecord] | None = None,
 ) -> CostReport:
     lines = [
         CostLine(
@@ -155,6 +184,16 @@ def _cost_report(
                     usd=inference_cost_usd(model, usage),
                 )
             )
+    for spend in spends or []:
+        lines.append(
+            CostLine(
+                item=_spend_item(spend),
+                model=spend.model,
+                usage=spend.usage,
+                usd=spend.usd,
+                paid_but_lost=spend.kind == "paid_but_lost",
+            )
+        )
     return CostReport(lines=lines)
 
 
@@ -190,7 +229,7 @@ def summarise_run(run_id: str, items: list[dict[str, Any]]) -> RunSummary:
     serving = (
         ServingState.model_validate(_contract_fields(serving_item, ServingState)) if serving_item else None
     )
-    costs = _cost_report(generation_calls, fine_tune, scores, serving_item)
+    costs = _cost_report(generation_calls, fine_tune, scores, serving_item, spend_records(items))
     return RunSummary(
         run_id=run_id,
         status=str(record.get("status", "UNKNOWN")),
@@ -211,6 +250,8 @@ def summarise_run(run_id: str, items: list[dict[str, Any]]) -> RunSummary:
         scores=scores,
         costs=costs,
         cost_usd=round(costs.total_usd, 6),
+        answered=costs.requests(paid_but_lost=False),
+        paid_but_lost=costs.requests(paid_but_lost=True),
         estimate=CostEstimate.model_validate(record["estimate"]) if record.get("estimate") else None,
         budget_usd=(record.get("config") or {}).get("budget_usd"),
         shards=[
@@ -428,6 +469,16 @@ def _cost_section(summary: RunSummary) -> list[str]:
             f"{usage.output_tokens:,} | {line.trained_tokens or 0:,} | {_usd(line.usd)} |"
         )
     lines.append(f"| **total** | | | | | | **{_usd(summary.costs.total_usd)}** |")
+    lines.append("")
+    answered, lost = summary.answered, summary.paid_but_lost
+    lines.append(f"Model requests answered: {answered.requests:,} ({_usd(answered.usd)}).")
+    if lost.requests:
+        lines.append(
+            f"Paid but lost: {lost.requests:,} requests whose reply never arrived (timeouts, lost "
+            f"connections, 5xx after the provider may have worked), counted at their worst case, "
+            f"{_usd(lost.usd)}: the provider may have billed them in full and reports no usage for them, "
+            "so the total is an upper bound."
+        )
     lines.append("")
     if summary.estimate is not None:
         estimate = summary.estimate

@@ -42,11 +42,10 @@ class BedrockProvider:
         self._read_text = read_text
         self._list_keys = list_keys
 
-    def chat(self, *, request_timeout_seconds: float | None = None, sdk_retries: bool = True) -> BedrockChat:
+    def chat(self, *, request_timeout_seconds: float | None = None) -> BedrockChat:
+        # One attempt per call: each Converse attempt may be billed, so the engine retries, in the ledger.
         runtime = bedrock_client(
-            "bedrock-runtime",
-            read_timeout=request_timeout_seconds or READ_TIMEOUT_SECONDS,
-            max_attempts=3 if sdk_retries else 1,
+            "bedrock-runtime", read_timeout=request_timeout_seconds or READ_TIMEOUT_SECONDS, max_attempts=1
         )
         return BedrockChat(runtime)
 

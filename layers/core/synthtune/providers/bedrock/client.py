@@ -43,13 +43,23 @@ _UNAVAILABLE = frozenset(
         "ModelStreamErrorException",
     }
 )
+# Refused before any work: a model still loading takes no request in.
+_NOT_STARTED = frozenset({"ModelNotReadyException"})
 _CONNECTION_ERRORS = (EndpointConnectionError, ConnectTimeoutError, ReadTimeoutError, ConnectionClosedError)
+# The connection was never made, so the request never reached Bedrock (every other connection error may
+# have come after it was sent: a read timeout, a connection closed while waiting for the reply).
+_NEVER_SENT = (EndpointConnectionError, ConnectTimeoutError)
 
 
 @lru_cache(maxsize=16)
 def bedrock_client(service: str, *, read_timeout: float = READ_TIMEOUT_SECONDS, max_attempts: int = 3) -> Any:
-    """A `bedrock` or `bedrock-runtime` client; `max_attempts=1` turns botocore's own retries off (the
-    teacher's pacing gate retries instead)."""
+    """A `bedrock` or `bedrock-runtime` client; `max_attempts=1` turns botocore's own retries off (chat:
+    every Converse attempt may be billed, so the engine retries it, in the ledger).
+
+    botocore's retries stay on for the control plane, creates included: every create the run makes
+    (customisation job, custom model deployment, Provisioned Throughput) carries a clientRequestToken
+    derived from the run id (`names.request_token`), and Bedrock answers a repeated token with what the
+    first request created, so a retry after a lost reply creates nothing new."""
     config = Config(
         retries={"mode": "standard", "total_max_attempts": max_attempts},
         connect_timeout=CONNECT_TIMEOUT_SECONDS,
@@ -73,7 +83,9 @@ def bedrock_errors(action: str) -> Iterator[None]:
         if code in _RATE_LIMITED:
             raise RateLimited(f"{action}: rate limited by Amazon Bedrock ({message})") from error
         if code in _UNAVAILABLE:
-            raise ModelUnavailable(f"{action}: {code} ({message})") from error
+            raise ModelUnavailable(
+                f"{action}: {code} ({message})", outcome_unknown=code not in _NOT_STARTED
+            ) from error
         if code == "AccessDeniedException":
             raise ModelRequestRejected(
                 f"{action}: access denied ({message}). Request access to the model in the Bedrock console "
@@ -85,7 +97,9 @@ def bedrock_errors(action: str) -> Iterator[None]:
             ) from error
         raise ModelRequestRejected(f"{action}: {code or 'error'} ({message})") from error
     except _CONNECTION_ERRORS as error:
-        raise ModelUnavailable(f"{action}: {type(error).__name__}: {error}") from error
+        raise ModelUnavailable(
+            f"{action}: {type(error).__name__}: {error}", outcome_unknown=not isinstance(error, _NEVER_SENT)
+        ) from error
     except NoCredentialsError as error:
         raise ModelRequestRejected(f"{action}: no AWS credentials to sign the request with") from error
     except BotoCoreError as error:

@@ -1,5 +1,11 @@
 """OpenAI (and any OpenAI-compatible server, e.g. Azure OpenAI's v1 API): every port, over the openai SDK.
 
+The SDK retries a failed request `max_retries` times with no idempotency key, which OpenAI's API does
+not take anyway: harmless for a read, a second job or batch for a create whose reply was lost, a second
+bill for a chat completion. So only reads keep the SDK's retries; chat requests and creates are sent
+once (`with_options(max_retries=0)`) and retried by the engine or, through the step that first finds
+what an earlier attempt created, by Step Functions.
+
 `import openai` costs about a third of a second, so nothing here imports it at module level: a run that
 uses no OpenAI model never pays for it, and never needs an OpenAI key.
 """
@@ -46,13 +52,12 @@ class OpenAIProvider:
 
         return openai_client(self._api_key(), self._base_url, self._max_retries, self._timeout_seconds)
 
-    def chat(self, *, request_timeout_seconds: float | None = None, sdk_retries: bool = True) -> OpenAIChat:
-        client = self.client()
-        if request_timeout_seconds is not None or not sdk_retries:
-            client = client.with_options(
-                max_retries=self._max_retries if sdk_retries else 0,
-                timeout=request_timeout_seconds or self._timeout_seconds,
-            )
+    def chat(self, *, request_timeout_seconds: float | None = None) -> OpenAIChat:
+        # Every attempt at a chat request may be billed, so the SDK never retries one out of sight: the
+        # engine does (`engine.paced`), each attempt reserved and settled in the ledger (`engine.budgeted`).
+        client = self.client().with_options(
+            max_retries=0, timeout=request_timeout_seconds or self._timeout_seconds
+        )
         return OpenAIChat(client, secret_hint=self._secret_hint)
 
     def batches(self) -> OpenAIBatches:

@@ -3,6 +3,9 @@
 Requests are `{"custom_id", "method": "POST", "url": "/v1/chat/completions", "body"}` lines; results
 come back as an output file (successes) and an error file (failures, expired requests), matched to
 requests by custom_id only: their order is not the input's.
+
+The upload and the create are sent once, never retried by the SDK: a retried SubmitBatch finds the
+file by its name (unique per run, round and part) and the batch by its metadata instead.
 """
 
 from __future__ import annotations
@@ -13,7 +16,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from synthtune.providers.openai.chat import solve_request, solve_result
-from synthtune.providers.openai.client import provider_errors
+from synthtune.providers.openai.client import provider_errors, sent_once
+from synthtune.providers.openai.files import upload_once
 from synthtune.providers.ports import BatchInfo, BatchOutcome
 
 if TYPE_CHECKING:
@@ -46,19 +50,26 @@ class OpenAIBatches:
         return (json.dumps(batch_line(custom_id, body), ensure_ascii=False) + "\n").encode()
 
     def submit(self, requests_file: Path, metadata: dict[str, str]) -> BatchInfo:
-        with (
-            provider_errors("uploading a batch request file", self._secret_hint),
-            requests_file.open("rb") as handle,
-        ):
-            uploaded = self._client.files.create(file=(requests_file.name, handle), purpose="batch")
+        file_id = upload_once(
+            self._client, requests_file, "batch", "uploading a batch request file", self._secret_hint
+        )
         with provider_errors("creating a batch", self._secret_hint):
-            batch = self._client.batches.create(
-                input_file_id=uploaded.id,
+            batch = sent_once(self._client).batches.create(
+                input_file_id=file_id,
                 endpoint=ENDPOINT,
                 completion_window=COMPLETION_WINDOW,
                 metadata=metadata,
             )
         return _info(batch)
+
+    def find(self, metadata: dict[str, str]) -> BatchInfo | None:
+        """The newest batch whose metadata holds every pair of `metadata` (the list has no filter)."""
+        with provider_errors("looking for an earlier batch", self._secret_hint):
+            for batch in self._client.batches.list(limit=100):
+                found = batch.metadata or {}
+                if all(found.get(key) == value for key, value in metadata.items()):
+                    return _info(batch)
+        return None
 
     def status(self, batch_id: str) -> BatchInfo:
         with provider_errors(f"checking batch {batch_id}", self._secret_hint):

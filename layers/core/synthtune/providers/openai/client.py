@@ -48,6 +48,14 @@ def openai_client(api_key: str, base_url: str | None, max_retries: int, timeout_
     return OpenAI(api_key=api_key, base_url=base_url, max_retries=max_retries, timeout=timeout_seconds)
 
 
+def sent_once(client: OpenAI) -> OpenAI:
+    """`client` without the SDK's retries, for a request that must not be sent twice: a create (a file,
+    a job, a batch) or a model request (billed per attempt). The SDK retries with no idempotency key,
+    which OpenAI's API does not take anyway, so a create whose reply was lost would be made twice; the
+    caller retries instead, through the step that first finds what an earlier attempt created."""
+    return client.with_options(max_retries=0)
+
+
 def is_official_endpoint(base_url: str | None) -> bool:
     return base_url is None or base_url.rstrip("/") == OFFICIAL_BASE_URL
 
@@ -56,9 +64,10 @@ def is_official_endpoint(base_url: str | None) -> bool:
 def provider_errors(action: str, secret_hint: str = "") -> Iterator[None]:
     """Translate openai's exceptions into the names Retry and Catch match on.
 
-    The SDK has already retried 429s, 5xx and timeouts `max_retries` times by the time one surfaces
-    here (none for the teacher, whose shard paces its own retries: see `synthtune.engine.pacing`); what
-    remains is handed to Step Functions, which backs off for longer.
+    Reads (retrieve, list) have been retried by the SDK `max_retries` times by the time one surfaces
+    here; model requests and creates never are (see `OpenAIProvider`): what remains is handed to the
+    caller's own retry (`synthtune.engine.pacing`) or to Step Functions, which backs off for longer.
+    A `ModelUnavailable` says whether the request may have been carried out (`outcome_unknown`).
     """
     import openai
 
@@ -75,8 +84,20 @@ def provider_errors(action: str, secret_hint: str = "") -> Iterator[None]:
         hint = f"; store a valid key in {secret_hint}" if secret_hint else ""
         raise ModelRequestRejected(f"{action}: authentication failed ({error.message}){hint}") from error
     except openai.APIConnectionError as error:  # includes APITimeoutError
-        raise ModelUnavailable(f"{action}: {type(error).__name__}: {error.message}") from error
+        raise ModelUnavailable(
+            f"{action}: {type(error).__name__}: {error.message}", outcome_unknown=_maybe_sent(error)
+        ) from error
     except openai.APIStatusError as error:
         if error.status_code >= 500:
+            # The service may have done the work before it failed (or before the reply was lost).
             raise ModelUnavailable(f"{action}: HTTP {error.status_code} ({error.message})") from error
         raise ModelRequestRejected(f"{action}: HTTP {error.status_code} ({error.message})") from error
+
+
+def _maybe_sent(error: Exception) -> bool:
+    """Whether the request may have reached the service: False only when the connection was never made
+    (refused, or not established in time, or no connection free in the pool), which httpx2 names apart
+    from a timeout or a failure while the request was on its way or its reply was awaited."""
+    import httpx2
+
+    return not isinstance(error.__cause__, httpx2.ConnectError | httpx2.ConnectTimeout | httpx2.PoolTimeout)

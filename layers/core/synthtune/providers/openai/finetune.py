@@ -3,6 +3,11 @@
 The dataset is in S3; OpenAI reads only files uploaded to it, so `start` downloads the run's training
 (and validation) file and uploads it with purpose `fine-tune`, then creates the job with the run id in its
 metadata — the key `find_job` looks for, so that a retried StartFineTune never creates a second job.
+
+Neither the uploads nor the create are retried by the SDK (which would send them again with nothing to
+tell the service it is the same request): a retry goes through the finds — `find_job` before the create,
+and before each upload the run's file under its own name (`synthtune-<run id>-train.jsonl`, see
+`files.upload_once`), so that an upload or a job whose reply was lost is used rather than made again.
 """
 
 from __future__ import annotations
@@ -20,7 +25,8 @@ from synthtune.contracts.errors import FineTuneUnavailable, InvalidConfig
 from synthtune.contracts.models import parse_model
 from synthtune.contracts.workflow import FINAL_FINE_TUNE_STATUSES, FineTuneState, S3Location
 from synthtune.money.catalog import OPENAI_FINE_TUNING_ENDS, OPENAI_FINE_TUNING_RESTRICTED
-from synthtune.providers.openai.client import provider_errors
+from synthtune.providers.openai.client import provider_errors, sent_once
+from synthtune.providers.openai.files import upload_once
 from synthtune.providers.ports import FineTuneRequest, TrainingStep
 
 if TYPE_CHECKING:
@@ -70,11 +76,12 @@ class OpenAIFineTuning:
     def start(self, request: FineTuneRequest) -> FineTuneState:
         client = self._client
         with tempfile.TemporaryDirectory(prefix="synthtune-") as workdir:
-            training_file = self._upload(client, request.train, Path(workdir) / "train.jsonl")
+            folder = Path(workdir)
+            training_file = self._upload(client, request.train, folder / upload_name(request.run_id, "train"))
             validation_file_id = None
             if request.validation is not None:
                 validation_file_id = self._upload(
-                    client, request.validation, Path(workdir) / "validation.jsonl"
+                    client, request.validation, folder / upload_name(request.run_id, "validation")
                 )
         hyperparameters: Any = {
             name: getattr(request.hyperparameters, name)
@@ -85,7 +92,7 @@ class OpenAIFineTuning:
             provider_errors(f"creating a fine-tuning job for {base}", self._secret_hint),
             _fine_tuning_refusals(base),
         ):
-            job = client.fine_tuning.jobs.create(
+            job = sent_once(client).fine_tuning.jobs.create(
                 model=base,
                 training_file=training_file,
                 validation_file=validation_file_id,
@@ -97,8 +104,7 @@ class OpenAIFineTuning:
 
     def _upload(self, client: OpenAI, location: S3Location, path: Path) -> str:
         self._download(location, path)
-        with provider_errors("uploading the training data", self._secret_hint), path.open("rb") as handle:
-            return client.files.create(file=(path.name, handle), purpose="fine-tune").id
+        return upload_once(client, path, "fine-tune", "uploading the training data", self._secret_hint)
 
     def status(self, job: FineTuneState) -> FineTuneState:
         with provider_errors(f"checking fine-tuning job {job.job_id}", self._secret_hint):
@@ -151,6 +157,11 @@ class OpenAIFineTuning:
             epochs=epochs if isinstance(epochs, int) else None,
             error=error,
         )
+
+
+def upload_name(run_id: str, split: str) -> str:
+    """The name a run's fine-tuning file is uploaded under: what `files.find_upload` knows it by."""
+    return f"synthtune-{run_id}-{split}.jsonl"
 
 
 def _steps_from_csv(text: str) -> list[TrainingStep]:
