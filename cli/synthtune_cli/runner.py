@@ -24,7 +24,7 @@ import sys
 import time
 import warnings
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -57,6 +57,8 @@ EMULATOR_API_KEY = "sk-emulator"
 _EXECUTION_NAME = re.compile(r"[A-Za-z0-9_-]{1,80}")
 # Offline, the poll loop costs nothing, so the whole run is bounded by real seconds, not the config.
 EMULATED_RUN_TIMEOUT_SECONDS = 1800.0
+STOP_SECONDS = 30.0
+"""Longest Ctrl-C waits for a stopped execution to say so, once nothing of it is in flight."""
 
 
 class RunSetupError(Exception):
@@ -607,6 +609,9 @@ def _stop(stack: OfflineStack, execution_arn: str, stream: IO[str]) -> bool:
 
     try:
         stack.drain(on_wait=waiting)
+        # moto's interpreter marks the execution ABORTED when it next looks up, which takes a moment.
+        with suppress(TimeoutError):
+            stack.wait(execution_arn, timeout_seconds=STOP_SECONDS, poll_seconds=0.02)
     except KeyboardInterrupt:
         return True
     return False
