@@ -75,7 +75,9 @@ def _run(args: argparse.Namespace) -> int:
             os._exit(130)
         return 130
     except KeyboardInterrupt:
-        print("synthtune: interrupted before the run started", file=sys.stderr)
+        # Before the execution started, or while its directory was being written: what is on disk is
+        # whole (every file is written atomically), and a run directory with a run.json can be resumed.
+        print("synthtune: interrupted", file=sys.stderr)
         return 130
     _print_outcome(outcome)
     return 0 if outcome.status == "SUCCEEDED" else 1
