@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import math
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -26,7 +28,14 @@ from synthtune.quality.format_report import describe_issues, describe_tokens
 from synthtune.split import split_problems
 from synthtune.stages.prepare import check_budget, check_run_config, check_split
 from synthtune_cli.providers import local_providers
-from synthtune_cli.runner import RunSetupError, read_problem_set_file, run_locally
+from synthtune_cli.runner import (
+    RunInterrupted,
+    RunOutcome,
+    RunSetupError,
+    read_problem_set_file,
+    resume_locally,
+    run_locally,
+)
 
 
 def _read_config(path: Path | None) -> dict[str, Any] | None:
@@ -46,21 +55,65 @@ def _read_config(path: Path | None) -> dict[str, Any] | None:
 def _run(args: argparse.Namespace) -> int:
     try:
         config = _read_config(args.config)
-        outcome = run_locally(
-            args.problem_set,
-            config=config,
-            out_dir=args.out,
-            openai=args.openai,
-            bedrock=args.bedrock,
-            run_id=args.run_id,
-        )
+        if args.budget_usd is not None:
+            config = {**(config or {}), "budget_usd": args.budget_usd}
+        outcome = _resume(args, config) if args.resume is not None else _start(args, config)
     except (InvalidConfig, RunSetupError) as error:
         print(f"synthtune: {error}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("synthtune: interrupted; the execution was stopped", file=sys.stderr)
+    except RunInterrupted as stopped:
+        print(
+            f"synthtune: interrupted; the run is kept in {stopped.run_dir}/ ({stopped.answers} teacher "
+            "answers paid for, in answers.jsonl)",
+            file=sys.stderr,
+        )
+        print(f"  resume it with: {stopped.resume_command}", file=sys.stderr, flush=True)
+        if stopped.abandoned:
+            # Lambda invocations still in flight would hold the process open until they finish: leave
+            # them, as kill -9 would (the run directory is consistent either way).
+            sys.stdout.flush()
+            os._exit(130)
         return 130
+    except KeyboardInterrupt:
+        # Before the execution started, or while its directory was being written: what is on disk is
+        # whole (every file is written atomically), and a run directory with a run.json can be resumed.
+        print("synthtune: interrupted", file=sys.stderr)
+        return 130
+    _print_outcome(outcome)
+    return 0 if outcome.status == "SUCCEEDED" else 1
 
+
+def _start(args: argparse.Namespace, config: dict[str, Any] | None) -> RunOutcome:
+    if args.problem_set is None:
+        raise RunSetupError("give the PROBLEM_SET to run, or --resume RUN_DIR to go on with a run")
+    return run_locally(
+        args.problem_set,
+        config=config,
+        out_dir=args.out or Path("runs"),
+        openai=args.openai or "emulator",
+        bedrock=args.bedrock or "emulator",
+        run_id=args.run_id,
+    )
+
+
+def _resume(args: argparse.Namespace, changes: dict[str, Any] | None) -> RunOutcome:
+    given = [
+        name
+        for name, value in (("PROBLEM_SET", args.problem_set), ("--run-id", args.run_id), ("--out", args.out))
+        if value is not None
+    ]
+    if given:
+        raise RunSetupError(
+            f"--resume goes on with the run in {args.resume} as it was started: its problem set, run id "
+            f"and directory; drop {', '.join(given)}"
+        )
+    source = str(args.config) if args.config is not None else "--budget-usd"
+    return resume_locally(
+        args.resume, config_changes=changes, config_source=source, openai=args.openai, bedrock=args.bedrock
+    )
+
+
+def _print_outcome(outcome: RunOutcome) -> None:
     timing = f"{outcome.wall_seconds:.1f} s"
     if outcome.emulated_seconds is not None:
         timing += f" (emulated time {outcome.emulated_seconds / 60:.0f} min)"
@@ -81,8 +134,14 @@ def _run(args: argparse.Namespace) -> int:
     else:
         print(f"  error: {outcome.error}", file=sys.stderr)
         print(f"  cause: {outcome.cause}", file=sys.stderr)
+        if outcome.summary.get("failed_state") not in {None, "Prepare"}:
+            kept = f"{outcome.answers} teacher answers paid for are kept in {outcome.run_dir}/answers.jsonl"
+            if outcome.error == "BudgetExceeded":
+                print(f"  {kept}; raise the budget and go on:", file=sys.stderr)
+                print(f"  {outcome.resume_command} --budget-usd <more>", file=sys.stderr)
+            else:
+                print(f"  {kept}; once the cause is fixed, go on: {outcome.resume_command}", file=sys.stderr)
     print(f"  artifacts: {outcome.run_dir}/")
-    return 0 if outcome.status == "SUCCEEDED" else 1
 
 
 def _validate(args: argparse.Namespace) -> int:
@@ -197,6 +256,16 @@ OPENAI_REFERENCE_STUDENT = "gpt-4.1-mini-2025-04-14"
 """An OpenAI model that fine-tunes with the chat format's usual 65,536-token limit."""
 
 
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0 < value < math.inf:
+        raise argparse.ArgumentTypeError(f"must be a number of dollars more than 0, not {text}")
+    return value
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -219,27 +288,55 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser(
         "run",
-        help="run the whole pipeline locally (AWS emulated; OpenAI emulated by default)",
+        help="run the whole pipeline locally (AWS emulated; the models emulated by default), or resume one",
         description="Runs statemachine/pipeline.asl.json on moto's Step Functions interpreter with the "
-        "Lambda handlers in-process, and writes the run's artifacts to OUT/<run id>/.",
+        "Lambda handlers in-process, and writes the run's artifacts to OUT/<run id>/. The run directory is "
+        "kept up to date as the run happens — every teacher answer paid for, the dataset, the fine-tuning "
+        "job — so a run stopped by Ctrl-C, kill -9, a crash or its budget goes on with --resume RUN_DIR: "
+        "a new execution of the same run id that pays for nothing already answered and finds the run's "
+        "fine-tuning job instead of starting another.",
     )
-    run.add_argument("problem_set", type=Path, metavar="PROBLEM_SET", help=".jsonl, .json (array) or .csv")
-    run.add_argument("--config", type=Path, metavar="FILE", help="JSON object of RunConfig fields to change")
-    run.add_argument("--out", type=Path, default=Path("runs"), metavar="DIR", help="default: runs/")
+    run.add_argument(
+        "problem_set",
+        type=Path,
+        nargs="?",
+        metavar="PROBLEM_SET",
+        help=".jsonl, .json (array) or .csv (not with --resume)",
+    )
+    run.add_argument(
+        "--resume",
+        type=Path,
+        metavar="RUN_DIR",
+        help="go on with the run in RUN_DIR (e.g. runs/<run id>), with its problem set, run id, "
+        "configuration and providers; --config and --budget-usd change its configuration, except what the "
+        "answers already paid for depend on (the split, shard_size, teacher, student, fine-tuning)",
+    )
+    run.add_argument(
+        "--config",
+        type=Path,
+        metavar="FILE",
+        help="JSON object of RunConfig fields to change (with --resume: to change from the run's)",
+    )
+    run.add_argument(
+        "--budget-usd",
+        type=_positive_float,
+        metavar="USD",
+        help="most the run may spend at list prices (RunConfig's budget_usd, over --config's); with "
+        "--resume, raise it to go on after BudgetExceeded",
+    )
+    run.add_argument("--out", type=Path, metavar="DIR", help="where run directories go (default: runs/)")
     run.add_argument(
         "--openai",
         choices=["emulator", "live"],
-        default="emulator",
         help="emulator (default): the project's simulated OpenAI on loopback; live: the OpenAI API, or the "
-        "OpenAI-compatible server in OPENAI_BASE_URL, with OPENAI_API_KEY",
+        "OpenAI-compatible server in OPENAI_BASE_URL, with OPENAI_API_KEY (a resumed run keeps its own)",
     )
     run.add_argument(
         "--bedrock",
         choices=["emulator", "live"],
-        default="emulator",
         help="emulator (default): the project's simulated Amazon Bedrock on loopback; live: Amazon Bedrock "
         "with boto3's usual credentials, or the endpoints AWS_ENDPOINT_URL_BEDROCK and "
-        "AWS_ENDPOINT_URL_BEDROCK_RUNTIME name",
+        "AWS_ENDPOINT_URL_BEDROCK_RUNTIME name (a resumed run keeps its own)",
     )
     run.add_argument("--run-id", help="execution name (default: <problem set>-<UTC time>-<random>)")
     run.set_defaults(handler=_run)

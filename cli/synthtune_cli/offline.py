@@ -185,6 +185,9 @@ class OfflineStack:
         # One execution environment per function: like a Lambda environment, it serves one invocation at
         # a time, so Powertools' per-invocation state (log keys, metric dimensions) stays per invocation.
         self._environment_locks = {logical_id: threading.Lock() for logical_id in self._functions}
+        self._invocations = threading.Condition()
+        self._in_flight = 0
+        self._draining = False
         self._exit_stack = contextlib.ExitStack()
         self.state_machine_arn = ""
 
@@ -362,6 +365,19 @@ class OfflineStack:
             return _error_payload(
                 "ResourceNotFoundException", f"no function {logical_id} in template.yaml", []
             )
+        with self._invocations:
+            if self._draining:
+                response_headers["x-amz-function-error"] = "Unhandled"
+                return _error_payload("Interrupted", "the offline runtime is stopping", [])
+            self._in_flight += 1
+        try:
+            return self._invoke(logical_id, body, response_headers)
+        finally:
+            with self._invocations:
+                self._in_flight -= 1
+                self._invocations.notify_all()
+
+    def _invoke(self, logical_id: str, body: Any, response_headers: dict[str, str]) -> bytes:
         spec = self._functions[logical_id]
         event = json.loads(body) if body else {}
         context = LambdaContext(logical_id, spec.timeout_seconds, spec.memory_mb, self.region)
@@ -372,6 +388,18 @@ class OfflineStack:
             response_headers["x-amz-function-error"] = "Unhandled"
             return _error_payload(type(error).__name__, str(error), traceback.format_tb(error.__traceback__))
         return json.dumps(result).encode()
+
+    def drain(self, on_wait: Callable[[int], None] | None = None) -> None:
+        """Refuse every new Lambda invocation and wait until those in flight have returned (after
+        `stop`, so that a stopped run's handlers finish writing what they paid for while moto still
+        holds it). `on_wait` hears how many are in flight, once, if any are."""
+        with self._invocations:
+            self._draining = True
+            if self._in_flight and on_wait is not None:
+                on_wait(self._in_flight)
+            while self._in_flight:
+                # Woken when an invocation returns; the timeout keeps the wait interruptible (Ctrl-C).
+                self._invocations.wait(timeout=0.1)
 
     # -- using the stack --------------------------------------------------------------------------
 

@@ -1,5 +1,10 @@
 """`synthtune run`: one pipeline run on this machine, start to finish, and its artifacts on disk.
 
+The run directory is written as the run happens (see `synthtune_cli.run_directory` and
+`synthtune_cli.journal`), so a run stopped however it stops — Ctrl-C, kill -9, a crash, its budget — can
+be resumed with `--resume RUN_DIR`: a new execution of the same run id, in a fresh moto given the run's
+objects and items back, that pays for nothing already answered.
+
 S3, DynamoDB, Secrets Manager and Step Functions are always emulated here (the offline runtime). Each model
 provider is either the project's emulator — one server on loopback speaking OpenAI's API and Amazon
 Bedrock's, with the problem set as its world knowledge — or the live service: OpenAI's API (or any
@@ -14,14 +19,15 @@ import json
 import os
 import re
 import secrets
+import shlex
 import sys
 import time
 import warnings
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Literal
+from typing import IO, TYPE_CHECKING, Any
 
 from synthtune.contracts.errors import InvalidProblemSet
 from synthtune.contracts.models import provider_of
@@ -30,19 +36,48 @@ from synthtune.money.estimate import CostEstimate, describe_estimate
 from synthtune.records.layout import PROBLEM_SET_PREFIX, RunLayout
 from synthtune.stages.report import render_report, summarise_run
 from synthtune_cli.clock import Clock, VirtualClock, WallClock
+from synthtune_cli.journal import RunJournal
 from synthtune_cli.offline import OfflineStack
+from synthtune_cli.run_directory import (
+    Attempt,
+    ProviderMode,
+    RunDirectory,
+    RunDirectoryError,
+    RunManifest,
+    now_iso,
+    resumed_config,
+)
 
-ProviderMode = Literal["emulator", "live"]
+if TYPE_CHECKING:
+    from synthtune_cli.emulator import OpenAIEmulator
+
 OpenAIMode = ProviderMode
 
 EMULATOR_API_KEY = "sk-emulator"
 _EXECUTION_NAME = re.compile(r"[A-Za-z0-9_-]{1,80}")
 # Offline, the poll loop costs nothing, so the whole run is bounded by real seconds, not the config.
 EMULATED_RUN_TIMEOUT_SECONDS = 1800.0
+STOP_SECONDS = 30.0
+"""Longest Ctrl-C waits for a stopped execution to say so, once nothing of it is in flight."""
 
 
 class RunSetupError(Exception):
     """The run could not start (missing file, missing key); nothing was executed."""
+
+
+class RunInterrupted(Exception):
+    """Ctrl-C stopped the run; its directory is consistent and `resume_command` goes on with it."""
+
+    def __init__(self, run_dir: Path, answers: int, *, abandoned: bool) -> None:
+        super().__init__(f"{run_dir}: interrupted")
+        self.run_dir = run_dir
+        self.answers = answers
+        self.abandoned = abandoned
+        """A second Ctrl-C: Lambda invocations still in flight were not waited for."""
+
+    @property
+    def resume_command(self) -> str:
+        return resume_command(self.run_dir)
 
 
 @dataclass(frozen=True)
@@ -55,6 +90,16 @@ class RunOutcome:
     summary: dict[str, Any]
     wall_seconds: float
     emulated_seconds: float | None
+    answers: int = 0
+    """Teacher answers paid for so far, in answers.jsonl (across every attempt)."""
+
+    @property
+    def resume_command(self) -> str:
+        return resume_command(self.run_dir)
+
+
+def resume_command(run_dir: Path) -> str:
+    return f"synthtune run --resume {shlex.quote(str(run_dir))}"
 
 
 def new_run_id(problem_set: Path) -> str:
@@ -89,6 +134,8 @@ class Endpoints:
     environment: dict[str, str]
     """Variables the functions get (the emulator's Bedrock endpoints)."""
     described: str
+    emulator: OpenAIEmulator | None = None
+    """The emulator serving the run, if a provider is emulated."""
 
 
 def _providers_used(config: dict[str, Any] | None) -> set[str]:
@@ -145,6 +192,7 @@ def _endpoints(
                     f"Bedrock: {emulated}" if bedrock == "emulator" else live_bedrock,
                 ]
             ),
+            emulator=emulator,
         )
 
 
@@ -352,7 +400,7 @@ def run_locally(
     run_id: str | None = None,
     progress_stream: IO[str] | None = None,
 ) -> RunOutcome:
-    progress_stream = progress_stream or sys.stderr
+    """A new run of `problem_set`, in OUT_DIR/<run id>/."""
     if not problem_set.is_file():
         raise RunSetupError(f"{problem_set}: no such file")
     run_id = run_id or new_run_id(problem_set)
@@ -362,20 +410,100 @@ def run_locally(
         )
     run_dir = out_dir / run_id
     if run_dir.exists():
-        raise RunSetupError(f"{run_dir} already exists; choose another --run-id or --out")
+        hint = "choose another --run-id or --out"
+        if (run_dir / "run.json").is_file():
+            hint += f", or go on with that run: {resume_command(run_dir)}"
+        raise RunSetupError(f"{run_dir} already exists; {hint}")
+    manifest = RunManifest(
+        run_id=run_id,
+        problem_set=str(problem_set),
+        problem_set_key=f"{PROBLEM_SET_PREFIX}{problem_set.name}",
+        config=config,
+        openai=openai,
+        bedrock=bedrock,
+    )
+    return _execute(
+        RunDirectory(run_dir),
+        manifest,
+        new_problem_set=problem_set,
+        progress_stream=progress_stream or sys.stderr,
+    )
+
+
+def resume_locally(
+    run_dir: Path,
+    *,
+    config_changes: dict[str, Any] | None = None,
+    config_source: str = "--config",
+    openai: ProviderMode | None = None,
+    bedrock: ProviderMode | None = None,
+    progress_stream: IO[str] | None = None,
+) -> RunOutcome:
+    """Go on with the run in `run_dir`: a new execution of the same run id, from what the run kept.
+
+    `config_changes` are RunConfig fields to change (a raised budget_usd, say), merged over the run's
+    configuration; those the work already paid for depends on cannot change (FIXED_ON_RESUME). The
+    providers are the run's: a run answered by the emulator is not finished by a live model.
+    """
+    directory = RunDirectory(run_dir)
+    try:
+        manifest = directory.read_manifest()
+    except RunDirectoryError as error:
+        raise RunSetupError(str(error)) from None
+    if manifest.status == "SUCCEEDED":
+        raise RunSetupError(f"{run_dir}: the run already SUCCEEDED; there is nothing to resume")
+    for name, asked, used in (("openai", openai, manifest.openai), ("bedrock", bedrock, manifest.bedrock)):
+        if asked is not None and asked != used:
+            raise RunSetupError(
+                f"--{name} {asked}: this run was started with --{name} {used}, and a resumed run keeps its "
+                "providers (the answers already paid for are theirs); start a new run to change them"
+            )
+    problem_set_copy = directory.state / "s3" / manifest.problem_set_key
+    if not problem_set_copy.is_file():
+        raise RunSetupError(f"{run_dir}: the run's copy of its problem set is missing ({problem_set_copy})")
+    config = resumed_config(manifest.config, config_changes, config_source)
+    # An attempt still "running" ended without a word: killed (the lock, taken next, proves none is at it).
+    attempts = [
+        attempt if attempt.status != "running" else attempt.model_copy(update={"status": "killed"})
+        for attempt in manifest.attempts
+    ]
+    return _execute(
+        directory,
+        manifest.model_copy(update={"config": config, "attempts": attempts}),
+        new_problem_set=None,
+        progress_stream=progress_stream or sys.stderr,
+    )
+
+
+def _execute(
+    directory: RunDirectory,
+    manifest: RunManifest,
+    *,
+    new_problem_set: Path | None,
+    progress_stream: IO[str],
+) -> RunOutcome:
+    """One execution of the run: a new run when `new_problem_set` is given, else a resumed one."""
+    run_id, run_dir, config = manifest.run_id, directory.path, manifest.config
     # Emulated time when every provider the run uses is emulated; a live service's jobs take real time.
-    modes = {"openai": openai, "bedrock": bedrock}
+    modes = {"openai": manifest.openai, "bedrock": manifest.bedrock}
     emulated = all(modes[provider] == "emulator" for provider in _providers_used(config))
     clock: Clock = VirtualClock() if emulated else WallClock()
     started = time.monotonic()
-    emulated_start = clock.now()
+    problem_set_copy = directory.state / "s3" / manifest.problem_set_key
+    knowledge = new_problem_set or problem_set_copy
 
     with ExitStack() as stack_of_contexts, warnings.catch_warnings():
         # A handler that fails before adding a metric makes Powertools warn; the failure says more.
         warnings.filterwarnings("ignore", message="No application metrics to publish")
-        endpoints = stack_of_contexts.enter_context(_endpoints(openai, bedrock, problem_set, clock, config))
-        run_dir.mkdir(parents=True)
-        log = stack_of_contexts.enter_context((run_dir / "lambda.log").open("w", encoding="utf-8"))
+        endpoints = stack_of_contexts.enter_context(
+            _endpoints(manifest.openai, manifest.bedrock, knowledge, clock, config)
+        )
+        try:
+            stack_of_contexts.enter_context(directory.locked())
+        except RunDirectoryError as error:
+            raise RunSetupError(str(error)) from None
+        directory.write_manifest(manifest)
+        log = stack_of_contexts.enter_context((run_dir / "lambda.log").open("a", encoding="utf-8"))
         stack = stack_of_contexts.enter_context(
             OfflineStack(
                 openai_api_key=endpoints.openai_api_key,
@@ -383,30 +511,42 @@ def run_locally(
                 clock=clock,
                 log_stream=log,
                 extra_environment=endpoints.environment,
-                live_bedrock=bedrock == "live",
+                live_bedrock=manifest.bedrock == "live",
             )
         )
+        journal = directory.journal(manifest, bucket=stack.bucket, table=stack.table)
+        emulator = endpoints.emulator
         print(f"synthtune run {run_id}", file=progress_stream)
+        if new_problem_set is None:
+            _restore(directory, journal, stack, emulator, progress_stream)
+        stack_of_contexts.enter_context(journal.recording())
+        if emulator is not None:
+            emulator.keep_state_in(directory.emulator_state)
+            stack_of_contexts.callback(emulator.keep_state_in, None)
         print(
-            f"  problem set {problem_set} · AWS emulated by moto · {endpoints.described}",
+            f"  problem set {manifest.problem_set} · AWS emulated by moto · {endpoints.described}",
             file=progress_stream,
         )
-        key = f"{PROBLEM_SET_PREFIX}{problem_set.name}"
-        stack.upload(key, problem_set.read_bytes())
-        execution_input: dict[str, Any] = {"key": key}
-        if config is not None:
-            execution_input["config"] = config
-        execution_arn = stack.start_execution(run_id, execution_input)
+        if new_problem_set is not None:
+            stack.upload(manifest.problem_set_key, new_problem_set.read_bytes())
+        emulated_start = clock.now()
+        execution_arn, manifest = _start_execution(stack, directory, manifest)
         timeout = EMULATED_RUN_TIMEOUT_SECONDS
         if not emulated:
             timeout = float((config or {}).get("max_wait_seconds", 86_400)) + 6 * 3600
-        description = stack.wait(
-            execution_arn,
-            timeout_seconds=timeout,
-            poll_seconds=0.05,
-            on_poll=Progress(stack, run_id, progress_stream),
-        )
-        summary = _export(stack, run_id, description, run_dir)
+        try:
+            description = stack.wait(
+                execution_arn,
+                timeout_seconds=timeout,
+                poll_seconds=0.05,
+                on_poll=Progress(stack, run_id, progress_stream),
+            )
+        except KeyboardInterrupt:
+            abandoned = _stop(stack, execution_arn, progress_stream)
+            description = stack.describe(execution_arn)
+            _, answers = _finish(directory, manifest, stack, journal, description, status="interrupted")
+            raise RunInterrupted(run_dir, answers, abandoned=abandoned) from None
+        summary, answers = _finish(directory, manifest, stack, journal, description, status=None)
 
     return RunOutcome(
         run_id=run_id,
@@ -417,4 +557,83 @@ def run_locally(
         summary=summary,
         wall_seconds=time.monotonic() - started,
         emulated_seconds=clock.now() - emulated_start if isinstance(clock, VirtualClock) else None,
+        answers=answers,
     )
+
+
+def _restore(
+    directory: RunDirectory,
+    journal: RunJournal,
+    stack: OfflineStack,
+    emulator: OpenAIEmulator | None,
+    stream: IO[str],
+) -> None:
+    """What the run kept, back into the fresh moto (and emulator) before a resumed execution starts."""
+    restored = journal.restore(stack.client("s3"), stack.client("dynamodb"))
+    if emulator is not None and directory.emulator_state.is_file():
+        emulator.load_state(directory.emulator_state)
+    paid = sum(1 for _ in journal.objects(f"{RunLayout(journal.run_id).prefix}answers/"))
+    print(
+        f"  resuming from {directory.path}: {restored.objects} objects and {restored.items} records kept, "
+        f"{paid} teacher answers already paid for",
+        file=stream,
+    )
+
+
+def _start_execution(
+    stack: OfflineStack, directory: RunDirectory, manifest: RunManifest
+) -> tuple[str, RunManifest]:
+    """A new execution named by the run id (Prepare takes the run id from it), recorded in run.json."""
+    execution_input: dict[str, Any] = {"key": manifest.problem_set_key}
+    if manifest.config is not None:
+        execution_input["config"] = manifest.config
+    execution_arn = stack.start_execution(manifest.run_id, execution_input)
+    attempt = Attempt(execution_arn=execution_arn, started_at=now_iso())
+    manifest = manifest.model_copy(update={"status": "running", "attempts": [*manifest.attempts, attempt]})
+    directory.write_manifest(manifest)
+    return execution_arn, manifest
+
+
+def _stop(stack: OfflineStack, execution_arn: str, stream: IO[str]) -> bool:
+    """Stop the execution after Ctrl-C and wait for the Lambda invocations in flight, whose answers are
+    paid for and still to be checkpointed; True if a second Ctrl-C abandoned them."""
+    stack.stop(execution_arn, "interrupted (Ctrl-C)")
+
+    def waiting(in_flight: int) -> None:
+        print(
+            f"synthtune: stopping; waiting for {in_flight} Lambda invocation(s) in flight to finish, so "
+            "that what they paid for is kept (Ctrl-C again to abandon them)",
+            file=stream,
+            flush=True,
+        )
+
+    try:
+        stack.drain(on_wait=waiting)
+        # moto's interpreter marks the execution ABORTED when it next looks up, which takes a moment.
+        with suppress(TimeoutError):
+            stack.wait(execution_arn, timeout_seconds=STOP_SECONDS, poll_seconds=0.02)
+    except KeyboardInterrupt:
+        return True
+    return False
+
+
+def _finish(
+    directory: RunDirectory,
+    manifest: RunManifest,
+    stack: OfflineStack,
+    journal: RunJournal,
+    description: dict[str, Any],
+    *,
+    status: str | None,
+) -> tuple[dict[str, Any], int]:
+    """The run's artifacts, answers.jsonl and run.json as the execution left them."""
+    summary = _export(stack, manifest.run_id, description, directory.path)
+    answers = directory.write_answers(journal, manifest.run_id)
+    final = status or description["status"]
+    attempt = manifest.attempts[-1].model_copy(
+        update={"status": final, "error": description.get("error"), "cause": description.get("cause")}
+    )
+    directory.write_manifest(
+        manifest.model_copy(update={"status": final, "attempts": [*manifest.attempts[:-1], attempt]})
+    )
+    return summary, answers

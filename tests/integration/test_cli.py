@@ -28,6 +28,10 @@ RUN_FILES = {
     "history.json",
     "lambda.log",
     "benchmark",
+    "run.json",
+    "run.lock",
+    "answers.jsonl",
+    "state",
 }
 
 
@@ -62,6 +66,11 @@ def test_run_writes_every_artifact(tmp_path: Path, capsys: pytest.CaptureFixture
     assert history[-1]["type"] == "ExecutionSucceeded"
     assert "| Fine-tuned student |" in (run_dir / "report.md").read_text()
     assert '"correlation_id":"demo"' in (run_dir / "lambda.log").read_text()
+    # Every answer the teacher was paid for, readable; and how the run went, for --resume.
+    answers = [json.loads(line) for line in (run_dir / "answers.jsonl").read_text().splitlines()]
+    assert len(answers) == summary["generation"]["problems"]
+    manifest = json.loads((run_dir / "run.json").read_text())
+    assert (manifest["run_id"], manifest["status"]) == ("demo", "SUCCEEDED")
 
 
 def test_failed_run_exits_non_zero_and_keeps_what_it_has(

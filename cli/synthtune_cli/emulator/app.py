@@ -123,6 +123,8 @@ class EmulatorApp:
             else:
                 response.headers["x-request-id"] = self._state.ids.new("req_", 32)
             self._state.served.append(ServedRequest(request.method, request.path, response.status_code))
+        # Before the caller hears of it: a job it learns the id of is one the emulator will remember.
+        self._state.changed(request.method, request.path)
         return response(environ, start_response)
 
     def _respond(self, request: Request) -> Response:

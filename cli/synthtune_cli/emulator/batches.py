@@ -133,6 +133,13 @@ class Batches:
     def clear(self) -> None:
         self._batches.clear()
 
+    def saved(self) -> dict[str, Any]:
+        """The batches, for a snapshot of the emulator (the callbacks stay with the process)."""
+        return dict(self._batches)
+
+    def load(self, saved: dict[str, Any]) -> None:
+        self._batches = dict(saved)
+
     @property
     def batch_count(self) -> int:
         return len(self._batches)

@@ -4,9 +4,11 @@ loopback port."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
+from synthtune_cli import durable
 from synthtune_cli.clock import Clock, WallClock
 from synthtune_cli.emulator.app import EmulatorApp
 from synthtune_cli.emulator.files import StoredFile
@@ -106,6 +108,31 @@ class OpenAIEmulator:
         """Forget files, jobs, batches, fine-tuned and custom models, deployments, throughputs, requests,
         limits and faults; restore the knobs."""
         self._state.reset(knowledge=knowledge)
+
+    def save_state(self, path: Path) -> None:
+        """Write what the emulator knows of the world to `path` (atomically, fsynced): files, jobs, batches,
+        fine-tuned and custom models, deployments, throughputs, the id counters and the clock's time."""
+        durable.write_atomically(path, self._state.snapshot(), fsync=True)
+
+    def load_state(self, path: Path) -> None:
+        """Know again what `save_state` wrote: a job created before goes on where it was (a virtual clock
+        behind the saved time moves up to it). Knobs, the request log and rate-limit windows stay this
+        emulator's own."""
+        self._state.restore(path.read_bytes())
+
+    def keep_state_in(self, path: Path | None) -> None:
+        """Save the state to `path` after every request that may change it (every request but reads and
+        model answers), before its response is sent: whoever learns a job's id can find the job again
+        after this process is gone. None stops it."""
+        if path is None:
+            self._state.on_change = None
+            return
+        target = path
+
+        def save(snapshot: bytes) -> None:
+            durable.write_atomically(target, snapshot, fsync=True)
+
+        self._state.on_change = save
 
     @property
     def wsgi_app(self) -> EmulatorApp:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import pickle
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, NamedTuple
 
 from synthtune_cli.clock import Clock, VirtualClock
@@ -29,6 +30,9 @@ from synthtune_cli.emulator.limits import FaultInjector, RateLimiter
 
 # Bedrock's region when none is given: moto's default, and where Nova fine-tuning runs.
 DEFAULT_REGION = "us-east-1"
+SNAPSHOT_FORMAT = 1
+INFERENCE_PATHS = ("/v1/chat/completions",)
+"""Requests that answer a question and leave the emulator's world as it was (with Converse's)."""
 
 
 class ServedRequest(NamedTuple):
@@ -75,18 +79,23 @@ class EmulatorState:
         self.knowledge = Knowledge()
         self.files = FileStore()
         self.fine_tuning = FineTuning(self.files, self.knowledge, self.ids, seed)
-        self.batches = Batches(
-            self.files,
-            self.ids,
-            seed,
-            answer=lambda body, at, completion_id: batch_chat_completion(self, body, at, completion_id),
-            resolve_model=lambda name: self.simulated_model(name)[1],
-        )
+        self.batches = self._new_batches()
         self.bedrock = BedrockAccount(region, self.ids, self.knowledge, s3_client)
         self.limiter = RateLimiter()
         self.faults = FaultInjector()
         self.served: list[ServedRequest] = []
         self.billed: list[BilledRequest] = []
+        self.on_change: Callable[[bytes], None] | None = None
+        """Given a `snapshot()` after every request that changed the world (see `changed`)."""
+
+    def _new_batches(self) -> Batches:
+        return Batches(
+            self.files,
+            self.ids,
+            self.seed,
+            answer=lambda body, at, completion_id: batch_chat_completion(self, body, at, completion_id),
+            resolve_model=lambda name: self.simulated_model(name)[1],
+        )
 
     def configure(self, **changes: Any) -> EmulatorKnobs:
         with self.lock:
@@ -118,6 +127,59 @@ class EmulatorState:
             self.billed.clear()
             if knowledge:
                 self.knowledge.clear()
+
+    def snapshot(self) -> bytes:
+        """What the emulator knows of the world, as bytes `restore` takes back: the files, fine-tuning jobs
+        and fine-tuned models, batches, Bedrock's jobs, custom models, deployments and throughputs, the id
+        counters and the clock's time. Not the knobs, the request log, the rate-limit windows or pending
+        faults: those belong to the process serving the requests.
+
+        Pickled: these are the emulator's own objects, read back only by `restore`, from a file it wrote
+        (like any pickle, not one from someone you do not trust).
+        """
+        with self.lock:
+            return pickle.dumps(
+                {
+                    "format": SNAPSHOT_FORMAT,
+                    "now": self.clock.now(),
+                    "ids": self.ids,
+                    "knowledge": self.knowledge,
+                    "files": self.files,
+                    "fine_tuning": self.fine_tuning,
+                    "batches": self.batches.saved(),
+                    "bedrock": self.bedrock,
+                }
+            )
+
+    def restore(self, snapshot: bytes) -> None:
+        """Remember what `snapshot` remembered. A virtual clock behind the snapshot's time moves up to it:
+        a job created then must not find itself in the future."""
+        saved = pickle.loads(snapshot)  # the emulator's own bytes: see snapshot()
+        if not isinstance(saved, dict) or saved.get("format") != SNAPSHOT_FORMAT:
+            raise ValueError("not a snapshot of this emulator's state (or of another version of it)")
+        with self.lock:
+            s3_client = self.bedrock.s3.factory
+            self.ids = saved["ids"]
+            self.knowledge = saved["knowledge"]
+            self.files = saved["files"]
+            self.fine_tuning = saved["fine_tuning"]
+            self.batches = self._new_batches()
+            self.batches.load(saved["batches"])
+            self.bedrock = saved["bedrock"]
+            self.bedrock.s3.use(s3_client)
+            behind = float(saved["now"]) - self.clock.now()
+            if behind > 0 and isinstance(self.clock, VirtualClock):
+                self.clock.advance(behind)
+
+    def changed(self, method: str, path: str) -> None:
+        """After a request: hand a snapshot to `on_change` if the request may have changed the world —
+        anything but a read or a model's answer. Under the lock, so snapshots arrive in order."""
+        if self.on_change is None or method in {"GET", "HEAD"}:
+            return
+        if path in INFERENCE_PATHS or (path.startswith("/model/") and path.endswith("/converse")):
+            return
+        with self.lock:
+            self.on_change(self.snapshot())
 
     def refresh(self) -> float:
         """Bring every job, batch, deployment and throughput up to the clock's now, and return now."""

@@ -43,11 +43,26 @@ class S3Objects:
     """Reads and writes `s3://bucket/key` objects with one lazily made client."""
 
     def __init__(self, factory: S3ClientFactory) -> None:
-        self._factory = factory
+        self._factory: S3ClientFactory | None = factory
         self._client: S3Client | None = None
+
+    @property
+    def factory(self) -> S3ClientFactory | None:
+        return self._factory
+
+    def use(self, factory: S3ClientFactory | None) -> None:
+        """Make clients with `factory` from now on (a restored emulator is given its process's)."""
+        self._factory = factory
+        self._client = None
+
+    def __getstate__(self) -> dict[str, object]:
+        # A client, and the factory that makes one, belong to the process: a snapshot holds neither.
+        return {"_factory": None, "_client": None}
 
     def _s3(self) -> S3Client:
         if self._client is None:
+            if self._factory is None:
+                raise S3ObjectError("no S3 client: this emulator was restored without one")
             self._client = self._factory()
         return self._client
 
