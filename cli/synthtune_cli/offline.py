@@ -218,6 +218,7 @@ class OfflineStack:
             stack.enter_context(contextlib.redirect_stdout(self._log_stream))
         stack.enter_context(mock.patch.dict(os.environ, {"AWS_DEFAULT_REGION": self.region}))
         stack.enter_context(mock_aws(config=self._moto_config()))
+        stack.enter_context(_atomic_dynamodb_updates())
         self._patch_interpreter()
 
         secret_arn = self.client("secretsmanager").create_secret(
@@ -490,6 +491,24 @@ class OfflineStack:
             self.stop(execution["executionArn"], "the offline runtime is shutting down")
             with contextlib.suppress(TimeoutError):
                 self.wait(execution["executionArn"], timeout_seconds=5)
+
+
+@contextlib.contextmanager
+def _atomic_dynamodb_updates() -> Iterator[None]:
+    """DynamoDB applies each UpdateItem atomically, its condition included; moto reads, checks and writes
+    in separate steps, so two shards adding to the run's ledger at once could lose one addition (or both
+    pass a budget only one fits). Serialise them, as DynamoDB does."""
+    from moto.dynamodb.models import DynamoDBBackend
+
+    lock = threading.Lock()
+    update_item = DynamoDBBackend.update_item
+
+    def atomic_update_item(backend: DynamoDBBackend, *args: Any, **kwargs: Any) -> Any:
+        with lock:
+            return update_item(backend, *args, **kwargs)
+
+    with mock.patch.object(DynamoDBBackend, "update_item", atomic_update_item):
+        yield
 
 
 def _error_payload(error_type: str, message: str, stack_trace: list[str]) -> bytes:

@@ -9,13 +9,11 @@ of each thing and that its ledger and report count at least what the provider bi
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import pytest
-from moto.dynamodb.models import DynamoDBBackend
 
 from synthtune.contracts.usage import Usage
 from synthtune.money.usage import inference_cost_usd
@@ -33,20 +31,6 @@ OPENAI_RUN = {
     "student_model": "gpt-4.1-mini-2025-04-14",  # its fine-tunes have a price: every request is priced
     "judge_model": "gpt-4.1-mini-2025-04-14",
 }
-
-
-@pytest.fixture(autouse=True)
-def atomic_updates(monkeypatch: pytest.MonkeyPatch) -> None:
-    """DynamoDB applies each update atomically; moto reads and writes in separate steps, so two shards
-    adding to the same counter at once could lose one addition. Serialise them, as DynamoDB does."""
-    lock = threading.Lock()
-    update_item = DynamoDBBackend.update_item
-
-    def atomic_update_item(self: DynamoDBBackend, *args: Any, **kwargs: Any) -> Any:
-        with lock:
-            return update_item(self, *args, **kwargs)
-
-    monkeypatch.setattr(DynamoDBBackend, "update_item", atomic_update_item)
 
 
 @contextmanager
