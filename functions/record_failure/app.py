@@ -9,7 +9,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from synthtune import adapters
 from synthtune.contracts.workflow import FailureInput
 from synthtune.observability import logger, metrics, tracer
-from synthtune.stages.report import record_failure
+from synthtune.stages.failure import record_failure
 
 
 @logger.inject_lambda_context(correlation_id_path="run_id")
