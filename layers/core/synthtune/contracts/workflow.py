@@ -19,6 +19,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from synthtune.contracts.config import Contestant, RunConfig
+from synthtune.contracts.error_text import ProviderMessage
 from synthtune.contracts.problems import SplitCounts
 from synthtune.contracts.usage import Usage
 
@@ -174,7 +175,9 @@ class FineTuneState(_Contract):
     best_training_loss: float | None = None
     validation_loss: float | None = Field(default=None, description="The last reported validation loss.")
     metrics_key: str | None = Field(default=None, description="training_metrics.csv: the loss per step.")
-    error: str = Field(default="", description="Why the job failed or was cancelled; empty otherwise.")
+    error: ProviderMessage = Field(
+        default="", description="Why the job failed or was cancelled; empty otherwise (redacted, bounded)."
+    )
 
     @property
     def billed_tokens(self) -> int | None:
@@ -205,7 +208,7 @@ class ServingState(_Contract):
     resource: str | None = Field(default=None, description="The deployment's or provisioned model's ARN.")
     name: str | None = Field(default=None, description="Its name (deterministic from the run id).")
     created_at: str | None = None
-    error: str = ""
+    error: ProviderMessage = ""
     kept: bool = Field(default=False, description="Left in place at the end because keep_deployment is set.")
 
 
