@@ -28,6 +28,7 @@ OPENAI_CALLERS = {
     "CheckFineTuneFunction",
     "CancelFineTuneFunction",
     "BenchmarkFunction",
+    "RecordFailureFunction",
 }
 
 # Least privilege, function by function: the SAM policy templates each one is granted ("Statement": its
@@ -46,7 +47,7 @@ EXPECTED_POLICIES: dict[str, set[str]] = {
     "ReleaseServingFunction": READ_WRITE_RUNS | {"Statement"},
     "BenchmarkFunction": READ_WRITE_DATA | READ_WRITE_RUNS | READ_SECRET | {"Statement"},
     "ReportFunction": READ_WRITE_DATA | READ_WRITE_RUNS,
-    "RecordFailureFunction": READ_WRITE_RUNS,
+    "RecordFailureFunction": READ_WRITE_RUNS | READ_SECRET | {"Statement"},
 }
 
 # What each function's inline statements allow, and nothing more: its step's Bedrock actions (and the
@@ -72,6 +73,16 @@ INLINE_ACTIONS: dict[str, set[str]] = {
     },
     "CheckServingFunction": {"bedrock:GetCustomModelDeployment", "bedrock:GetProvisionedModelThroughput"},
     "ReleaseServingFunction": {
+        "bedrock:GetCustomModelDeployment",
+        "bedrock:DeleteCustomModelDeployment",
+        "bedrock:GetProvisionedModelThroughput",
+        "bedrock:DeleteProvisionedModelThroughput",
+    },
+    # Its cleanup: the job a failed run left running and what serves its model; the whole cause in S3.
+    "RecordFailureFunction": {
+        "s3:PutObject",
+        "bedrock:GetModelCustomizationJob",
+        "bedrock:StopModelCustomizationJob",
         "bedrock:GetCustomModelDeployment",
         "bedrock:DeleteCustomModelDeployment",
         "bedrock:GetProvisionedModelThroughput",

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from synthtune.contracts.workflow import FailureEvent
 from synthtune_cli.template import resources_of_type
 
 PLACEHOLDER = re.compile(r"\$\{([^}]+)\}")
@@ -149,6 +150,24 @@ def test_is_standard_traced_and_logs_errors_without_execution_data(
     assert log_group["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}
 
 
+def _resolved(node: Any, references: dict[str, str]) -> Any:
+    """The pattern as deployed: each {"Ref": name} replaced by the value CloudFormation would give it."""
+    if isinstance(node, dict) and set(node) == {"Ref"}:
+        return references[node["Ref"]]
+    if isinstance(node, dict):
+        return {key: _resolved(value, references) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_resolved(value, references) for value in node]
+    return node
+
+
+def _matches(pattern: dict[str, Any], event: dict[str, Any]) -> bool:
+    """EventBridge's pattern matching as moto's rules apply it (its TestEventPattern is a stub)."""
+    from moto.events.models import EventPattern
+
+    return bool(EventPattern.load(json.dumps(pattern)).matches_event(event))
+
+
 def test_problem_set_upload_rule_matches_object_created_under_the_prefix(
     template: dict[str, Any], state_machine: dict[str, Any]
 ) -> None:
@@ -196,7 +215,11 @@ def test_deployed_rule_targets_the_state_machine_with_transformer_retry_and_dead
     state_machine: dict[str, Any], translated_template: dict[str, Any]
 ) -> None:
     resources = translated_template["Resources"]
-    (rule,) = resources_of_type(translated_template, "AWS::Events::Rule").values()
+    (rule,) = [
+        rule
+        for rule in resources_of_type(translated_template, "AWS::Events::Rule").values()
+        if rule["Properties"]["EventPattern"]["source"] == ["aws.s3"]
+    ]
     (target,) = rule["Properties"]["Targets"]
     assert target["Arn"] == {"Ref": "PipelineStateMachine"}
     assert target["InputTransformer"] == _event_rule(state_machine)["InputTransformer"]
@@ -231,3 +254,77 @@ def test_deployed_state_machine_substitutes_and_is_traced(translated_template: d
     assert set(PLACEHOLDER.findall(definition)) <= set(properties["DefinitionSubstitutions"])
     assert properties["TracingConfiguration"] == {"Enabled": True}
     assert properties["StateMachineType"] == "STANDARD"
+
+
+PIPELINE_ARN = "arn:aws:states:us-east-1:123456789012:stateMachine:synthtune-pipeline"
+
+
+def _execution_status_change(status: str, state_machine_arn: str = PIPELINE_ARN) -> dict[str, Any]:
+    """A "Step Functions Execution Status Change" event as Step Functions sends it to EventBridge."""
+    return {
+        "version": "0",
+        "source": "aws.states",
+        "detail-type": "Step Functions Execution Status Change",
+        "region": "us-east-1",
+        "resources": [f"{state_machine_arn}:run-1"],
+        "detail": {
+            "executionArn": f"{state_machine_arn}:run-1".replace(":stateMachine:", ":execution:"),
+            "stateMachineArn": state_machine_arn,
+            "name": "run-1",
+            "status": status,
+            "error": "States.DataLimitExceeded" if status == "FAILED" else None,
+            "cause": None,
+        },
+    }
+
+
+def _execution_ended_rule(functions: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    event: dict[str, Any] = functions["RecordFailureFunction"]["Properties"]["Events"]["ExecutionEnded"]
+    assert event["Type"] == "EventBridgeRule"
+    properties: dict[str, Any] = event["Properties"]
+    return properties
+
+
+@pytest.mark.parametrize(
+    ("status", "state_machine_arn", "recorded"),
+    [
+        ("FAILED", PIPELINE_ARN, True),
+        ("TIMED_OUT", PIPELINE_ARN, True),
+        ("ABORTED", PIPELINE_ARN, True),
+        ("SUCCEEDED", PIPELINE_ARN, False),
+        ("RUNNING", PIPELINE_ARN, False),
+        # A Distributed Map's child executions run under the map run's own state machine ARN.
+        ("FAILED", f"{PIPELINE_ARN}/GenerateShards", False),
+    ],
+)
+def test_every_execution_that_ends_without_success_reaches_record_failure(
+    functions: dict[str, dict[str, Any]], status: str, state_machine_arn: str, recorded: bool
+) -> None:
+    # States.DataLimitExceeded escapes every Catch (even States.ALL), as do executions stopped or timed out.
+    pattern = _resolved(_execution_ended_rule(functions)["Pattern"], {"PipelineStateMachine": PIPELINE_ARN})
+    event = _execution_status_change(status, state_machine_arn)
+    assert _matches(pattern, event) is recorded
+    if recorded:
+        assert FailureEvent.model_validate(event).root.detail.name == "run-1"  # type: ignore[union-attr]
+
+
+def test_deployed_execution_rule_invokes_record_failure_with_retry_and_dead_letters(
+    functions: dict[str, dict[str, Any]], translated_template: dict[str, Any]
+) -> None:
+    resources = translated_template["Resources"]
+    (rule,) = [
+        rule
+        for rule in resources_of_type(translated_template, "AWS::Events::Rule").values()
+        if rule["Properties"]["EventPattern"]["source"] == ["aws.states"]
+    ]
+    (target,) = rule["Properties"]["Targets"]
+    assert target["Arn"] == {"Fn::GetAtt": ["RecordFailureFunction", "Arn"]}
+    assert "InputTransformer" not in target  # the function reads the event itself
+    assert target["RetryPolicy"] == _execution_ended_rule(functions)["RetryPolicy"]
+    assert resources[target["DeadLetterConfig"]["Arn"]["Fn::GetAtt"][0]]["Type"] == "AWS::SQS::Queue"
+    permissions = [
+        permission["Properties"]
+        for permission in resources_of_type(translated_template, "AWS::Lambda::Permission").values()
+        if permission["Properties"]["FunctionName"] == {"Ref": "RecordFailureFunction"}
+    ]
+    assert [permission["Principal"] for permission in permissions] == ["events.amazonaws.com"]

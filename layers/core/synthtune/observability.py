@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
+from aws_lambda_powertools.logging.types import PowertoolsLogRecord
 
 from synthtune.contracts.error_text import MAX_ERROR_MESSAGE_CHARS, redact, safe_text
 
@@ -32,7 +33,7 @@ Handler = TypeVar("Handler", bound=Callable[..., Any])
 class RedactingFormatter(LambdaPowertoolsFormatter):
     """Powertools' JSON log lines, message, extra keys and exception alike, with secrets redacted."""
 
-    def serialize(self, log: dict[str, Any]) -> str:
+    def serialize(self, log: dict[str, Any] | PowertoolsLogRecord) -> str:
         return redact(super().serialize(log))
 
 
@@ -72,5 +73,7 @@ def _renamed(error: Exception, message: str) -> Exception:
         pass
     # A class whose str() ignores its args (pydantic's ValidationError, botocore's ClientError) or that
     # cannot be copied: a plain Exception subclass of the same name carries the message instead.
-    renamed = type(type(error).__name__, (Exception,), {"__module__": type(error).__module__})
+    renamed: type[Exception] = type(
+        type(error).__name__, (Exception,), {"__module__": type(error).__module__}
+    )
     return renamed(message).with_traceback(error.__traceback__)

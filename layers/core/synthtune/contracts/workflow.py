@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, RootModel
 
 from synthtune.contracts.config import Contestant, RunConfig
 from synthtune.contracts.error_text import ProviderMessage
@@ -269,8 +269,63 @@ class FailureInput(_Contract):
     failure: dict[str, StateFailure]
 
 
+class ExecutionEnded(BaseModel):
+    """The detail of EventBridge's "Step Functions Execution Status Change" event, for an execution that
+    ended FAILED, TIMED_OUT or ABORTED: how RecordFailure hears of a failure no Catch could handle
+    (States.DataLimitExceeded, an execution stopped by hand or out of time)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    executionArn: str
+    stateMachineArn: str
+    name: str = Field(description="The execution's name: the run id.")
+    status: Literal["FAILED", "TIMED_OUT", "ABORTED"]
+    error: str | None = None
+    cause: str | None = None
+
+
+class ExecutionStatusChange(BaseModel):
+    """The EventBridge event around `ExecutionEnded` (only the fields RecordFailure reads)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
+
+    source: Literal["aws.states"]
+    detail_type: Literal["Step Functions Execution Status Change"] = Field(alias="detail-type")
+    detail: ExecutionEnded
+
+
+class FailureEvent(RootModel[FailureInput | ExecutionStatusChange]):
+    """What RecordFailure is invoked with: a Catch's failure, or the end of an execution no Catch saw."""
+
+
+CleanupResource = Literal["fine_tune_job", "on_demand_deployment", "provisioned_throughput", "serving"]
+CleanupOutcome = Literal["cancelled", "deleted", "kept", "failed"]
+
+
+class CleanupStep(_Contract):
+    """Something the run created that could still bill, and what RecordFailure did about it."""
+
+    resource: CleanupResource = Field(
+        description="fine_tune_job, or what served the fine-tuned model (serving: not known, the lookup "
+        "failed)."
+    )
+    id: str = Field(description="The provider's id or ARN; or the name the run gives it.")
+    outcome: CleanupOutcome = Field(
+        description="cancelled or deleted; kept (keep_deployment); failed: it may still be running."
+    )
+    detail: str = Field(default="", description="Why it failed (redacted), or what the provider said.")
+
+
 class FailureRecord(_Contract):
     run_id: str
+    status: Literal["FAILED", "TIMED_OUT", "ABORTED"] = "FAILED"
     state: str
     error: str
-    cause: str
+    cause: str = Field(description="Redacted and at most a few KB; the whole text is at cause_key.")
+    cause_key: str | None = Field(default=None, description="The whole cause, in the data bucket.")
+    cleanup: list[CleanupStep] = Field(
+        default_factory=list, description="What the run had left running, cancelled or deleted (or not)."
+    )
+    already_recorded: bool = Field(
+        default=False, description="The run had ended before this failure was reported: nothing changed."
+    )

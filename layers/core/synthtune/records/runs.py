@@ -24,6 +24,8 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
 RUN_SK = "RUN"
+ENDED_STATUSES = frozenset({"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED", "DUPLICATE"})
+"""A run record's status once the run is over (RUNNING until then)."""
 DATASET_SK = "DATASET"
 FINETUNE_SK = "FINETUNE"
 SERVING_SK = "SERVING"
@@ -85,6 +87,28 @@ class RunStore:
         values = {f":v{i}": _to_dynamodb(value) for i, value in enumerate(attributes.values())}
         assignments = ", ".join(f"#a{i} = :v{i}" for i in range(len(attributes)))
         self._set(run_id, sk, assignments, names, values)
+
+    def end(self, run_id: str, status: str, **attributes: Any) -> bool:
+        """Give the run its final `status` (and `attributes`) unless it has one already: False, and
+        nothing changed, if it had (a failure reported twice is recorded once)."""
+        attributes = {"run_id": run_id, "updated_at": now_iso(), "status": status, **attributes}
+        names = {f"#a{i}": name for i, name in enumerate(attributes)}
+        values = {f":v{i}": _to_dynamodb(value) for i, value in enumerate(attributes.values())}
+        assignments = ", ".join(f"#a{i} = :v{i}" for i in range(len(attributes)))
+        status_name = next(key for key, name in names.items() if name == "status")
+        values[":running"] = _to_dynamodb("RUNNING")
+        try:
+            self._set(
+                run_id,
+                RUN_SK,
+                assignments,
+                names,
+                values,
+                f"attribute_not_exists({status_name}) OR {status_name} = :running",
+            )
+        except self._dynamodb.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
 
     def add(
         self,
