@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 from pathlib import Path
@@ -9,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from synthtune.contracts.workflow import FailureEvent
+from synthtune.contracts.workflow import FailureEvent, StartRequest
+from synthtune.records.layout import PROBLEM_SET_PREFIX
 from synthtune_cli.template import resources_of_type
 
 PLACEHOLDER = re.compile(r"\$\{([^}]+)\}")
@@ -22,7 +24,13 @@ OBJECT_CREATED_EVENT: dict[str, Any] = {
     "region": "us-east-1",
     "detail": {
         "bucket": {"name": "synthtune-data-example"},
-        "object": {"key": 'problem-sets/arithmetic "v2".jsonl', "size": 1024},
+        "object": {
+            "key": 'problem-sets/arithmetic "v2".jsonl',
+            "size": 1024,
+            "etag": "b1946ac92492d2347c6235b4d2611184",
+            "version-id": "3HL4kqtJlcpXroDTDmJ.rmSpXd3dIbrHY",
+            "sequencer": "00617F08299329D189",
+        },
         "reason": "PutObject",
     },
 }
@@ -168,40 +176,68 @@ def _matches(pattern: dict[str, Any], event: dict[str, Any]) -> bool:
     return bool(EventPattern.load(json.dumps(pattern)).matches_event(event))
 
 
-def test_problem_set_upload_rule_matches_object_created_under_the_prefix(
+def _object_created(key: str, size: int, bucket: str = "synthtune-data-example") -> dict[str, Any]:
+    event = copy.deepcopy(OBJECT_CREATED_EVENT)
+    event["detail"]["bucket"]["name"] = bucket
+    event["detail"]["object"].update(key=key, size=size)
+    return event
+
+
+@pytest.mark.parametrize(
+    ("key", "size", "bucket", "starts"),
+    [
+        ("problem-sets/arithmetic.jsonl", 1024, "synthtune-data-example", True),
+        ("problem-sets/team/riddles.json", 10, "synthtune-data-example", True),
+        ("problem-sets/logic.csv", 10, "synthtune-data-example", True),
+        ("problem-sets/LOGIC.CSV", 10, "synthtune-data-example", True),
+        ("problem-sets/", 0, "synthtune-data-example", False),  # a folder made in the console
+        ("problem-sets/empty.jsonl", 0, "synthtune-data-example", False),
+        ("problem-sets/notes.txt", 10, "synthtune-data-example", False),
+        ("problem-sets/set.jsonl.bak", 10, "synthtune-data-example", False),
+        ("inputs/arithmetic.jsonl", 1024, "synthtune-data-example", False),
+        ("problem-sets/arithmetic.jsonl", 1024, "someone-elses-bucket", False),
+    ],
+)
+def test_problem_set_upload_rule_starts_runs_only_for_problem_sets_under_the_prefix(
+    state_machine: dict[str, Any], key: str, size: int, bucket: str, starts: bool
+) -> None:
+    pattern = _resolved(_event_rule(state_machine)["Pattern"], {"DataBucket": "synthtune-data-example"})
+    assert _matches(pattern, _object_created(key, size, bucket)) is starts
+
+
+def test_problem_set_upload_rule_watches_the_prefix_users_are_told_of(
     template: dict[str, Any], state_machine: dict[str, Any]
 ) -> None:
-    pattern = _event_rule(state_machine)["Pattern"]
-    assert pattern == {
-        "source": ["aws.s3"],
-        "detail-type": ["Object Created"],
-        "detail": {
-            "bucket": {"name": [{"Ref": "DataBucket"}]},
-            "object": {"key": [{"prefix": "problem-sets/"}]},
-        },
-    }
     # The bucket must send its events to EventBridge for the rule to see anything.
     bucket = template["Resources"]["DataBucket"]["Properties"]
     assert bucket["NotificationConfiguration"]["EventBridgeConfiguration"]["EventBridgeEnabled"] is True
-    # The output users are told to upload to is the prefix the rule matches.
-    prefix = pattern["detail"]["object"]["key"][0]["prefix"]
+    # The output users are told to upload to is the prefix every key the rule matches starts with.
+    keys = _event_rule(state_machine)["Pattern"]["detail"]["object"]["key"]
+    assert {key["wildcard"].split("*")[0] for key in keys} == {PROBLEM_SET_PREFIX}
     assert template["Outputs"]["ProblemSetUploadPrefix"]["Value"] == {
-        "Fn::Sub": f"s3://${{DataBucket}}/{prefix}"
+        "Fn::Sub": f"s3://${{DataBucket}}/{PROBLEM_SET_PREFIX}"
     }
 
 
-def test_problem_set_upload_starts_an_execution_with_bucket_and_key(state_machine: dict[str, Any]) -> None:
+def test_problem_set_upload_starts_an_execution_with_bucket_key_and_the_objects_version(
+    state_machine: dict[str, Any],
+) -> None:
     transformer = _event_rule(state_machine)["InputTransformer"]
-    assert transformer["InputPathsMap"] == {"bucket": "$.detail.bucket.name", "key": "$.detail.object.key"}
 
     # Render the template as EventBridge does: each <name> becomes the JSON value at its path.
     rendered = transformer["InputTemplate"]
     for name, path in transformer["InputPathsMap"].items():
         rendered = rendered.replace(f"<{name}>", json.dumps(_json_path(OBJECT_CREATED_EVENT, path)))
-    assert json.loads(rendered) == {
-        "bucket": "synthtune-data-example",
-        "key": 'problem-sets/arithmetic "v2".jsonl',
-    }
+    start = StartRequest.model_validate(json.loads(rendered))
+    assert (start.bucket, start.key) == ("synthtune-data-example", 'problem-sets/arithmetic "v2".jsonl')
+    assert start.object is not None
+    assert (start.object.etag, start.object.version_id, start.object.sequencer, start.object.size) == (
+        "b1946ac92492d2347c6235b4d2611184",
+        "3HL4kqtJlcpXroDTDmJ.rmSpXd3dIbrHY",
+        "00617F08299329D189",
+        1024,
+    )
+    assert start.rerun is False
 
 
 def test_failed_starts_are_retried_then_kept(state_machine: dict[str, Any]) -> None:

@@ -9,7 +9,8 @@ State after Prepare:  {run, generation, benchmark, batch: null}
 then (batch mode) SubmitBatch/CheckBatch set `batch`, Assemble adds `dataset`,
 StartFineTune/CheckFineTune `finetune`, the wait loop `wait`, PrepareServing/CheckServing `serving`
 and its wait loop `serving_wait`, Benchmark `scores`, ReleaseServing `serving` again, Report `report`;
-a Catch adds `failure.<StateName>` = {Error, Cause}.
+a Catch adds `failure.<StateName>` = {Error, Cause}. A second start for a problem set another run already
+handles ends right after Prepare, whose output is then a `DuplicateStart`.
 """
 
 from __future__ import annotations
@@ -47,12 +48,34 @@ class S3Location(_Contract):
         return f"s3://{self.bucket}/{self.key}"
 
 
+class UploadedObject(BaseModel):
+    """What S3's "Object Created" event says of the upload (the S3 trigger passes `detail.object` on)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
+
+    key: str | None = None
+    size: int | None = None
+    etag: str | None = None
+    version_id: str | None = Field(default=None, alias="version-id")
+    sequencer: str | None = None
+
+
 class StartRequest(_Contract):
-    """The execution input: from the CLI, the console, or EventBridge on an S3 upload."""
+    """The execution input: from the CLI, the console, or EventBridge on an S3 upload.
+
+    One run per version of a problem set: a start for a version another run already handles ends at once
+    (see `DuplicateStart`), unless `rerun` asks for another run on purpose."""
 
     key: str = Field(min_length=1, description="Object key of the problem set.")
     bucket: str | None = Field(default=None, description="Defaults to the stack's data bucket.")
     config: dict[str, Any] | None = Field(default=None, description="RunConfig fields to change.")
+    object: UploadedObject | None = Field(
+        default=None, description="Set by the S3 trigger: the upload the event announced."
+    )
+    rerun: bool = Field(
+        default=False,
+        description="Run even if another run already handles this version of the problem set.",
+    )
 
 
 class PrepareInput(_Contract):
@@ -91,6 +114,9 @@ class BatchState(_Contract):
 
 
 class PrepareOutput(_Contract):
+    status: Literal["PREPARED"] = Field(
+        default="PREPARED", description="A `DuplicateStart`'s is DUPLICATE: how the StartedOnce Choice tells."
+    )
     run: RunRef
     generation: GenerationPlan
     benchmark: BenchmarkPlan
@@ -98,6 +124,19 @@ class PrepareOutput(_Contract):
         default=None,
         description="Always null here: the batch loop's state, present so SubmitBatch can read it.",
     )
+
+
+class DuplicateStart(_Contract):
+    """Prepare's output when another run already handles this version of the problem set: the execution
+    ends right there (AlreadyHandled), having read nothing and spent nothing."""
+
+    run_id: str
+    status: Literal["DUPLICATE"] = "DUPLICATE"
+    duplicate_of: str = Field(description="The run that handles this version of the problem set.")
+    problem_set: S3Location
+    etag: str
+    version_id: str | None = None
+    message: str
 
 
 class ShardRef(_Contract):
