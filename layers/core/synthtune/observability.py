@@ -23,11 +23,14 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
 from aws_lambda_powertools.logging.types import PowertoolsLogRecord
 
-from synthtune.contracts.error_text import MAX_ERROR_MESSAGE_CHARS, redact, safe_text
+from synthtune.contracts.error_text import MAX_ERROR_MESSAGE_CHARS, bounded, redact, safe_text
 
 SERVICE = os.environ.get("POWERTOOLS_SERVICE_NAME", "synthtune")
 
 Handler = TypeVar("Handler", bound=Callable[..., Any])
+
+MAX_LOGGED_MESSAGE_CHARS = 200_000
+"""The most of an error message one log line holds: CloudWatch Logs takes events of up to 256 KB."""
 
 
 class RedactingFormatter(LambdaPowertoolsFormatter):
@@ -56,7 +59,8 @@ def safe_errors(handler: Handler) -> Handler:
             if safe == message:
                 raise
             if len(message) > MAX_ERROR_MESSAGE_CHARS:
-                logger.error("the whole error message", extra={"error_message": message})
+                whole = bounded(message, MAX_LOGGED_MESSAGE_CHARS)
+                logger.error("the whole error message", extra={"error_message": whole})
             raise _renamed(error, safe) from error.__cause__
 
     return wrapper  # type: ignore[return-value]

@@ -37,8 +37,9 @@ MAX_STEP_DETAIL_CHARS = 500
 
 
 class Cleanup(BaseModel):
-    """What `clean_up` did; `checked` is False when the run never got as far as naming its models (nothing
-    can have been created) or its record could not be read."""
+    """What `clean_up` did. `checked`: the run's record was read and every provider that could hold
+    something of the run was asked (or nothing could exist yet); False when the record is missing, has no
+    configuration yet, or could not be read (`problem` says why)."""
 
     model_config = ConfigDict(frozen=True)
 

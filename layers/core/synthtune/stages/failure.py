@@ -101,7 +101,7 @@ def _record_execution_end(
         f"{detail.cause or default_cause}",
     )
     # Only over RUNNING: the Catch's RecordFailure (or Report) may have ended the run already.
-    attributes = _attributes(failed, safe_text(failed.cause, MAX_CAUSE_CHARS))
+    attributes = _attributes(failed.model_copy(update={"cause": safe_text(failed.cause, MAX_CAUSE_CHARS)}))
     if not runs.end(run_id, str(attributes.pop("status")), **attributes):
         existing = runs.get(run_id) or {}
         return FailureRecord(
@@ -127,7 +127,10 @@ def _clean_up_after(
     release_failed: bool,
 ) -> FailureRecord:
     """Clean up after the recorded failure, then record what the cleanup did beside it."""
-    cleanup = clean_up(failed.run_id, runs=runs, providers=providers, bucket=data.bucket)
+    try:
+        cleanup = clean_up(failed.run_id, runs=runs, providers=providers, bucket=data.bucket)
+    except Exception as error:  # the failure is recorded already: a cleanup's own bug must not hide it
+        cleanup = Cleanup(checked=False, problem=safe_text(f"{type(error).__name__}: {error}", 500))
     told = describe_cleanup(cleanup, _student_provider(runs, failed.run_id))
     if release_failed and not _serving_handled(cleanup):
         told += (
@@ -166,16 +169,17 @@ def _write(failed: FailureRecord, runs: RunStore, data: ArtifactStore) -> Failur
     written = failed.model_copy(
         update={"cause": safe_text(whole, MAX_CAUSE_CHARS, rest=rest), "cause_key": cause_key}
     )
-    runs.update(failed.run_id, **_attributes(written, written.cause))
+    runs.update(failed.run_id, **_attributes(written))
     return written
 
 
-def _attributes(record: FailureRecord, cause: str) -> dict[str, Any]:
+def _attributes(record: FailureRecord) -> dict[str, Any]:
+    """The run record's fields for the failure (`record.cause` bounded already)."""
     return {
         "status": record.status,
         "failed_state": record.state,
         "error": record.error,
-        "cause": cause,
+        "cause": record.cause,
         "cause_key": record.cause_key,
         "cleanup": [step.model_dump() for step in record.cleanup],
         "finished_at": now_iso(),
