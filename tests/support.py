@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from synthtune_cli.offline import OfflineStack
-from synthtune_cli.template import PROJECT_ROOT
+from synthtune_cli.template import PROJECT_ROOT, load_template
 
 SAMPLE_PROBLEM_SET = PROJECT_ROOT / "events" / "problem-set.sample.jsonl"
 EVENTS = PROJECT_ROOT / "events"
@@ -120,3 +120,59 @@ OPENAI_MODELS: dict[str, Any] = {
     "judge_model": "gpt-4.1-mini-2025-04-14",
 }
 """A run on OpenAI models (the emulator's; OpenAI's own dates apply only to its official API)."""
+
+
+def execution_ended_event(stack: OfflineStack, execution_arn: str, **detail: Any) -> dict[str, Any]:
+    """The "Step Functions Execution Status Change" event AWS sends EventBridge when the execution ends
+    (moto's Step Functions sends none); `detail` overrides what describe_execution says."""
+    description = stack.describe(execution_arn)
+    return {
+        "version": "0",
+        "id": "315c1398-40ff-a850-213b-158f73e60175",
+        "detail-type": "Step Functions Execution Status Change",
+        "source": "aws.states",
+        "account": "123456789012",
+        "time": "2026-12-01T09:00:00Z",
+        "region": stack.region,
+        "resources": [execution_arn],
+        "detail": {
+            "executionArn": execution_arn,
+            "stateMachineArn": stack.state_machine_arn,
+            "name": description["name"],
+            "status": description["status"],
+            "startDate": 1_800_000_000_000,
+            "stopDate": 1_800_000_060_000,
+            "input": description.get("input"),
+            "inputDetails": {"included": True},
+            "output": None,
+            "outputDetails": None,
+            "error": description.get("error"),
+            "cause": description.get("cause"),
+            **detail,
+        },
+    }
+
+
+def deliver_to_function(stack: OfflineStack, rule: tuple[str, str], event: dict[str, Any]) -> Any:
+    """What EventBridge does with `event` for one of template.yaml's rules, `rule` = (function or state
+    machine logical id, event name): check the rule's pattern matches (moto's EventBridge matcher), then
+    invoke its function with the event as it is. Returns the function's response payload."""
+    from moto.events.models import EventPattern
+
+    logical_id, event_name = rule
+    properties = load_template()["Resources"][logical_id]["Properties"]["Events"][event_name]["Properties"]
+    references = {"PipelineStateMachine": stack.state_machine_arn, "DataBucket": stack.bucket}
+    pattern = _resolved(properties["Pattern"], references)
+    assert EventPattern.load(json.dumps(pattern)).matches_event(event), "the rule would not fire"
+    response = stack.client("lambda").invoke(FunctionName=logical_id, Payload=json.dumps(event).encode())
+    return json.loads(response["Payload"].read())
+
+
+def _resolved(node: Any, references: dict[str, str]) -> Any:
+    if isinstance(node, dict) and set(node) == {"Ref"}:
+        return references[node["Ref"]]
+    if isinstance(node, dict):
+        return {key: _resolved(value, references) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_resolved(value, references) for value in node]
+    return node

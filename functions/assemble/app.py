@@ -8,7 +8,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from synthtune import adapters
 from synthtune.contracts.workflow import AssembleInput
-from synthtune.observability import logger, metrics, tracer
+from synthtune.observability import logger, metrics, safe_errors, tracer
 from synthtune.providers.registry import dataset_format
 from synthtune.stages.assemble.assemble import assemble_dataset
 
@@ -16,6 +16,7 @@ from synthtune.stages.assemble.assemble import assemble_dataset
 @logger.inject_lambda_context(correlation_id_path="run.run_id")
 @metrics.log_metrics
 @tracer.capture_lambda_handler
+@safe_errors
 @event_parser(model=AssembleInput)
 def lambda_handler(event: AssembleInput, context: LambdaContext) -> dict[str, Any]:
     dataset = assemble_dataset(event, data=adapters.artifacts(), runs=adapters.runs(), formats=dataset_format)

@@ -9,13 +9,14 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from synthtune import adapters
 from synthtune.contracts.workflow import BenchmarkTask
 from synthtune.engine.pacing import RateLimitGate, invocation_deadline
-from synthtune.observability import logger, metrics, tracer
+from synthtune.observability import logger, metrics, safe_errors, tracer
 from synthtune.stages.benchmark import run_benchmark
 
 
 @logger.inject_lambda_context(correlation_id_path="run.run_id")
 @metrics.log_metrics
 @tracer.capture_lambda_handler
+@safe_errors
 @event_parser(model=BenchmarkTask)
 def lambda_handler(event: BenchmarkTask, context: LambdaContext) -> dict[str, Any]:
     logger.append_keys(contestant=event.contestant)

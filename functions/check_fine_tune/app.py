@@ -8,13 +8,14 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from synthtune import adapters
 from synthtune.contracts.workflow import FineTuneCheck
-from synthtune.observability import logger, metrics, tracer
+from synthtune.observability import logger, metrics, safe_errors, tracer
 from synthtune.stages.finetune import check_fine_tune
 
 
 @logger.inject_lambda_context(correlation_id_path="run.run_id")
 @metrics.log_metrics
 @tracer.capture_lambda_handler
+@safe_errors
 @event_parser(model=FineTuneCheck)
 def lambda_handler(event: FineTuneCheck, context: LambdaContext) -> dict[str, Any]:
     fine_tuning = adapters.providers().provider(event.finetune.backend).fine_tuning()

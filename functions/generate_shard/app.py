@@ -9,13 +9,14 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from synthtune import adapters
 from synthtune.contracts.workflow import ShardTask
 from synthtune.engine.pacing import RateLimitGate
-from synthtune.observability import logger, metrics, tracer
+from synthtune.observability import logger, metrics, safe_errors, tracer
 from synthtune.stages.generate import generate_shard, shard_deadline
 
 
 @logger.inject_lambda_context(correlation_id_path="run.run_id")
 @metrics.log_metrics
 @tracer.capture_lambda_handler
+@safe_errors
 @event_parser(model=ShardTask)
 def lambda_handler(event: ShardTask, context: LambdaContext) -> dict[str, Any]:
     logger.append_keys(shard=event.shard.index)

@@ -8,13 +8,14 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from synthtune import adapters
 from synthtune.contracts.workflow import ServingTask
-from synthtune.observability import logger, metrics, tracer
+from synthtune.observability import logger, metrics, safe_errors, tracer
 from synthtune.stages.serve import release_serving
 
 
 @logger.inject_lambda_context(correlation_id_path="run.run_id")
 @metrics.log_metrics
 @tracer.capture_lambda_handler
+@safe_errors
 @event_parser(model=ServingTask)
 def lambda_handler(event: ServingTask, context: LambdaContext) -> dict[str, Any]:
     serving = adapters.providers().provider(event.finetune.backend).serving()

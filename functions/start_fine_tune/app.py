@@ -8,13 +8,14 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from synthtune import adapters
 from synthtune.contracts.workflow import FineTuneInput
-from synthtune.observability import logger, metrics, tracer
+from synthtune.observability import logger, metrics, safe_errors, tracer
 from synthtune.stages.finetune import start_fine_tune
 
 
 @logger.inject_lambda_context(correlation_id_path="run.run_id")
 @metrics.log_metrics
 @tracer.capture_lambda_handler
+@safe_errors
 @event_parser(model=FineTuneInput)
 def lambda_handler(event: FineTuneInput, context: LambdaContext) -> dict[str, Any]:
     fine_tuning = adapters.providers().for_model(event.run.config.student_model).fine_tuning()

@@ -8,13 +8,14 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from synthtune import adapters
 from synthtune.contracts.workflow import BatchTask
-from synthtune.observability import logger, metrics, tracer
+from synthtune.observability import logger, metrics, safe_errors, tracer
 from synthtune.stages.batch import submit_batch
 
 
 @logger.inject_lambda_context(correlation_id_path="run.run_id")
 @metrics.log_metrics
 @tracer.capture_lambda_handler
+@safe_errors
 @event_parser(model=BatchTask)
 def lambda_handler(event: BatchTask, context: LambdaContext) -> dict[str, Any]:
     state = submit_batch(

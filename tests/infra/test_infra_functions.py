@@ -42,6 +42,7 @@ OPENAI_CALLERS = {
     "CheckFineTuneFunction",
     "CancelFineTuneFunction",
     "BenchmarkFunction",
+    "RecordFailureFunction",
 }
 
 

@@ -15,6 +15,7 @@ from synthtune.contracts.workflow import (
     AssembleInput,
     BatchTask,
     BenchmarkTask,
+    FailureEvent,
     FailureInput,
     FineTuneCheck,
     FineTuneInput,
@@ -76,6 +77,8 @@ def generate_all(stack: OfflineStack, prepared: dict[str, Any]) -> None:
         ("benchmark.json", BenchmarkTask),
         ("report.json", ReportInput),
         ("record_failure.json", FailureInput),
+        ("record_failure.json", FailureEvent),
+        ("execution_ended.json", FailureEvent),
     ],
 )
 def test_sample_events_match_the_contracts(file: str, contract: type[BaseModel]) -> None:

@@ -141,3 +141,28 @@ def test_the_rules_would_catch_a_breach(tmp_path: Path) -> None:
     assert {"modelId", "response_format"} <= {
         w for c in string_constants(breach) for w in PAYLOAD_WORDS if w in c
     }
+
+
+HANDLERS = sorted((PROJECT_ROOT / "functions").glob("*/app.py"))
+
+
+def decorators(path: Path) -> list[str]:
+    """The names of `lambda_handler`'s decorators, outermost first (`logger.inject_lambda_context`, ...)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    (handler,) = [
+        node for node in ast.walk(tree) if isinstance(node, ast.FunctionDef) and node.name == "lambda_handler"
+    ]
+    return [ast.unparse(node.func if isinstance(node, ast.Call) else node) for node in handler.decorator_list]
+
+
+@pytest.mark.parametrize("path", HANDLERS, ids=lambda path: path.parent.name)
+def test_every_handler_lets_errors_out_redacted_and_bounded(path: Path) -> None:
+    # Lambda hands a handler's error message to Step Functions as the Catch's Cause, into the state (256 KB)
+    # and the history: safe_errors must see it before Tracer, Metrics and Logger do, after the parser.
+    assert decorators(path) == [
+        "logger.inject_lambda_context",
+        "metrics.log_metrics",
+        "tracer.capture_lambda_handler",
+        "safe_errors",
+        "event_parser",
+    ]

@@ -3,11 +3,16 @@
 Step Functions matches a Lambda failure by the exception's class name (the `errorType`), so each class
 name here is part of the state machine's contract: `Retry` lists the transient ones, every `Catch`
 records the rest on the run. Rename a class only together with statemachine/pipeline.asl.json.
+
+Every message is redacted as the error is made (`error_text.redact`): the providers' errors become these
+classes where they leave `providers/`, so a key a provider quotes never reaches a cause, a record or a log.
 """
 
 from __future__ import annotations
 
 from pydantic import ValidationError
+
+from synthtune.contracts.error_text import redact
 
 
 def describe_fields(error: ValidationError) -> str:
@@ -20,6 +25,9 @@ def describe_fields(error: ValidationError) -> str:
 
 class SynthtuneError(Exception):
     """Base class; never raised itself."""
+
+    def __init__(self, *args: object) -> None:
+        super().__init__(*(redact(arg) if isinstance(arg, str) else arg for arg in args))
 
 
 # Bad input: nothing is retried and nothing has been spent.

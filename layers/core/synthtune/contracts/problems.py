@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from synthtune.contracts.error_text import bounded, quoted
 from synthtune.contracts.errors import InvalidProblemSet
 
 Split = Literal["train", "validation", "holdout"]
@@ -26,6 +27,8 @@ FIELDS = ("id", "question", "answer", "category", "split", "metadata")
 DEFAULT_CATEGORY = "general"
 MAX_QUESTION_CHARS = 20_000
 MAX_REPORTED_ERRORS = 20
+MAX_ERROR_LINE_CHARS = 400
+"""One reported error, quoted values included: 20 of them stay a few kilobytes, whatever the data."""
 
 _SPLIT_NAMES: dict[str, Split] = {
     "train": "train",
@@ -85,7 +88,8 @@ def detect_format(key: str, first_bytes: bytes = b"") -> ProblemSetFormat:
 
 
 class _ErrorLog:
-    """Collects row errors so the user sees many at once, not one per attempt."""
+    """Collects row errors so the user sees many at once, not one per attempt; each is short, because
+    the message travels as a Step Functions cause (see `synthtune.contracts.error_text`)."""
 
     def __init__(self, source: str) -> None:
         self.source = source
@@ -95,7 +99,7 @@ class _ErrorLog:
     def add(self, where: str, message: str) -> None:
         self.count += 1
         if len(self.messages) < MAX_REPORTED_ERRORS:
-            self.messages.append(f"{where}: {message}")
+            self.messages.append(bounded(f"{where}: {message}", MAX_ERROR_LINE_CHARS))
 
     def raise_if_any(self) -> None:
         if not self.count:
@@ -126,7 +130,7 @@ def _problem_from_row(row: object, where: str, errors: _ErrorLog) -> Problem | N
     if unknown:
         errors.add(
             where,
-            f"unknown field{'s' if len(unknown) > 1 else ''} {', '.join(repr(f) for f in unknown)} "
+            f"unknown field{'s' if len(unknown) > 1 else ''} {', '.join(quoted(f) for f in unknown)} "
             f"(allowed: {', '.join(FIELDS)}; put extra data under 'metadata')",
         )
         return None
@@ -151,7 +155,7 @@ def _problem_from_row(row: object, where: str, errors: _ErrorLog) -> Problem | N
     if split_name is not None:
         split = _SPLIT_NAMES.get(split_name.lower())
         if split is None:
-            errors.add(where, f"field 'split' is {split_name!r}; expected train, validation or holdout")
+            errors.add(where, f"field 'split' is {quoted(split_name)}; expected train, validation or holdout")
             return None
         if split == "holdout" and answer is None:
             errors.add(
@@ -216,7 +220,9 @@ def _rows_csv(lines: Iterable[bytes], errors: _ErrorLog) -> Iterator[tuple[str, 
     unknown = [name for name in header if name not in FIELDS or name == "metadata"]
     if unknown:
         allowed = ", ".join(f for f in FIELDS if f != "metadata")
-        errors.add("line 1", f"unknown column(s) {', '.join(repr(n) for n in unknown)} (allowed: {allowed})")
+        errors.add(
+            "line 1", f"unknown column(s) {', '.join(quoted(n) for n in unknown)} (allowed: {allowed})"
+        )
         return
     if "question" not in header:
         errors.add("line 1", "the header has no 'question' column")
@@ -246,7 +252,7 @@ def parse_problem_set(lines: Iterable[bytes], source: str, file_format: ProblemS
             continue
         if problem.id in first_seen:
             if isinstance(row, dict) and row.get("id") is not None:
-                errors.add(where, f"id {problem.id!r} is already used at {first_seen[problem.id]}")
+                errors.add(where, f"id {quoted(problem.id)} is already used at {first_seen[problem.id]}")
                 continue
             # A repeated question without an explicit id: keep both, each with its own id.
             problem = problem.model_copy(update={"id": f"{problem.id}-{where.split()[-1]}"})

@@ -9,16 +9,18 @@ State after Prepare:  {run, generation, benchmark, batch: null}
 then (batch mode) SubmitBatch/CheckBatch set `batch`, Assemble adds `dataset`,
 StartFineTune/CheckFineTune `finetune`, the wait loop `wait`, PrepareServing/CheckServing `serving`
 and its wait loop `serving_wait`, Benchmark `scores`, ReleaseServing `serving` again, Report `report`;
-a Catch adds `failure.<StateName>` = {Error, Cause}.
+a Catch adds `failure.<StateName>` = {Error, Cause}. A second start for a problem set another run already
+handles ends right after Prepare, whose output is then a `DuplicateStart`.
 """
 
 from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, RootModel
 
 from synthtune.contracts.config import Contestant, RunConfig
+from synthtune.contracts.error_text import ProviderMessage
 from synthtune.contracts.problems import SplitCounts
 from synthtune.contracts.usage import Usage
 
@@ -46,12 +48,34 @@ class S3Location(_Contract):
         return f"s3://{self.bucket}/{self.key}"
 
 
+class UploadedObject(BaseModel):
+    """What S3's "Object Created" event says of the upload (the S3 trigger passes `detail.object` on)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
+
+    key: str | None = None
+    size: int | None = None
+    etag: str | None = None
+    version_id: str | None = Field(default=None, alias="version-id")
+    sequencer: str | None = None
+
+
 class StartRequest(_Contract):
-    """The execution input: from the CLI, the console, or EventBridge on an S3 upload."""
+    """The execution input: from the CLI, the console, or EventBridge on an S3 upload.
+
+    One run per version of a problem set: a start for a version another run already handles ends at once
+    (see `DuplicateStart`), unless `rerun` asks for another run on purpose."""
 
     key: str = Field(min_length=1, description="Object key of the problem set.")
     bucket: str | None = Field(default=None, description="Defaults to the stack's data bucket.")
     config: dict[str, Any] | None = Field(default=None, description="RunConfig fields to change.")
+    object: UploadedObject | None = Field(
+        default=None, description="Set by the S3 trigger: the upload the event announced."
+    )
+    rerun: bool = Field(
+        default=False,
+        description="Run even if another run already handles this version of the problem set.",
+    )
 
 
 class PrepareInput(_Contract):
@@ -90,6 +114,9 @@ class BatchState(_Contract):
 
 
 class PrepareOutput(_Contract):
+    status: Literal["PREPARED"] = Field(
+        default="PREPARED", description="A `DuplicateStart`'s is DUPLICATE: how the StartedOnce Choice tells."
+    )
     run: RunRef
     generation: GenerationPlan
     benchmark: BenchmarkPlan
@@ -97,6 +124,19 @@ class PrepareOutput(_Contract):
         default=None,
         description="Always null here: the batch loop's state, present so SubmitBatch can read it.",
     )
+
+
+class DuplicateStart(_Contract):
+    """Prepare's output when another run already handles this version of the problem set: the execution
+    ends right there (AlreadyHandled), having read nothing and spent nothing."""
+
+    run_id: str
+    status: Literal["DUPLICATE"] = "DUPLICATE"
+    duplicate_of: str = Field(description="The run that handles this version of the problem set.")
+    problem_set: S3Location
+    etag: str
+    version_id: str | None = None
+    message: str
 
 
 class ShardRef(_Contract):
@@ -174,7 +214,9 @@ class FineTuneState(_Contract):
     best_training_loss: float | None = None
     validation_loss: float | None = Field(default=None, description="The last reported validation loss.")
     metrics_key: str | None = Field(default=None, description="training_metrics.csv: the loss per step.")
-    error: str = Field(default="", description="Why the job failed or was cancelled; empty otherwise.")
+    error: ProviderMessage = Field(
+        default="", description="Why the job failed or was cancelled; empty otherwise (redacted, bounded)."
+    )
 
     @property
     def billed_tokens(self) -> int | None:
@@ -205,7 +247,7 @@ class ServingState(_Contract):
     resource: str | None = Field(default=None, description="The deployment's or provisioned model's ARN.")
     name: str | None = Field(default=None, description="Its name (deterministic from the run id).")
     created_at: str | None = None
-    error: str = ""
+    error: ProviderMessage = ""
     kept: bool = Field(default=False, description="Left in place at the end because keep_deployment is set.")
 
 
@@ -266,8 +308,63 @@ class FailureInput(_Contract):
     failure: dict[str, StateFailure]
 
 
+class ExecutionEnded(BaseModel):
+    """The detail of EventBridge's "Step Functions Execution Status Change" event, for an execution that
+    ended FAILED, TIMED_OUT or ABORTED: how RecordFailure hears of a failure no Catch could handle
+    (States.DataLimitExceeded, an execution stopped by hand or out of time)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    executionArn: str
+    stateMachineArn: str
+    name: str = Field(description="The execution's name: the run id.")
+    status: Literal["FAILED", "TIMED_OUT", "ABORTED"]
+    error: str | None = None
+    cause: str | None = None
+
+
+class ExecutionStatusChange(BaseModel):
+    """The EventBridge event around `ExecutionEnded` (only the fields RecordFailure reads)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
+
+    source: Literal["aws.states"]
+    detail_type: Literal["Step Functions Execution Status Change"] = Field(alias="detail-type")
+    detail: ExecutionEnded
+
+
+class FailureEvent(RootModel[FailureInput | ExecutionStatusChange]):
+    """What RecordFailure is invoked with: a Catch's failure, or the end of an execution no Catch saw."""
+
+
+CleanupResource = Literal["fine_tune_job", "on_demand_deployment", "provisioned_throughput", "serving"]
+CleanupOutcome = Literal["cancelled", "deleted", "kept", "failed"]
+
+
+class CleanupStep(_Contract):
+    """Something the run created that could still bill, and what RecordFailure did about it."""
+
+    resource: CleanupResource = Field(
+        description="fine_tune_job, or what served the fine-tuned model (serving: not known, the lookup "
+        "failed)."
+    )
+    id: str = Field(description="The provider's id or ARN; or the name the run gives it.")
+    outcome: CleanupOutcome = Field(
+        description="cancelled or deleted; kept (keep_deployment); failed: it may still be running."
+    )
+    detail: str = Field(default="", description="Why it failed (redacted), or what the provider said.")
+
+
 class FailureRecord(_Contract):
     run_id: str
+    status: Literal["FAILED", "TIMED_OUT", "ABORTED"] = "FAILED"
     state: str
     error: str
-    cause: str
+    cause: str = Field(description="Redacted and at most a few KB; the whole text is at cause_key.")
+    cause_key: str | None = Field(default=None, description="The whole cause, in the data bucket.")
+    cleanup: list[CleanupStep] = Field(
+        default_factory=list, description="What the run had left running, cancelled or deleted (or not)."
+    )
+    already_recorded: bool = Field(
+        default=False, description="The run had ended before this failure was reported: nothing changed."
+    )

@@ -10,6 +10,7 @@ import io
 import json
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -148,6 +149,15 @@ class JsonlWriter:
         self.bytes += len(line) + 1
 
 
+@dataclass(frozen=True)
+class StoredObject:
+    """One version of an object: its ETag (unquoted), its version id (versioned buckets only), its size."""
+
+    etag: str
+    version_id: str | None
+    size: int
+
+
 class ArtifactStore:
     def __init__(self, bucket: str, s3: S3Client) -> None:
         self.bucket = bucket
@@ -180,13 +190,22 @@ class ArtifactStore:
         return response["Body"].read()
 
     def exists(self, key: str) -> bool:
+        return self.stored(key) is not None
+
+    def stored(self, key: str) -> StoredObject | None:
+        """Which version of the object is there now (one HEAD); None if there is none."""
         try:
-            self._s3.head_object(Bucket=self.bucket, Key=key)
+            response = self._s3.head_object(Bucket=self.bucket, Key=key)
         except ClientError as error:
             if _missing(error):
-                return False
+                return None
             raise
-        return True
+        version = response.get("VersionId")
+        return StoredObject(
+            etag=str(response.get("ETag", "")).strip('"'),
+            version_id=version if version and version != "null" else None,
+            size=int(response.get("ContentLength", 0)),
+        )
 
     def keys(self, prefix: str) -> set[str]:
         """Every key under a prefix: one LIST per thousand keys, where HEADs would cost one each."""

@@ -114,3 +114,8 @@ class RunLayout:
     @property
     def summary(self) -> str:
         return f"{self.prefix}report/summary.json"
+
+    @property
+    def failure_cause(self) -> str:
+        """Why the run failed, whole: the run record and the execution keep only its first few KB."""
+        return f"{self.prefix}failure/cause.txt"

@@ -13,6 +13,10 @@ One item collection per run (pk `RUN#<run_id>`):
                        an attempt that then failed threw away (kind discarded); added to atomically
                        (see money.ledger)
 Totals are summed from the items when the report is written, so a retried stage never counts twice.
+
+And one item per version of a problem set that a run was started on (pk `PROBLEM_SET#<s3 uri>`, sk
+`VERSION#<version id>#<etag>`): the run that handles it, so a second start for the same upload (a repeated
+S3 event, an upload and a start-execution) is told which run already does instead of paying again.
 """
 
 from __future__ import annotations
@@ -28,6 +32,9 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
 RUN_SK = "RUN"
+ENDED_STATUSES = frozenset({"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED", "DUPLICATE"})
+"""A run record's status once the run is over (RUNNING until then)."""
+UNSUCCESSFUL_STATUSES = frozenset({"FAILED", "TIMED_OUT", "ABORTED"})
 DATASET_SK = "DATASET"
 FINETUNE_SK = "FINETUNE"
 SERVING_SK = "SERVING"
@@ -57,6 +64,14 @@ def spend_sk(kind: str, spender: str, purpose: str, model: str) -> str:
 
 def run_pk(run_id: str) -> str:
     return f"RUN#{run_id}"
+
+
+def problem_set_pk(uri: str) -> str:
+    return f"PROBLEM_SET#{uri}"
+
+
+def problem_set_version_sk(etag: str, version_id: str | None) -> str:
+    return f"VERSION#{version_id or '-'}#{etag}"
 
 
 def now_iso() -> str:
@@ -96,6 +111,54 @@ class RunStore:
         values = {f":v{i}": _to_dynamodb(value) for i, value in enumerate(attributes.values())}
         assignments = ", ".join(f"#a{i} = :v{i}" for i in range(len(attributes)))
         self._set(run_id, sk, assignments, names, values)
+
+    def claim(self, pk: str, sk: str, run_id: str, *, replacing: str | None = None, **attributes: Any) -> str:
+        """Make `run_id` the one run of the item `pk`/`sk` unless another run holds it (or, with `replacing`,
+        unless a run other than that one does): returns the holder afterwards, `run_id` if it won.
+
+        A conditional write, so of two runs claiming at once exactly one wins."""
+        item = {"pk": pk, "sk": sk, "run_id": run_id, "claimed_at": now_iso(), **attributes}
+        values = {":me": _to_dynamodb(run_id)}
+        condition = "attribute_not_exists(pk) OR #holder = :me"
+        if replacing is not None:
+            values[":replaced"] = _to_dynamodb(replacing)
+            condition += " OR #holder = :replaced"
+        try:
+            self._dynamodb.put_item(
+                TableName=self.table,
+                Item={name: _to_dynamodb(value) for name, value in item.items()},
+                ConditionExpression=condition,
+                ExpressionAttributeNames={"#holder": "run_id"},
+                ExpressionAttributeValues=values,
+            )
+        except self._dynamodb.exceptions.ConditionalCheckFailedException:
+            response = self._dynamodb.get_item(
+                TableName=self.table, Key={"pk": {"S": pk}, "sk": {"S": sk}}, ConsistentRead=True
+            )
+            return str(self._decode(response.get("Item", {})).get("run_id", ""))
+        return run_id
+
+    def end(self, run_id: str, status: str, **attributes: Any) -> bool:
+        """Give the run its final `status` (and `attributes`) unless it has one already: False, and
+        nothing changed, if it had (a failure reported twice is recorded once)."""
+        attributes = {"run_id": run_id, "updated_at": now_iso(), "status": status, **attributes}
+        names = {f"#a{i}": name for i, name in enumerate(attributes)}
+        values = {f":v{i}": _to_dynamodb(value) for i, value in enumerate(attributes.values())}
+        assignments = ", ".join(f"#a{i} = :v{i}" for i in range(len(attributes)))
+        status_name = next(key for key, name in names.items() if name == "status")
+        values[":running"] = _to_dynamodb("RUNNING")
+        try:
+            self._set(
+                run_id,
+                RUN_SK,
+                assignments,
+                names,
+                values,
+                f"attribute_not_exists({status_name}) OR {status_name} = :running",
+            )
+        except self._dynamodb.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
 
     def add(
         self,

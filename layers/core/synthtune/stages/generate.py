@@ -23,6 +23,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from synthtune.contracts.error_text import MAX_PROVIDER_MESSAGE_CHARS, safe_text
 from synthtune.contracts.errors import RateLimited, ShardIncomplete
 from synthtune.contracts.problems import Problem, Split
 from synthtune.contracts.usage import Usage, UsageByModel, merge_usage
@@ -256,7 +257,7 @@ def generate_shard(
                 "index": task.shard.index,
                 "status": "failed",
                 "error": type(error).__name__,
-                "message": str(error),
+                "message": safe_text(str(error), MAX_PROVIDER_MESSAGE_CHARS),
                 "checkpointed": len(checkpoints),
                 "cost_usd": sum(call.usd or 0.0 for call in calls),
                 "calls": [call.model_dump() for call in calls],
@@ -265,10 +266,23 @@ def generate_shard(
         raise
 
 
+MAX_LISTED_SHARD_FAILURES = 10
+"""Failed shards a cause lists one by one (10,000 shards may fail alike; each item keeps its own error)."""
+
+
 def failed_shards(runs: RunStore, run_id: str) -> str:
-    """One line per shard whose last attempt failed, with its error: empty when none did."""
+    """One line per shard whose last attempt failed, with its error (the first few): empty when none did."""
     failures = [item for item in runs.items(run_id, "SHARD#") if item.get("status") == "failed"]
-    return "\n".join(f"shard {item['index']}: {item['error']}: {item['message']}" for item in failures)
+    lines = [
+        f"shard {item['index']}: {item['error']}: {item['message']}"
+        for item in failures[:MAX_LISTED_SHARD_FAILURES]
+    ]
+    if len(failures) > MAX_LISTED_SHARD_FAILURES:
+        lines.append(
+            f"... and {len(failures) - MAX_LISTED_SHARD_FAILURES:,} more failed shards (each SHARD# item "
+            "on the run record has its error)"
+        )
+    return "\n".join(lines)
 
 
 def load_checkpoints(data: ArtifactStore, layout: RunLayout, shard: int) -> dict[int, Checkpoint]:

@@ -3,6 +3,14 @@
 Reads and validates the problem set and the configuration, checks that the student can be fine-tuned
 at all, splits the problems, and writes the shard manifest the Generate Map reads. Any failure here
 costs nothing and says exactly what to fix.
+
+One run per version of a problem set: before any work, Prepare claims the object's version (its ETag, and
+version id in a versioned bucket, as S3 has it now) for this run with a conditional write in DynamoDB. A
+second start for the same version — S3 delivering its event twice, an upload under problem-sets/ and a
+start-execution for it — finds the claim taken and ends at once as a `DuplicateStart` naming the run that
+handles it. A run that ended without success gives its claim up to the next start, and `rerun` takes it
+on purpose. This is a claim, not Powertools' idempotency: that would hand the second execution the first
+one's output, and it would go on to generate, fine-tune and benchmark a second time.
 """
 
 from __future__ import annotations
@@ -20,6 +28,7 @@ from synthtune.contracts.errors import BudgetExceeded, InvalidConfig, InvalidPro
 from synthtune.contracts.problems import Problem, detect_format, parse_problem_set
 from synthtune.contracts.workflow import (
     BenchmarkPlan,
+    DuplicateStart,
     GenerationPlan,
     PrepareInput,
     PrepareOutput,
@@ -31,9 +40,15 @@ from synthtune.contracts.workflow import (
 from synthtune.money.catalog import accepts_temperature, model_info, temperature_range
 from synthtune.money.estimate import CostEstimate, estimate_run_cost
 from synthtune.providers.registry import ProviderRegistry, dataset_format
-from synthtune.records.artifacts import ArtifactStore
+from synthtune.records.artifacts import ArtifactStore, StoredObject
 from synthtune.records.layout import RunLayout
-from synthtune.records.runs import RunStore, now_iso
+from synthtune.records.runs import (
+    UNSUCCESSFUL_STATUSES,
+    RunStore,
+    now_iso,
+    problem_set_pk,
+    problem_set_version_sk,
+)
 from synthtune.split import HoldoutSplit, split_problems
 
 MAX_SHARDS = 10_000
@@ -49,21 +64,72 @@ def _start_request(raw: dict[str, object]) -> StartRequest:
         raise InvalidConfig(f"execution input: {describe_fields(error)} (expected {expected})") from None
 
 
-def _resolve_problem_set(store: ArtifactStore, key: str) -> str:
-    """The key as given, or URL-decoded: S3 event payloads carry keys URL-encoded (spaces as '+')."""
+def _resolve_problem_set(store: ArtifactStore, key: str) -> tuple[str, StoredObject]:
+    """The key as given, or URL-decoded (S3 event payloads carry keys URL-encoded, spaces as '+'), and the
+    version of the object there now; refused unless it can be a problem set."""
     try:
-        if store.exists(key):
-            return key
+        found = store.stored(key)
         decoded = unquote_plus(key)
-        if decoded != key and store.exists(decoded):
-            return decoded
+        if found is None and decoded != key:
+            key, found = decoded, store.stored(decoded)
     except ClientError as error:
         code = error.response.get("Error", {}).get("Code", "error")
         raise InvalidProblemSet(
             f"cannot read {store.uri(key)} ({code}); the deployed functions read problem sets from the "
             "stack's data bucket only"
         ) from error
-    raise InvalidProblemSet(f"{store.uri(key)} does not exist")
+    if found is None:
+        raise InvalidProblemSet(f"{store.uri(key)} does not exist")
+    if key.endswith("/"):
+        raise InvalidProblemSet(
+            f"{store.uri(key)} is a folder, not a problem set; upload a .jsonl, .json or .csv file into it"
+        )
+    detect_format(key)  # refuses a name that is no problem set's
+    if found.size == 0:
+        raise InvalidProblemSet(f"{store.uri(key)} is empty (0 bytes)")
+    return key, found
+
+
+def _claim(
+    runs: RunStore, run_id: str, location: S3Location, stored: StoredObject, rerun: bool
+) -> str | None:
+    """Make this run the one run of this version of the problem set: None if it is, else the run that is."""
+    pk, sk = problem_set_pk(location.uri), problem_set_version_sk(stored.etag, stored.version_id)
+    holder = runs.claim(pk, sk, run_id, etag=stored.etag, version_id=stored.version_id)
+    if holder == run_id:
+        return None
+    ended = (runs.get(holder) or {}).get("status")
+    if rerun or ended in UNSUCCESSFUL_STATUSES:
+        holder = runs.claim(pk, sk, run_id, replacing=holder, etag=stored.etag, version_id=stored.version_id)
+    return None if holder == run_id else holder
+
+
+def _duplicate(
+    runs: RunStore, run_id: str, holder: str, location: S3Location, stored: StoredObject
+) -> DuplicateStart:
+    status = (runs.get(holder) or {}).get("status", "RUNNING")
+    message = (
+        f"{location.uri} (ETag {stored.etag}) is already handled by run {holder} ({status}); this execution "
+        'stops here and spends nothing. To run it again anyway, start an execution with "rerun": true.'
+    )
+    runs.update(
+        run_id,
+        status="DUPLICATE",
+        stage="done",
+        duplicate_of=holder,
+        problem_set=location.model_dump(),
+        problem_set_version={"etag": stored.etag, "version_id": stored.version_id},
+        cause=message,
+        finished_at=now_iso(),
+    )
+    return DuplicateStart(
+        run_id=run_id,
+        duplicate_of=holder,
+        problem_set=location,
+        etag=stored.etag,
+        version_id=stored.version_id,
+        message=message,
+    )
 
 
 def _read_problems(store: ArtifactStore, key: str) -> list[Problem]:
@@ -189,16 +255,24 @@ def prepare_run(
     runs: RunStore,
     providers: ProviderRegistry,
     today: dt.date,
-) -> PrepareOutput:
+) -> PrepareOutput | DuplicateStart:
     run_id = task.run_id
     runs.update(run_id, status="RUNNING", stage="prepare", started_at=now_iso())
 
     request = _start_request(task.input)
     config = load_run_config(request.config, source="execution input config")
     problem_store = data if request.bucket in (None, data.bucket) else bucket_store(request.bucket)
-    key = _resolve_problem_set(problem_store, request.key)
+    key, stored = _resolve_problem_set(problem_store, request.key)
     location = S3Location(bucket=problem_store.bucket, key=key)
-    runs.update(run_id, problem_set=location.model_dump(), config=config.model_dump(mode="json"))
+    holder = _claim(runs, run_id, location, stored, request.rerun)
+    if holder is not None:
+        return _duplicate(runs, run_id, holder, location, stored)
+    runs.update(
+        run_id,
+        problem_set=location.model_dump(),
+        problem_set_version={"etag": stored.etag, "version_id": stored.version_id},
+        config=config.model_dump(mode="json"),
+    )
 
     check_run_config(config, providers, today)
 

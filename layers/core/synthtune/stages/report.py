@@ -1,14 +1,14 @@
-"""Report and RecordFailure: how a run ended, what it produced and what it cost.
+"""Report: how a run ended, what it produced and what it cost.
 
 The run summary is computed from the run's DynamoDB items (see `synthtune.records.runs`) by one pure function,
 `summarise_run`, used for a finished run's report, by the CLI for a failed run, and by tests.
+RecordFailure is `synthtune.stages.failure`.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-import json
 from collections import defaultdict
 from typing import Any
 
@@ -19,8 +19,6 @@ from synthtune.contracts.usage import Usage
 from synthtune.contracts.workflow import (
     ContestantScore,
     DatasetSummary,
-    FailureInput,
-    FailureRecord,
     FineTuneState,
     ReportInput,
     ReportOutput,
@@ -41,7 +39,7 @@ from synthtune.records.artifacts import ArtifactStore
 from synthtune.records.layout import RunLayout
 from synthtune.records.runs import DATASET_SK, FINETUNE_SK, RUN_SK, SERVING_SK, RunStore, now_iso
 from synthtune.stages.benchmark import BenchmarkAnswer
-from synthtune.stages.generate import CallCost, failed_shards, summarise_calls
+from synthtune.stages.generate import CallCost, summarise_calls
 
 CONTESTANT_LABELS = {"base": "Base student", "fine_tuned": "Fine-tuned student", "teacher": "Teacher"}
 
@@ -599,45 +597,3 @@ def _training_curve(data: ArtifactStore, job: FineTuneState) -> list[dict[str, s
     if job.metrics_key is None:
         return []
     return list(csv.DictReader(io.StringIO(data.read_text(job.metrics_key))))
-
-
-def failure_message(cause: str) -> str:
-    """The human part of a Catch's Cause: a Lambda error's errorMessage, or the cause as it is."""
-    try:
-        payload = json.loads(cause)
-    except (json.JSONDecodeError, TypeError):
-        return cause
-    if isinstance(payload, dict) and isinstance(payload.get("errorMessage"), str):
-        return str(payload["errorMessage"])
-    return cause
-
-
-CLEANUP_STATE = "ReleaseAfterFailure"
-"""The state that deletes the deployment after a failure; its own failure is told with the run's."""
-
-
-def record_failure(task: FailureInput, *, runs: RunStore) -> FailureRecord:
-    # Each Catch writes failure.<its state name>: the state that failed, and perhaps the cleanup after it.
-    failures = dict(task.failure)
-    cleanup = failures.pop(CLEANUP_STATE, None) if len(failures) > 1 else None
-    state, failure = next(iter(failures.items()))
-    cause = failure_message(failure.Cause)
-    if state == "Generate":
-        # The Map reports only that too many iterations failed; the shards recorded why.
-        cause = "\n".join(part for part in (cause, failed_shards(runs, task.run_id)) if part)
-    if cleanup is not None:
-        cause += (
-            f"\nThen deleting the fine-tuned model's deployment failed too ({cleanup.Error}: "
-            f"{failure_message(cleanup.Cause)}): delete it by hand (aws bedrock "
-            "list-custom-model-deployments / delete-custom-model-deployment) so it stops costing."
-        )
-    record = FailureRecord(run_id=task.run_id, state=state, error=failure.Error, cause=cause)
-    runs.update(
-        task.run_id,
-        status="FAILED",
-        failed_state=record.state,
-        error=record.error,
-        cause=record.cause,
-        finished_at=now_iso(),
-    )
-    return record
