@@ -1,5 +1,5 @@
-"""Where the data and the API key live: the bucket and its access logs, the table, the secret, the queue of
-uploads that did not start a run, and what the outputs expose."""
+"""Where the data and the API key live: the bucket and its access logs, the table, the secret, the dead-letter
+queues (uploads that did not start a run, run ends that were not recorded), and what the outputs expose."""
 
 from __future__ import annotations
 
@@ -7,9 +7,19 @@ import json
 import re
 from typing import Any
 
+import pytest
+
 from synthtune_cli.template import resources_of_type
 
 RETAIN = {"DeletionPolicy": "Retain", "UpdateReplacePolicy": "Retain"}
+# Each dead-letter queue and the EventBridge rule SAM makes of the event whose dead letters it keeps.
+DEAD_LETTERS = pytest.mark.parametrize(
+    ("queue_id", "rule_id"),
+    [
+        ("ProblemSetUploadedDeadLetterQueue", "PipelineStateMachineProblemSetUploaded"),
+        ("ExecutionEndedDeadLetterQueue", "RecordFailureFunctionExecutionEnded"),
+    ],
+)
 SECRET_LIKE_NAME = re.compile(r"KEY|SECRET|TOKEN|PASSWORD|CREDENTIAL", re.IGNORECASE)
 
 
@@ -197,9 +207,12 @@ def test_bucket_access_is_logged_to_a_bucket_only_log_delivery_writes(template: 
     assert resources["DataBucket"]["DependsOn"] == "AccessLogBucketPolicy"
 
 
-def test_dead_letter_queue_is_encrypted_with_a_key_eventbridge_may_use(template: dict[str, Any]) -> None:
+@DEAD_LETTERS
+def test_dead_letter_queue_is_encrypted_with_a_key_eventbridge_may_use(
+    template: dict[str, Any], queue_id: str, rule_id: str
+) -> None:
     resources = template["Resources"]
-    queue = resources["ProblemSetUploadedDeadLetterQueue"]
+    queue = resources[queue_id]
     assert queue["Type"] == "AWS::SQS::Queue"
     assert queue["Properties"]["KmsMasterKeyId"] == {"Ref": "DeadLetterKey"}
     assert queue["Properties"]["MessageRetentionPeriod"] == 14 * 24 * 3600
@@ -216,25 +229,24 @@ def test_dead_letter_queue_is_encrypted_with_a_key_eventbridge_may_use(template:
     (policy,) = [
         policy
         for policy in resources_of_type(template, "AWS::SQS::QueuePolicy").values()
-        if {"Ref": "ProblemSetUploadedDeadLetterQueue"} in policy["Properties"]["Queues"]
+        if {"Ref": queue_id} in policy["Properties"]["Queues"]
     ]
     (send,) = policy["Properties"]["PolicyDocument"]["Statement"]
     assert send["Principal"] == {"Service": "events.amazonaws.com"}
     assert _as_list(send["Action"]) == ["sqs:SendMessage"]
-    # Only the upload rule (SAM names it after the state machine and its event).
-    assert send["Condition"] == {
-        "ArnEquals": {"aws:SourceArn": {"Fn::GetAtt": ["PipelineStateMachineProblemSetUploaded", "Arn"]}}
-    }
+    # Only its own rule (SAM names it after the resource and its event).
+    assert send["Condition"] == {"ArnEquals": {"aws:SourceArn": {"Fn::GetAtt": [rule_id, "Arn"]}}}
 
 
-def test_a_dead_letter_raises_an_alarm(template: dict[str, Any], translated_template: dict[str, Any]) -> None:
+@DEAD_LETTERS
+def test_a_dead_letter_raises_an_alarm(
+    template: dict[str, Any], translated_template: dict[str, Any], queue_id: str, rule_id: str
+) -> None:
     alarms = [
         alarm["Properties"]
         for alarm in resources_of_type(template, "AWS::CloudWatch::Alarm").values()
         if alarm["Properties"]["Dimensions"]
-        == [
-            {"Name": "QueueName", "Value": {"Fn::GetAtt": ["ProblemSetUploadedDeadLetterQueue", "QueueName"]}}
-        ]
+        == [{"Name": "QueueName", "Value": {"Fn::GetAtt": [queue_id, "QueueName"]}}]
     ]
     assert len(alarms) == 1
     (alarm,) = alarms
@@ -246,4 +258,6 @@ def test_a_dead_letter_raises_an_alarm(template: dict[str, Any], translated_temp
     }
     # The rule's dead letters go to that queue, and SAM makes no queue of its own.
     queues = resources_of_type(translated_template, "AWS::SQS::Queue")
-    assert set(queues) == {"ProblemSetUploadedDeadLetterQueue"}
+    assert set(queues) == {"ProblemSetUploadedDeadLetterQueue", "ExecutionEndedDeadLetterQueue"}
+    (target,) = translated_template["Resources"][rule_id]["Properties"]["Targets"]
+    assert target["DeadLetterConfig"] == {"Arn": {"Fn::GetAtt": [queue_id, "Arn"]}}

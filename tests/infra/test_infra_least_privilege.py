@@ -115,6 +115,31 @@ SCENARIOS = [
     Scenario(
         "invalid-problem-set", FAST_CONFIG, "InvalidProblemSet", rows=[{"question": "2+2?", "anwser": "4"}]
     ),
+    # The teacher refuses every request: RecordFailure reads the shards' items to say why each failed.
+    Scenario(
+        "teacher-refuses",
+        FAST_CONFIG,
+        "GenerationIncomplete",
+        emulator_setup=lambda emulator: emulator.inject_errors(
+            count=10_000, status=400, path_prefix="/model/us."
+        ),
+    ),
+    # Bedrock creates the job, then StartFineTune's lookup of it fails for good: RecordFailure finds the job
+    # by the run's name and stops it.
+    Scenario(
+        "bedrock-job-left-running",
+        {**FAST_CONFIG, **WAITS_TOO_LONG},
+        "ModelRequestRejected",
+        emulator_setup=lambda emulator: (
+            emulator.configure(min_training_seconds=10_000),
+            emulator.inject_errors(
+                count=1, status=404, path_prefix="/model-customization-jobs/synthtune-job-"
+            ),
+            emulator.inject_errors(
+                count=1, status=400, path_prefix="/model-customization-jobs/synthtune-job-"
+            ),
+        ),
+    ),
     # Llama 3.1 fine-tunes answer only through Provisioned Throughput (us-west-2); failing the benchmark also
     # sends ReleaseAfterFailure looking for it by name.
     Scenario(
