@@ -17,6 +17,7 @@ the `WallClock` (runs against the real OpenAI API) they sleep for real.
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib.util
 import json
 import logging
@@ -503,6 +504,7 @@ def _atomic_dynamodb_updates() -> Iterator[None]:
     lock = threading.Lock()
     update_item = DynamoDBBackend.update_item
 
+    @functools.wraps(update_item)  # keeps moto's signature for hooks that bind its arguments (the journal)
     def atomic_update_item(backend: DynamoDBBackend, *args: Any, **kwargs: Any) -> Any:
         with lock:
             return update_item(backend, *args, **kwargs)

@@ -333,10 +333,11 @@ def test_a_budget_stop_keeps_its_answers_and_a_raised_budget_finishes_the_run(
     assert len(answer_lines(run_dir)) == GENERATED
 
 
-def test_a_run_that_failed_after_its_job_was_created_resumes_the_job_the_emulator_kept(
+def test_a_run_that_failed_after_its_job_was_created_cancels_it_and_its_resume_trains_a_second(
     tmp_path: Path, emulators: StartedEmulators
 ) -> None:
-    # The first emulator refuses the job's first status check: CheckFineTune fails, and so does the run.
+    # The first emulator refuses the job's first status check: CheckFineTune fails, and so does the run,
+    # whose failure cancels the job so that it stops billing.
     emulators.prepare_first = lambda first: first.inject_errors(
         1, status=400, path_prefix="/v1/fine_tuning/jobs/"
     )
@@ -353,21 +354,24 @@ def test_a_run_that_failed_after_its_job_was_created_resumes_the_job_the_emulato
     assert code == 1
     first = emulators[0]
     assert requests_to(first, "POST", "/v1/fine_tuning/jobs") == 1
-    (job_id,) = first.fine_tuning_jobs
+    (first_job,) = first.fine_tuning_jobs.values()
+    assert first_job["status"] == "cancelled"
 
     code = main(["run", "--resume", str(run_dir)])
 
     assert code == 0
     second = emulators[1]
-    # The second emulator knew the job from the run directory: nothing uploaded or created again, and the
-    # fine-tuned model it trained answers the benchmark.
-    assert list(second.fine_tuning_jobs) == [job_id]
-    assert requests_to(second, "POST", "/v1/fine_tuning/jobs") == 0
+    # The second emulator knew the cancelled job from the run directory: the resumed run trains once more,
+    # as its second job, on the files it had uploaded, and that job's model answers the benchmark.
+    assert requests_to(second, "POST", "/v1/fine_tuning/jobs") == 1
     assert requests_to(second, "POST", "/v1/files") == 0
+    jobs = second.fine_tuning_jobs
+    assert [job["status"] for job in jobs.values()] == ["cancelled", "succeeded"]
     assert model_answers(first) == GENERATED
     assert model_answers(second) == 2 * HELD_OUT
     summary = json.loads((run_dir / "summary.json").read_text())
     assert {score["contestant"] for score in summary["scores"]} == {"base", "fine_tuned"}
+    assert summary["fine_tune"]["attempt"] == 1
 
 
 def stopped_run(tmp_path: Path, status: str = "FAILED", config: dict[str, Any] | None = None) -> Path:

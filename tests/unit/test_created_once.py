@@ -25,11 +25,13 @@ from synthtune.providers.openai import OpenAIProvider
 from synthtune.providers.openai.batch import OpenAIBatches
 from synthtune.providers.openai.client import openai_client
 from synthtune.providers.openai.finetune import OpenAIFineTuning
-from synthtune.providers.ports import FineTuneRequest
+from synthtune.providers.ports import FineTuneRequest, FineTuningPort
+from synthtune.providers.registry import ProviderRegistry
 from synthtune.records.artifacts import ArtifactStore
 from synthtune.records.runs import RunStore
 from synthtune.settings import Settings
-from synthtune.stages.finetune import check_fine_tune, start_fine_tune
+from synthtune.stages.cleanup import clean_up
+from synthtune.stages.finetune import cancel_fine_tune, check_fine_tune, start_fine_tune
 from synthtune_cli.clock import VirtualClock
 from synthtune_cli.emulator import EmulatorServer, OpenAIEmulator
 from tests.support import sample_rows
@@ -157,6 +159,15 @@ def test_a_batch_whose_create_or_upload_reply_is_lost_is_created_once(
     assert posts(emulator, "/v1/batches") == 1
 
 
+def bedrock_fine_tuning(data: ArtifactStore) -> FineTuningPort:
+    data.write_text("train.jsonl", TRAINING, "application/jsonl")
+    return BedrockProvider(
+        role_arn="arn:aws:iam::123456789012:role/bedrock",
+        read_text=lambda location: data.read_text(location.key),
+        list_keys=lambda location: data.keys(location.key),
+    ).fine_tuning()
+
+
 def test_a_bedrock_job_whose_reply_is_lost_is_answered_by_botocores_retry_with_the_same_job(
     emulator: OpenAIEmulator,
     server: EmulatorServer,
@@ -166,12 +177,7 @@ def test_a_bedrock_job_whose_reply_is_lost_is_answered_by_botocores_retry_with_t
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     for name, value in server.bedrock_environment().items():
         monkeypatch.setenv(name, value)
-    data.write_text("train.jsonl", TRAINING, "application/jsonl")
-    fine_tuning = BedrockProvider(
-        role_arn="arn:aws:iam::123456789012:role/bedrock",
-        read_text=lambda location: data.read_text(location.key),
-        list_keys=lambda location: data.keys(location.key),
-    ).fine_tuning()
+    fine_tuning = bedrock_fine_tuning(data)
     emulator.lose_responses(1, status=502, path_prefix="/model-customization-jobs")
 
     state = fine_tuning.start(
@@ -182,11 +188,13 @@ def test_a_bedrock_job_whose_reply_is_lost_is_answered_by_botocores_retry_with_t
     assert [job["jobArn"] for job in emulator.customization_jobs.values()] == [state.job_id]
 
 
-def fine_tune_input(data: ArtifactStore, budget: float) -> FineTuneInput:
+def fine_tune_input(
+    data: ArtifactStore, budget: float, student: str = "gpt-4.1-mini-2025-04-14"
+) -> FineTuneInput:
     config = RunConfig.model_validate(
         {
             "teacher_model": "gpt-4.1-2025-04-14",
-            "student_model": "gpt-4.1-mini-2025-04-14",
+            "student_model": student,
             "judge_model": None,
             "budget_usd": budget,
         }
@@ -255,3 +263,74 @@ def test_a_retry_that_finds_no_job_creates_it_on_the_reservation_already_made(
 
     assert len(emulator.fine_tuning_jobs) == 1
     assert (runs.get(RUN) or {})["committed_usd"] == pytest.approx(kept)
+
+
+@pytest.mark.parametrize(
+    ("student", "create_path"),
+    [
+        ("gpt-4.1-mini-2025-04-14", "/v1/fine_tuning/jobs"),
+        ("bedrock/amazon.nova-micro-v1:0", "/model-customization-jobs"),
+    ],
+)
+def test_a_resumed_run_whose_job_was_cancelled_trains_its_next_job_once(
+    emulator: OpenAIEmulator,
+    server: EmulatorServer,
+    data: ArtifactStore,
+    runs: RunStore,
+    monkeypatch: pytest.MonkeyPatch,
+    student: str,
+    create_path: str,
+) -> None:
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    for name, value in server.bedrock_environment().items():
+        monkeypatch.setenv(name, value)
+    fine_tuning = (
+        bedrock_fine_tuning(data) if student.startswith("bedrock/") else openai_provider(server).fine_tuning()
+    )
+    task = fine_tune_input(data, budget=1.0, student=student)
+    first = start_fine_tune(task, fine_tuning=fine_tuning, runs=runs)
+    # The run failed and its cleanup cancelled the job; the cancelled job's worst case is what it cost.
+    cancel_fine_tune(FineTuneCheck(run=task.run, finetune=first), fine_tuning=fine_tuning, runs=runs)
+    first_cost = (runs.get(RUN) or {})["committed_usd"]
+    # The resumed run's create is carried out and its reply lost (OpenAI; botocore resends Bedrock's).
+    emulator.lose_responses(1, status=502, path_prefix=create_path)
+
+    try:
+        second = start_fine_tune(task, fine_tuning=fine_tuning, runs=runs)
+    except ModelUnavailable:
+        second = start_fine_tune(task, fine_tuning=fine_tuning, runs=runs)  # Step Functions' retry finds it
+
+    assert (first.attempt, second.attempt) == (0, 1)
+    assert second.job_id != first.job_id
+    jobs = emulator.customization_jobs if student.startswith("bedrock/") else emulator.fine_tuning_jobs
+    assert len(jobs) == 2  # the cancelled job and the next: the lost reply made no third
+    found_first, found_second = fine_tuning.find_job(RUN, 0), fine_tuning.find_job(RUN, 1)
+    assert found_first is not None and found_first.job_id == first.job_id
+    assert found_second is not None and found_second.job_id == second.job_id
+    record = runs.get(RUN) or {}
+    assert record["fine_tune_attempt"] == 1
+    reserved = fine_tuning_usd(student, 2_000, epochs_for(task.run.config.fine_tune, 12, student))
+    assert record["committed_usd"] == pytest.approx(first_cost + (reserved or 0))
+
+
+def test_a_resumed_runs_next_job_created_but_not_recorded_is_cancelled_by_its_cleanup(
+    emulator: OpenAIEmulator, server: EmulatorServer, data: ArtifactStore, runs: RunStore
+) -> None:
+    provider = openai_provider(server)
+    fine_tuning = provider.fine_tuning()
+    task = fine_tune_input(data, budget=1.0)
+    first = start_fine_tune(task, fine_tuning=fine_tuning, runs=runs)
+    cancel_fine_tune(FineTuneCheck(run=task.run, finetune=first), fine_tuning=fine_tuning, runs=runs)
+    # Resumed, StartFineTune creates the next job and times out before recording it; the run fails.
+    emulator.lose_responses(1, status=502, path_prefix="/v1/fine_tuning/jobs")
+    with pytest.raises(ModelUnavailable):
+        start_fine_tune(task, fine_tuning=fine_tuning, runs=runs)
+    runs.update(RUN, config=task.run.config.model_dump(), problem_set=task.run.problem_set.model_dump())
+
+    cleanup = clean_up(RUN, runs=runs, providers=ProviderRegistry({"openai": provider}), bucket=data.bucket)
+
+    (step,) = cleanup.steps
+    second = fine_tuning.find_job(RUN, 1)
+    assert second is not None and second.job_id != first.job_id
+    assert (step.resource, step.id, step.outcome) == ("fine_tune_job", second.job_id, "cancelled")
+    assert {job["status"] for job in emulator.fine_tuning_jobs.values()} == {"cancelled"}

@@ -217,6 +217,12 @@ class FineTuneState(_Contract):
     error: ProviderMessage = Field(
         default="", description="Why the job failed or was cancelled; empty otherwise (redacted, bounded)."
     )
+    attempt: int = Field(
+        default=0,
+        ge=0,
+        description="Which of the run's jobs this is: 0, the first; a resumed run whose job ended failed or "
+        "cancelled starts the next (see stages.finetune).",
+    )
 
     @property
     def billed_tokens(self) -> int | None:

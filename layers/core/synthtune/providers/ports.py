@@ -201,6 +201,9 @@ class FineTuneRequest(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     run_id: str
+    attempt: int = Field(
+        default=0, ge=0, description="Which of the run's jobs to create: part of the names `find_job` finds."
+    )
     base_model: str = Field(description="The student's canonical name.")
     train: S3Location = Field(description="The training file, in the provider's dataset format.")
     validation: S3Location | None
@@ -227,8 +230,9 @@ class FineTuningPort(Protocol):
     def check_hyperparameters(self, hyperparameters: FineTuneHyperparameters, model: str) -> None:
         """Raise InvalidConfig naming each value outside what the provider accepts for `model`."""
 
-    def find_job(self, run_id: str) -> FineTuneState | None:
-        """The job an earlier attempt of this run created, if any (so a retry never starts a second)."""
+    def find_job(self, run_id: str, attempt: int = 0) -> FineTuneState | None:
+        """The run's job `attempt` as a retry of its create would find it, if it exists (so a retry never
+        starts a second)."""
 
     def start(self, request: FineTuneRequest) -> FineTuneState: ...
 

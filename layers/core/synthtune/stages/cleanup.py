@@ -29,8 +29,8 @@ from synthtune.contracts.workflow import (
     ServingTask,
 )
 from synthtune.providers.registry import ProviderRegistry
-from synthtune.records.runs import FINETUNE_SK, SERVING_SK, RunStore
-from synthtune.stages.finetune import cancel_fine_tune
+from synthtune.records.runs import SERVING_SK, RunStore
+from synthtune.stages.finetune import cancel_fine_tune, fine_tune_attempt, recorded_job
 from synthtune.stages.serve import release_serving
 
 MAX_STEP_DETAIL_CHARS = 500
@@ -85,23 +85,23 @@ def _run(run_id: str, record: dict[str, Any], bucket: str) -> RunRef | None:
     )
 
 
-def _recorded_job(item: dict[str, Any] | None) -> FineTuneState | None:
-    if item is None:
-        return None
-    fields = FineTuneState.model_fields
-    return FineTuneState.model_validate({name: value for name, value in item.items() if name in fields})
-
-
 def _cancel_job(
     run: RunRef, runs: RunStore, providers: ProviderRegistry
 ) -> tuple[FineTuneState | None, CleanupStep | None]:
     """The run's job as it is now, and what was done to stop it (None: nothing needed doing)."""
-    recorded = _recorded_job(runs.get(run.run_id, FINETUNE_SK))
+    attempt = fine_tune_attempt(runs, run.run_id)
+    recorded = recorded_job(runs, run.run_id)
     backend = recorded.backend if recorded is not None else run.config.student_provider
+    if recorded is not None and recorded.attempt < attempt:
+        recorded = None  # a resumed run's next job, not recorded yet: the provider is asked for it below
     try:
         fine_tuning = providers.provider(backend).fine_tuning()
         # Not recorded: StartFineTune may have failed after the provider created the job.
-        current = fine_tuning.status(recorded) if recorded is not None else fine_tuning.find_job(run.run_id)
+        current: FineTuneState | None
+        if recorded is not None:
+            current = fine_tuning.status(recorded)
+        else:
+            current = fine_tuning.find_job(run.run_id, attempt)
         if current is None or current.status in {*FINAL_FINE_TUNE_STATUSES, "cancelling"}:
             return current or recorded, None
         cancelled = cancel_fine_tune(

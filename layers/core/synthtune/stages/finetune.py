@@ -40,6 +40,9 @@ from synthtune.records.layout import RunLayout
 from synthtune.records.runs import FINETUNE_SK, RunStore
 
 RESERVED_TRAINING = "fine_tune_reserved_usd"
+FINE_TUNE_ATTEMPT = "fine_tune_attempt"
+ENDED_WITHOUT_MODEL = frozenset({"failed", "cancelled", "cancelling"})
+"""A job that will not give the run a model: a resumed run trains its next job instead."""
 METRICS_COLUMNS = ("step", "epoch", "training_loss", "validation_loss")
 
 
@@ -52,7 +55,8 @@ def _record(runs: RunStore, run: RunRef, state: FineTuneState) -> None:
 
 def _carried(state: FineTuneState, previous: FineTuneState) -> FineTuneState:
     """What the provider does not say again on every status read, carried over from the run's state."""
-    update = {
+    update: dict[str, object] = {"attempt": previous.attempt} if state.attempt != previous.attempt else {}
+    update |= {
         field: getattr(previous, field)
         for field in (
             "epochs",
@@ -66,14 +70,41 @@ def _carried(state: FineTuneState, previous: FineTuneState) -> FineTuneState:
     return state.model_copy(update=update) if update else state
 
 
-def _existing_job(task: FineTuneInput, fine_tuning: FineTuningPort, runs: RunStore) -> FineTuneState | None:
-    recorded = runs.get(task.run.run_id, FINETUNE_SK)
-    if recorded is not None and recorded.get("backend") == fine_tuning.provider:
-        previous = FineTuneState.model_validate(
-            {name: value for name, value in recorded.items() if name in FineTuneState.model_fields}
-        )
-        return _carried(fine_tuning.status(previous), previous)
-    return fine_tuning.find_job(task.run.run_id)
+def fine_tune_attempt(runs: RunStore, run_id: str) -> int:
+    """Which of the run's jobs is its current one (0: the first), as its record says."""
+    return int((runs.get(run_id) or {}).get(FINE_TUNE_ATTEMPT, 0))
+
+
+def recorded_job(runs: RunStore, run_id: str) -> FineTuneState | None:
+    """The run's job as the run last recorded it."""
+    item = runs.get(run_id, FINETUNE_SK)
+    if item is None:
+        return None
+    return FineTuneState.model_validate(
+        {name: value for name, value in item.items() if name in FineTuneState.model_fields}
+    )
+
+
+def _existing_job(
+    task: FineTuneInput, fine_tuning: FineTuningPort, runs: RunStore
+) -> tuple[FineTuneState | None, int]:
+    """The run's current job, if it has one yet, and which attempt it is (or is to be)."""
+    run_id = task.run.run_id
+    attempt = fine_tune_attempt(runs, run_id)
+    previous = recorded_job(runs, run_id)
+    if previous is not None and previous.backend == fine_tuning.provider and previous.attempt == attempt:
+        current = _carried(fine_tuning.status(previous), previous)
+        if current.status not in ENDED_WITHOUT_MODEL:
+            return current, attempt
+        # The job ended with no model — it failed, or the run's failure cancelled it so that it stopped
+        # billing — and this is the run resumed: it trains again, as its next job, under names of its own.
+        # The ended job is recorded first and its reservation settled at what it billed (one still
+        # stopping, at its worst case: the dataset's tokens x epochs), so the next job reserves its own.
+        _record(runs, task.run, current)
+        _settle_training(task.run, current, runs)
+        attempt += 1
+        runs.update(run_id, fine_tune_attempt=attempt)
+    return fine_tuning.find_job(run_id, attempt), attempt
 
 
 def _reserve_training(task: FineTuneInput, ledger: CostLedger, epochs: int) -> float:
@@ -105,7 +136,7 @@ def start_fine_tune(task: FineTuneInput, *, fine_tuning: FineTuningPort, runs: R
     run, dataset = task.run, task.dataset
     config = run.config
     epochs = epochs_for(config.fine_tune, dataset.train_examples, config.student_model)
-    state = _existing_job(task, fine_tuning, runs)
+    state, attempt = _existing_job(task, fine_tuning, runs)
     if state is None:
         ledger = CostLedger(runs, run.run_id, config.budget_usd)
         # An earlier attempt whose create had an unknown outcome left its reservation: no job was made
@@ -116,6 +147,7 @@ def start_fine_tune(task: FineTuneInput, *, fine_tuning: FineTuningPort, runs: R
             runs.update(run.run_id, fine_tune_reserved_usd=reserved)
         request = FineTuneRequest(
             run_id=run.run_id,
+            attempt=attempt,
             base_model=config.student_model,
             train=S3Location(bucket=run.bucket, key=dataset.train_key),
             validation=S3Location(bucket=run.bucket, key=dataset.validation_key)
@@ -135,7 +167,11 @@ def start_fine_tune(task: FineTuneInput, *, fine_tuning: FineTuningPort, runs: R
                 ledger.settle(reserved, 0.0)
             raise
     state = state.model_copy(
-        update={"epochs": state.epochs or epochs, "train_tokens_per_epoch": dataset.train_tokens}
+        update={
+            "epochs": state.epochs or epochs,
+            "train_tokens_per_epoch": dataset.train_tokens,
+            "attempt": attempt,
+        }
     )
     _record(runs, run, state)
     return state

@@ -23,7 +23,7 @@ from synthtune.contracts.models import parse_model
 from synthtune.contracts.workflow import FineTuneJobStatus, FineTuneState, S3Location
 from synthtune.money.catalog import ModelInfo, fine_tunable_by_base_id, model_info
 from synthtune.providers.bedrock.client import bedrock_call
-from synthtune.providers.bedrock.names import request_token, resource_name, run_tags
+from synthtune.providers.bedrock.names import attempt_kind, request_token, resource_name, run_tags
 from synthtune.providers.ports import FineTuneRequest, TrainingStep
 
 PROVIDER = "bedrock"
@@ -125,14 +125,14 @@ class BedrockFineTuning:
             chosen["learningRateWarmupSteps"] = str(hyperparameters.learning_rate_warmup_steps)
         return chosen
 
-    def find_job(self, run_id: str) -> FineTuneState | None:
+    def find_job(self, run_id: str, attempt: int = 0) -> FineTuneState | None:
         job = bedrock_call(
             "looking up this run's fine-tuning job",
             self._control().get_model_customization_job,
             tolerate={"ResourceNotFoundException"},
-            jobIdentifier=resource_name(run_id, "job"),
+            jobIdentifier=resource_name(run_id, attempt_kind("job", attempt)),
         )
-        return None if job is None else self._state(job)
+        return None if job is None else self._state(job).model_copy(update={"attempt": attempt})
 
     def start(self, request: FineTuneRequest) -> FineTuneState:
         if not self._role_arn:
@@ -143,12 +143,13 @@ class BedrockFineTuning:
         info = model_info(request.base_model)
         if info is None or info.fine_tuning is None:
             raise FineTuneUnavailable(f"{request.base_model}: Bedrock does not fine-tune it")
-        name = resource_name(request.run_id, "job")
+        job_kind, model_kind = attempt_kind("job", request.attempt), attempt_kind("model", request.attempt)
+        name = resource_name(request.run_id, job_kind)
         arguments: dict[str, Any] = {
             "jobName": name,
-            "customModelName": resource_name(request.run_id, "model"),
+            "customModelName": resource_name(request.run_id, model_kind),
             "roleArn": self._role_arn,
-            "clientRequestToken": request_token(request.run_id, "job"),
+            "clientRequestToken": request_token(request.run_id, job_kind),
             "baseModelIdentifier": info.fine_tuning.base_id,
             "customizationType": "FINE_TUNING",
             "trainingDataConfig": {"s3Uri": request.train.uri},
@@ -166,7 +167,7 @@ class BedrockFineTuning:
             tolerate={"ConflictException"},
             **arguments,
         )
-        found = self.find_job(request.run_id)
+        found = self.find_job(request.run_id, request.attempt)
         if found is None:
             raise FineTuneUnavailable(f"Bedrock accepted fine-tuning job {name} but does not find it")
         return found

@@ -32,6 +32,12 @@ def resource_name(run_id: str, kind: str) -> str:
     return f"{name[: MAX_NAME_LENGTH - len(digest) - 1].rstrip('-')}-{digest}"
 
 
+def attempt_kind(kind: str, attempt: int) -> str:
+    """The kind of name for a run's `attempt`-th job (and its model): `job` for the first, then `job2`,
+    `job3`... — a resumed run whose job failed names its next one apart, so it is not found as the old."""
+    return kind if attempt == 0 else f"{kind}{attempt + 1}"
+
+
 def run_tags(run_id: str) -> list[dict[str, str]]:
     return [{"key": RUN_ID_TAG, "value": run_id}]
 

@@ -34,6 +34,18 @@ if TYPE_CHECKING:
     from openai.types.fine_tuning import FineTuningJob
 
 RUN_ID_METADATA_KEY = "synthtune_run_id"
+ATTEMPT_METADATA_KEY = "synthtune_attempt"
+"""Set from the run's second job on (a resumed run whose job failed); no key is the first."""
+
+
+def _metadata(run_id: str, attempt: int) -> dict[str, str]:
+    return {RUN_ID_METADATA_KEY: run_id, **({ATTEMPT_METADATA_KEY: str(attempt)} if attempt else {})}
+
+
+def _attempt(metadata: dict[str, str]) -> int:
+    value = metadata.get(ATTEMPT_METADATA_KEY, "0")
+    return int(value) if value.isdigit() else -1
+
 
 Download = Callable[[S3Location, Path], None]
 
@@ -65,12 +77,13 @@ class OpenAIFineTuning:
                 "fine_tune.learning_rate_multiplier instead (or leave it auto)"
             )
 
-    def find_job(self, run_id: str) -> FineTuneState | None:
+    def find_job(self, run_id: str, attempt: int = 0) -> FineTuneState | None:
         with provider_errors("looking up this run's fine-tuning job", self._secret_hint):
             page = self._client.fine_tuning.jobs.list(metadata={RUN_ID_METADATA_KEY: run_id}, limit=10)
         for job in page.data:
-            if (job.metadata or {}).get(RUN_ID_METADATA_KEY) == run_id:
-                return self._state(job)
+            metadata = job.metadata or {}
+            if metadata.get(RUN_ID_METADATA_KEY) == run_id and _attempt(metadata) == attempt:
+                return self._state(job).model_copy(update={"attempt": attempt})
         return None
 
     def start(self, request: FineTuneRequest) -> FineTuneState:
@@ -98,9 +111,9 @@ class OpenAIFineTuning:
                 validation_file=validation_file_id,
                 method={"type": "supervised", "supervised": {"hyperparameters": hyperparameters}},
                 suffix=request.suffix or None,
-                metadata={RUN_ID_METADATA_KEY: request.run_id},
+                metadata=_metadata(request.run_id, request.attempt),
             )
-        return self._state(job)
+        return self._state(job).model_copy(update={"attempt": request.attempt})
 
     def _upload(self, client: OpenAI, location: S3Location, path: Path) -> str:
         self._download(location, path)
