@@ -372,6 +372,9 @@ def test_a_run_that_failed_after_its_job_was_created_cancels_it_and_its_resume_t
     summary = json.loads((run_dir / "summary.json").read_text())
     assert {score["contestant"] for score in summary["scores"]} == {"base", "fine_tuned"}
     assert summary["fine_tune"]["attempt"] == 1
+    # Both jobs are in the costs, the cancelled one at what the ledger settled it.
+    training = [line["item"] for line in summary["costs"]["lines"] if line["item"].startswith("fine-tuning")]
+    assert training == ["fine-tuning (tokens x epochs), job 1 cancelled", "fine-tuning"]
 
 
 def stopped_run(tmp_path: Path, status: str = "FAILED", config: dict[str, Any] | None = None) -> Path:

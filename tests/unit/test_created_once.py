@@ -321,6 +321,8 @@ def test_a_resumed_runs_next_job_created_but_not_recorded_is_cancelled_by_its_cl
     task = fine_tune_input(data, budget=1.0)
     first = start_fine_tune(task, fine_tuning=fine_tuning, runs=runs)
     cancel_fine_tune(FineTuneCheck(run=task.run, finetune=first), fine_tuning=fine_tuning, runs=runs)
+    first_cost = (runs.get(RUN) or {})["committed_usd"]
+    assert first_cost > 0  # a cancelled job that reports no tokens costs its worst case
     # Resumed, StartFineTune creates the next job and times out before recording it; the run fails.
     emulator.lose_responses(1, status=502, path_prefix="/v1/fine_tuning/jobs")
     with pytest.raises(ModelUnavailable):
@@ -334,3 +336,7 @@ def test_a_resumed_runs_next_job_created_but_not_recorded_is_cancelled_by_its_cl
     assert second is not None and second.job_id != first.job_id
     assert (step.resource, step.id, step.outcome) == ("fine_tune_job", second.job_id, "cancelled")
     assert {job["status"] for job in emulator.fine_tuning_jobs.values()} == {"cancelled"}
+    # The unrecorded job's billed tokens are unknown: it keeps its whole reservation, never settles at $0.
+    reserved = fine_tuning_usd("gpt-4.1-mini-2025-04-14", 2_000, epochs_for(task.run.config.fine_tune, 12))
+    record = runs.get(RUN) or {}
+    assert record["spent_usd"] == pytest.approx(first_cost + (reserved or 0))

@@ -6,6 +6,7 @@ One item collection per run (pk `RUN#<run_id>`):
   sk `BATCH#<round>#<part>` one Batch API submission: its batch id, requests, reservation, outcome
   sk `DATASET`         what Assemble kept and dropped
   sk `FINETUNE`        the fine-tuning job as last seen
+  sk `FINETUNE#<attempt>` a job of the run that ended without a model before a resumed run trained its next
   sk `SERVING`         what serves the fine-tuned model (a Bedrock deployment) as last seen
   sk `SCORE#<name>`    one benchmark contestant's score and usage
   sk `SPEND#<kind>#<spender>#<purpose>#<model>` model requests paid for that no other item counts:
@@ -38,6 +39,12 @@ UNSUCCESSFUL_STATUSES = frozenset({"FAILED", "TIMED_OUT", "ABORTED"})
 DATASET_SK = "DATASET"
 FINETUNE_SK = "FINETUNE"
 SERVING_SK = "SERVING"
+ENDED_JOB_PREFIX = f"{FINETUNE_SK}#"
+
+
+def ended_job_sk(attempt: int) -> str:
+    return f"{ENDED_JOB_PREFIX}{attempt:02d}"
+
 
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()

@@ -30,7 +30,7 @@ from synthtune.contracts.workflow import (
 )
 from synthtune.providers.registry import ProviderRegistry
 from synthtune.records.runs import SERVING_SK, RunStore
-from synthtune.stages.finetune import cancel_fine_tune, fine_tune_attempt, recorded_job
+from synthtune.stages.finetune import cancel_fine_tune, fine_tune_attempt, job_status, recorded_job
 from synthtune.stages.serve import release_serving
 
 MAX_STEP_DETAIL_CHARS = 500
@@ -99,7 +99,7 @@ def _cancel_job(
         # Not recorded: StartFineTune may have failed after the provider created the job.
         current: FineTuneState | None
         if recorded is not None:
-            current = fine_tuning.status(recorded)
+            current = job_status(fine_tuning, recorded)
         else:
             current = fine_tuning.find_job(run.run_id, attempt)
         if current is None or current.status in {*FINAL_FINE_TUNE_STATUSES, "cancelling"}:

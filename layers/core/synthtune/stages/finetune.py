@@ -37,7 +37,7 @@ from synthtune.money.usage import training_cost_usd
 from synthtune.providers.ports import FineTuneRequest, FineTuningPort, TrainingStep
 from synthtune.records.artifacts import ArtifactStore
 from synthtune.records.layout import RunLayout
-from synthtune.records.runs import FINETUNE_SK, RunStore
+from synthtune.records.runs import FINETUNE_SK, RunStore, ended_job_sk
 
 RESERVED_TRAINING = "fine_tune_reserved_usd"
 FINE_TUNE_ATTEMPT = "fine_tune_attempt"
@@ -70,6 +70,11 @@ def _carried(state: FineTuneState, previous: FineTuneState) -> FineTuneState:
     return state.model_copy(update=update) if update else state
 
 
+def job_status(fine_tuning: FineTuningPort, recorded: FineTuneState) -> FineTuneState:
+    """The recorded job as the provider sees it now, with what only the run knows of it carried over."""
+    return _carried(fine_tuning.status(recorded), recorded)
+
+
 def fine_tune_attempt(runs: RunStore, run_id: str) -> int:
     """Which of the run's jobs is its current one (0: the first), as its record says."""
     return int((runs.get(run_id) or {}).get(FINE_TUNE_ATTEMPT, 0))
@@ -93,7 +98,7 @@ def _existing_job(
     attempt = fine_tune_attempt(runs, run_id)
     previous = recorded_job(runs, run_id)
     if previous is not None and previous.backend == fine_tuning.provider and previous.attempt == attempt:
-        current = _carried(fine_tuning.status(previous), previous)
+        current = job_status(fine_tuning, previous)
         if current.status not in ENDED_WITHOUT_MODEL:
             return current, attempt
         # The job ended with no model — it failed, or the run's failure cancelled it so that it stopped
@@ -102,6 +107,7 @@ def _existing_job(
         # stopping, at its worst case: the dataset's tokens x epochs), so the next job reserves its own.
         _record(runs, task.run, current)
         _settle_training(task.run, current, runs)
+        runs.put(run_id, ended_job_sk(current.attempt), current.model_dump())  # for the report's costs
         attempt += 1
         runs.update(run_id, fine_tune_attempt=attempt)
     return fine_tuning.find_job(run_id, attempt), attempt
@@ -129,7 +135,11 @@ def _settle_training(run: RunRef, state: FineTuneState, runs: RunStore) -> None:
     reserved = float(record.get(RESERVED_TRAINING, 0.0))
     if reserved:
         runs.update(run.run_id, fine_tune_reserved_usd=0.0)
-        ledger.settle(reserved, training_cost_usd(state.base_model, state.billed_tokens or 0) or 0.0)
+        billed = state.billed_tokens
+        # Billed tokens unknown (a job found by the run's id, never recorded): its worst case is what was
+        # reserved for it.
+        cost = reserved if billed is None else training_cost_usd(state.base_model, billed)
+        ledger.settle(reserved, reserved if cost is None else cost)
 
 
 def start_fine_tune(task: FineTuneInput, *, fine_tuning: FineTuningPort, runs: RunStore) -> FineTuneState:
@@ -180,7 +190,7 @@ def start_fine_tune(task: FineTuneInput, *, fine_tuning: FineTuningPort, runs: R
 def check_fine_tune(
     task: FineTuneCheck, *, fine_tuning: FineTuningPort, runs: RunStore, data: ArtifactStore
 ) -> FineTuneState:
-    state = _carried(fine_tuning.status(task.finetune), task.finetune)
+    state = job_status(fine_tuning, task.finetune)
     if state.status == "succeeded" and state.metrics_key is None:
         state = _save_training_metrics(task.run, state, fine_tuning.training_metrics(state), data)
     _record(runs, task.run, state)

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from synthtune.contracts.models import PROVIDER_TITLES
 from synthtune.contracts.usage import Usage
 from synthtune.contracts.workflow import (
+    FINAL_FINE_TUNE_STATUSES,
     ContestantScore,
     DatasetSummary,
     FineTuneState,
@@ -37,7 +38,15 @@ from synthtune.money.usage import (
 )
 from synthtune.records.artifacts import ArtifactStore
 from synthtune.records.layout import RunLayout
-from synthtune.records.runs import DATASET_SK, FINETUNE_SK, RUN_SK, SERVING_SK, RunStore, now_iso
+from synthtune.records.runs import (
+    DATASET_SK,
+    ENDED_JOB_PREFIX,
+    FINETUNE_SK,
+    RUN_SK,
+    SERVING_SK,
+    RunStore,
+    now_iso,
+)
 from synthtune.stages.benchmark import BenchmarkAnswer
 from synthtune.stages.generate import CallCost, summarise_calls
 
@@ -141,12 +150,27 @@ def _spend_item(spend: SpendRecord) -> str:
     return f"{item}, answers of an attempt that failed"
 
 
+def _training_line(job: FineTuneState) -> CostLine | None:
+    """What a job that has ended cost, as the ledger settled it: its billed tokens (the provider's count,
+    else the dataset's tokens x epochs, the worst case for a cancelled job that reports none)."""
+    billed = job.billed_tokens
+    if not billed or job.status not in FINAL_FINE_TUNE_STATUSES:
+        return None
+    item = "fine-tuning" if job.trained_tokens else "fine-tuning (tokens x epochs)"
+    if job.status != "succeeded":
+        item = f"{item}, job {job.attempt + 1} {job.status}"
+    return CostLine(
+        item=item, model=job.base_model, trained_tokens=billed, usd=training_cost_usd(job.base_model, billed)
+    )
+
+
 def _cost_report(
     generation_calls: list[CallCost],
     fine_tune: FineTuneState | None,
     scores: list[ContestantScore],
     serving: dict[str, Any] | None = None,
     spends: list[SpendRecord] | None = None,
+    ended_jobs: list[FineTuneState] | None = None,
 ) -> CostReport:
     lines = [
         CostLine(
@@ -154,16 +178,10 @@ def _cost_report(
         )
         for call in generation_calls
     ]
-    billed = fine_tune.billed_tokens if fine_tune is not None else None
-    if fine_tune is not None and billed and fine_tune.status == "succeeded":
-        lines.append(
-            CostLine(
-                item="fine-tuning" if fine_tune.trained_tokens else "fine-tuning (tokens x epochs)",
-                model=fine_tune.base_model,
-                trained_tokens=billed,
-                usd=training_cost_usd(fine_tune.base_model, billed),
-            )
-        )
+    for job in [*(ended_jobs or []), *([fine_tune] if fine_tune is not None else [])]:
+        line = _training_line(job)
+        if line is not None:
+            lines.append(line)
     if serving is not None and serving.get("billed_hours"):
         lines.append(
             CostLine(
@@ -227,7 +245,12 @@ def summarise_run(run_id: str, items: list[dict[str, Any]]) -> RunSummary:
     serving = (
         ServingState.model_validate(_contract_fields(serving_item, ServingState)) if serving_item else None
     )
-    costs = _cost_report(generation_calls, fine_tune, scores, serving_item, spend_records(items))
+    ended_jobs = [
+        FineTuneState.model_validate(_contract_fields(item, FineTuneState))
+        for sk, item in sorted(by_sk.items())
+        if sk.startswith(ENDED_JOB_PREFIX)
+    ]
+    costs = _cost_report(generation_calls, fine_tune, scores, serving_item, spend_records(items), ended_jobs)
     return RunSummary(
         run_id=run_id,
         status=str(record.get("status", "UNKNOWN")),
