@@ -271,6 +271,11 @@ class BenchmarkTask(_Contract):
     contestant: Contestant
 
 
+BenchmarkOutcome = Literal["correct", "wrong", "abstained", "no_answer"]
+"""What one benchmark answer was: right; a final answer that is wrong (a hallucination, when the model
+attempted it); the model said it does not know; or no usable answer (empty, refused, truncated)."""
+
+
 class ContestantScore(_Contract):
     contestant: Contestant
     model: str
@@ -278,6 +283,13 @@ class ContestantScore(_Contract):
     correct: int
     accuracy: float
     answered: int = Field(description="Replies that had a final answer at all.")
+    abstained: int = Field(default=0, description="Answers that said the model does not know.")
+    no_answer: int = Field(default=0, description="Replies with no usable answer: empty, refused, truncated.")
+    abstention_rate: float = Field(default=0.0, description="abstained / total.")
+    hallucination_rate: float | None = Field(
+        default=None,
+        description="Wrong among attempted: wrong / (correct + wrong); None when nothing was attempted.",
+    )
     usage: dict[str, Usage] = Field(description="Tokens by model: the contestant's and the judge's.")
 
 

@@ -12,12 +12,16 @@ counts it after the retry has asked again.
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+from collections import Counter
+from typing import Any
 
+from pydantic import BaseModel, ConfigDict, model_validator
+
+from synthtune.contracts.config import Contestant
 from synthtune.contracts.errors import FineTuneFailed, ModelUnavailable, RateLimited, ServingFailed
 from synthtune.contracts.problems import Problem
 from synthtune.contracts.usage import UsageByModel, merge_usage
-from synthtune.contracts.workflow import BenchmarkTask, ContestantScore, RunRef
+from synthtune.contracts.workflow import BenchmarkOutcome, BenchmarkTask, ContestantScore, RunRef
 from synthtune.engine.budgeted import BudgetedChat
 from synthtune.engine.chat import grade_with_run_judge, with_requests_in_flight
 from synthtune.engine.paced import PacedChat
@@ -43,9 +47,22 @@ class BenchmarkAnswer(BaseModel):
     reply: str | None
     final_answer: str | None
     correct: bool
+    outcome: BenchmarkOutcome
     grade_method: GradeMethod
     finish_reason: str
     usage: UsageByModel
+
+    @model_validator(mode="before")
+    @classmethod
+    def _outcome_of_older_runs(cls, data: Any) -> Any:
+        """Runs written before outcomes were recorded: right, wrong, or no final answer at all."""
+        if isinstance(data, dict) and "outcome" not in data:
+            if data.get("correct"):
+                outcome = "correct"
+            else:
+                outcome = "wrong" if data.get("final_answer") is not None else "no_answer"
+            return {**data, "outcome": outcome}
+        return data
 
 
 def contestant_model(task: BenchmarkTask) -> tuple[str, str | None]:
@@ -83,8 +100,29 @@ def answer_holdout_problem(
         reply=reply.text,
         final_answer=final_answer,
         correct=grade.correct,
+        outcome="correct" if grade.correct else ("wrong" if final_answer is not None else "no_answer"),
         grade_method=grade.method,
         finish_reason=reply.finish_reason,
+        usage=usage,
+    )
+
+
+def contestant_score(
+    contestant: Contestant, model: str, answers: list[BenchmarkAnswer], usage: UsageByModel
+) -> ContestantScore:
+    outcomes = Counter(answer.outcome for answer in answers)
+    total, attempted = len(answers), outcomes["correct"] + outcomes["wrong"]
+    return ContestantScore(
+        contestant=contestant,
+        model=model,
+        total=total,
+        correct=outcomes["correct"],
+        accuracy=outcomes["correct"] / total if total else 0.0,
+        answered=sum(answer.final_answer is not None for answer in answers),
+        abstained=outcomes["abstained"],
+        no_answer=outcomes["no_answer"],
+        abstention_rate=outcomes["abstained"] / total if total else 0.0,
+        hallucination_rate=outcomes["wrong"] / attempted if attempted else None,
         usage=usage,
     )
 
@@ -129,15 +167,6 @@ def run_benchmark(
     data.write_jsonl(layout.benchmark_answers(task.contestant), answers)
 
     usage = merge_usage(answer.usage for answer in answers)
-    correct = sum(answer.correct for answer in answers)
-    score = ContestantScore(
-        contestant=task.contestant,
-        model=model,
-        total=len(answers),
-        correct=correct,
-        accuracy=correct / len(answers) if answers else 0.0,
-        answered=sum(answer.final_answer is not None for answer in answers),
-        usage=usage,
-    )
+    score = contestant_score(task.contestant, model, answers, usage)
     runs.put(task.run.run_id, score_sk(task.contestant), score.model_dump())
     return score
