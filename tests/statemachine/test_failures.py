@@ -93,6 +93,31 @@ def test_a_check_that_fails_for_good_cancels_the_recorded_job(
     assert "Cleanup: cancelled fine-tuning job" in run["cause"]
 
 
+def test_a_batch_mode_run_that_fails_cancels_the_batch_still_answering(
+    stack: OfflineStack, emulator: OpenAIEmulator
+) -> None:
+    # The batch takes hours; CheckBatch's first look at it fails for good. Before, the batch answered on
+    # (and billed) after the run had failed.
+    emulator.configure(batch_min_seconds=36_000)
+    emulator.inject_errors(count=1, status=400, path_prefix="/v1/batches/")
+
+    batch_mode = {**FAST_CONFIG, **OPENAI_MODELS, "generation": {"mode": "batch"}, "budget_usd": 5.0}
+    execution = execute(stack, SMALL_SET, config=batch_mode)
+
+    assert execution.status == "FAILED"
+    run = execution.records["RUN"]
+    assert (run["failed_state"], execution.description["error"]) == ("CheckBatch", "ModelRequestRejected")
+    (batch,) = emulator.batches.values()
+    assert batch["status"] in {"cancelling", "cancelled"}
+    assert posts(emulator, "/cancel") == 1
+    (step,) = run["cleanup"]
+    assert (step["resource"], step["id"], step["outcome"]) == ("batch", batch["id"], "cancelled")
+    assert f"Cleanup: cancelled batch {batch['id']}" in run["cause"]
+    # Nothing collected what it answered: its reservation stays whole on the ledger.
+    reserved = float(execution.records["BATCH#01#000"]["reserved_usd"])
+    assert reserved > 0 and run["committed_usd"] == pytest.approx(reserved)
+
+
 def test_a_cleanup_that_fails_too_still_records_the_failure_and_says_what_to_stop(
     stack: OfflineStack, emulator: OpenAIEmulator
 ) -> None:

@@ -355,7 +355,9 @@ class FailureEvent(RootModel[FailureInput | ExecutionStatusChange]):
     """What RecordFailure is invoked with: a Catch's failure, or the end of an execution no Catch saw."""
 
 
-CleanupResource = Literal["fine_tune_job", "on_demand_deployment", "provisioned_throughput", "serving"]
+CleanupResource = Literal[
+    "batch", "fine_tune_job", "on_demand_deployment", "provisioned_throughput", "serving"
+]
 CleanupOutcome = Literal["cancelled", "deleted", "kept", "failed"]
 
 
@@ -363,8 +365,8 @@ class CleanupStep(_Contract):
     """Something the run created that could still bill, and what RecordFailure did about it."""
 
     resource: CleanupResource = Field(
-        description="fine_tune_job, or what served the fine-tuned model (serving: not known, the lookup "
-        "failed)."
+        description="batch (the teacher's Batch API requests), fine_tune_job, or what served the "
+        "fine-tuned model (serving: not known, the lookup failed)."
     )
     id: str = Field(description="The provider's id or ARN; or the name the run gives it.")
     outcome: CleanupOutcome = Field(

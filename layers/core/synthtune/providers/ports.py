@@ -190,6 +190,9 @@ class BatchPort(Protocol):
 
     def status(self, batch_id: str) -> BatchInfo: ...
 
+    def cancel(self, batch_id: str) -> BatchInfo:
+        """Stop a batch that has not ended (what it already answered is still billed)."""
+
     def outcomes(self, info: BatchInfo) -> Iterator[BatchOutcome]:
         """Every request of a final batch, answered or failed (streamed: output files are large)."""
 

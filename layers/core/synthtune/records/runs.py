@@ -54,8 +54,11 @@ def shard_sk(index: int) -> str:
     return f"SHARD#{index:05d}"
 
 
+BATCH_PREFIX = "BATCH#"
+
+
 def batch_sk(round_number: int, part: int) -> str:
-    return f"BATCH#{round_number:02d}#{part:03d}"
+    return f"{BATCH_PREFIX}{round_number:02d}#{part:03d}"
 
 
 def score_sk(contestant: str) -> str:

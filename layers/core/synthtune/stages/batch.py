@@ -64,6 +64,11 @@ def _pending(data: ArtifactStore, layout: RunLayout, manifest_key: str) -> Itera
                 yield shard.index, position, problem
 
 
+def batch_metadata(run_id: str, round_number: int, part: int) -> dict[str, str]:
+    """What a batch is created with and found by: the run, the round and the part."""
+    return {"synthtune_run_id": run_id, "round": str(round_number), "part": str(part)}
+
+
 def submit_batch(task: BatchTask, *, data: ArtifactStore, runs: RunStore, batches: BatchPort) -> BatchState:
     run, config = task.run, task.run.config
     layout = RunLayout(run.run_id)
@@ -82,7 +87,7 @@ def submit_batch(task: BatchTask, *, data: ArtifactStore, runs: RunStore, batche
                 batch_ids.append(str(item["batch_id"]))
                 continue
             sk = batch_sk(round_number, part)
-            metadata = {"synthtune_run_id": run.run_id, "round": str(round_number), "part": str(part)}
+            metadata = batch_metadata(run.run_id, round_number, part)
             # An earlier attempt sent this part without learning whether the batch was created: find it.
             info = batches.find(metadata) if item is not None else None
             reserved = float(item.get("reserved_usd", 0.0)) if item is not None else 0.0

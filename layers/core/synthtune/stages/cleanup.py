@@ -1,14 +1,16 @@
-"""What a failed run would leave billing, found and stopped: its fine-tuning job and its model's deployment.
+"""What a failed run would leave billing, found and stopped: its batches, its fine-tuning job and its model's
+deployment.
 
-A run creates two things that cost money for as long as they run: the fine-tuning job, and on Bedrock
-the deployment or Provisioned Throughput that serves the fine-tuned model. The happy path ends both; a
+A run creates three things that cost money for as long as they run: the teacher's Batch API batches (in
+batch mode), the fine-tuning job, and on Bedrock the deployment or Provisioned Throughput that serves the
+fine-tuned model. The happy path ends both; a
 failure can leave either behind — CheckFineTune failing for good while the job trains on, StartFineTune
 timing out after the provider created the job but before the run recorded it, a deployment whose release
-failed, an execution stopped by hand. RecordFailure calls `clean_up` once the failure is recorded: it reads
-what the run recorded (its FINETUNE and SERVING items), asks the provider by the run id for anything it
-created but did not record (`find_job`, `find`), cancels or deletes what is still running, and says what it
-did and what it could not. A cleanup that fails never hides the failure: each step's error is reported,
-never raised.
+failed, an execution stopped by hand. RecordFailure calls `clean_up` once the failure is recorded: it
+reads what the run recorded (its BATCH, FINETUNE and SERVING items), asks the provider by the run id for
+anything it created but did not record (`find_job`, `find`, a batch's metadata), cancels or deletes what is
+still running, and says what it did and what it could not. A cleanup that fails never hides the failure:
+each step's error is reported, never raised.
 """
 
 from __future__ import annotations
@@ -28,8 +30,10 @@ from synthtune.contracts.workflow import (
     S3Location,
     ServingTask,
 )
+from synthtune.providers.ports import BatchInfo
 from synthtune.providers.registry import ProviderRegistry
-from synthtune.records.runs import SERVING_SK, RunStore
+from synthtune.records.runs import BATCH_PREFIX, SERVING_SK, RunStore
+from synthtune.stages.batch import batch_metadata
 from synthtune.stages.finetune import cancel_fine_tune, fine_tune_attempt, job_status, recorded_job
 from synthtune.stages.serve import release_serving
 
@@ -54,13 +58,15 @@ class Cleanup(BaseModel):
 
 BEFORE_FINE_TUNING = frozenset({"prepare", "generate"})
 """Stages of a run (its record's `stage`) in which it cannot have created a job or a deployment yet."""
+BEFORE_GENERATION = frozenset({"prepare"})
+"""... nor a batch."""
 
 
 def clean_up(run_id: str, *, runs: RunStore, providers: ProviderRegistry, bucket: str) -> Cleanup:
-    """Cancel the run's fine-tuning job and delete what serves its model, where they still run."""
+    """Cancel the run's batches and fine-tuning job and delete what serves its model, where they still run."""
     try:
         record = runs.get(run_id) or {}
-        if record.get("stage") in BEFORE_FINE_TUNING:
+        if record.get("stage") in BEFORE_GENERATION:
             return Cleanup(checked=True)  # nothing to ask any provider about
         run = _run(run_id, record, bucket)
     except (ValidationError, KeyError, TypeError) as error:
@@ -69,8 +75,14 @@ def clean_up(run_id: str, *, runs: RunStore, providers: ProviderRegistry, bucket
         return Cleanup(checked=False, problem=f"reading the run record failed ({_described(error)})")
     if run is None:
         return Cleanup(checked=False)
+    batch_steps = _cancel_batches(run, runs, providers)
+    if record.get("stage") in BEFORE_FINE_TUNING:
+        return Cleanup(checked=True, steps=batch_steps)
     job, job_step = _cancel_job(run, runs, providers)
-    steps = [step for step in (job_step, _release_serving(run, job, runs, providers)) if step is not None]
+    steps = [
+        *batch_steps,
+        *(step for step in (job_step, _release_serving(run, job, runs, providers)) if step is not None),
+    ]
     return Cleanup(checked=True, steps=steps)
 
 
@@ -83,6 +95,40 @@ def _run(run_id: str, record: dict[str, Any], bucket: str) -> RunRef | None:
         problem_set=S3Location.model_validate(record["problem_set"]),
         config=RunConfig.model_validate(record["config"]),
     )
+
+
+def _cancel_batches(run: RunRef, runs: RunStore, providers: ProviderRegistry) -> list[CleanupStep]:
+    """Cancel every batch of the run that has not ended (its answered requests stay billed, and its
+    reservation on the ledger stays whole: nothing collects what it answered)."""
+    steps: list[CleanupStep] = []
+    try:
+        items = runs.items(run.run_id, BATCH_PREFIX)
+        if not items:
+            return steps  # not in batch mode, or nothing submitted: no provider is asked
+        batches = providers.for_model(run.config.teacher_model).batches()
+    except Exception as error:
+        return [
+            CleanupStep(
+                resource="batch", id="(this run's batches)", outcome="failed", detail=_described(error)
+            )
+        ]
+    for item in items:
+        batch_id = str(item.get("batch_id") or "")
+        try:
+            if batch_id:
+                info: BatchInfo | None = batches.status(batch_id)
+            else:  # sent without learning whether it was created: found by its metadata, if it was
+                info = batches.find(batch_metadata(run.run_id, int(item["round"]), int(item["part"])))
+            if info is None or info.final or info.status == "cancelling":
+                continue
+            cancelled = batches.cancel(info.id)
+        except Exception as error:
+            name = batch_id or f"(round {item.get('round')}, part {item.get('part')})"
+            steps.append(CleanupStep(resource="batch", id=name, outcome="failed", detail=_described(error)))
+            continue
+        if cancelled.status in ("cancelling", "cancelled"):
+            steps.append(CleanupStep(resource="batch", id=cancelled.id, outcome="cancelled"))
+    return steps
 
 
 def _cancel_job(
@@ -149,6 +195,7 @@ def _release_serving(
 _SERVING_KINDS = frozenset({"on_demand_deployment", "provisioned_throughput"})
 
 _BY_HAND = {
+    ("batch", "openai"): "on platform.openai.com: Batches, batch {id}, Cancel",
     ("fine_tune_job", "bedrock"): "aws bedrock stop-model-customization-job --job-identifier {id}",
     ("fine_tune_job", "openai"): "on platform.openai.com: Fine-tuning, job {id}, Cancel",
     ("on_demand_deployment", "bedrock"): (
@@ -160,6 +207,7 @@ _BY_HAND = {
     ("serving", "bedrock"): "aws bedrock list-custom-model-deployments / delete-custom-model-deployment",
 }
 _NAMES = {
+    "batch": "batch",
     "fine_tune_job": "fine-tuning job",
     "on_demand_deployment": "custom model deployment",
     "provisioned_throughput": "Provisioned Throughput",

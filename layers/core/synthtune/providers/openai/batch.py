@@ -75,6 +75,12 @@ class OpenAIBatches:
         with provider_errors(f"checking batch {batch_id}", self._secret_hint):
             return _info(self._client.batches.retrieve(batch_id))
 
+    def cancel(self, batch_id: str) -> BatchInfo:
+        # Cancelling is idempotent (a second cancel of a cancelling batch changes nothing): the SDK's
+        # retries may send it again.
+        with provider_errors(f"cancelling batch {batch_id}", self._secret_hint):
+            return _info(self._client.batches.cancel(batch_id))
+
     def outcomes(self, info: BatchInfo) -> Iterator[BatchOutcome]:
         """The output file's answers, then the error file's failures with their codes."""
         from openai.types.chat import ChatCompletion
