@@ -32,7 +32,7 @@ from contextlib import ExitStack
 from pathlib import Path
 
 from synthtune.contracts.config import RunConfig
-from synthtune.contracts.errors import BudgetExceeded, GenerationIncomplete, InvalidDataset
+from synthtune.contracts.errors import BudgetExceeded, ErrorName, GenerationIncomplete, InvalidDataset
 from synthtune.contracts.examples import ChatExample
 from synthtune.contracts.problems import Problem
 from synthtune.contracts.workflow import AssembleInput, DatasetSummary, ShardRef
@@ -83,7 +83,7 @@ def _missing_shards(
         budget_stops = [
             failures[shard.index]
             for shard in missing
-            if failures.get(shard.index, {}).get("error") == "BudgetExceeded"
+            if failures.get(shard.index, {}).get("error") == ErrorName.BudgetExceeded
         ]
         if budget_stops:
             raise BudgetExceeded(str(budget_stops[0]["message"]))
