@@ -27,8 +27,9 @@ from synthtune.prompts import parse_final_answer
 from synthtune.providers.ports import ChatPort
 from synthtune.quality.grading import GradeMethod
 from synthtune.records.artifacts import ArtifactStore
+from synthtune.records.items import score_sk
 from synthtune.records.layout import RunLayout
-from synthtune.records.runs import RunStore, score_sk
+from synthtune.records.runs import RunStore
 
 
 class BenchmarkAnswer(BaseModel):
@@ -139,5 +140,5 @@ def run_benchmark(
         answered=sum(answer.final_answer is not None for answer in answers),
         usage=usage,
     )
-    runs.put(task.run.run_id, score_sk(task.contestant), score.model_dump())
+    runs.put(task.run.run_id, score_sk(task.contestant), score)
     return score

@@ -29,7 +29,8 @@ from synthtune.contracts.workflow import (
     ServingTask,
 )
 from synthtune.providers.registry import ProviderRegistry
-from synthtune.records.runs import SERVING_SK, RunStore
+from synthtune.records.items import SERVING_SK
+from synthtune.records.runs import RunStore
 from synthtune.stages.finetune import cancel_fine_tune, fine_tune_attempt, recorded_job
 from synthtune.stages.serve import release_serving
 

@@ -28,8 +28,9 @@ from synthtune.contracts.workflow import (
 )
 from synthtune.providers.registry import ProviderRegistry
 from synthtune.records.artifacts import ArtifactStore
+from synthtune.records.items import now_iso
 from synthtune.records.layout import RunLayout
-from synthtune.records.runs import RunStore, now_iso
+from synthtune.records.runs import RunStore
 from synthtune.stages.cleanup import Cleanup, clean_up, describe_cleanup
 from synthtune.stages.generate import failed_shards
 

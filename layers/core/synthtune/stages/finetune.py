@@ -36,8 +36,9 @@ from synthtune.money.ledger import CostLedger
 from synthtune.money.usage import training_cost_usd
 from synthtune.providers.ports import FineTuneRequest, FineTuningPort, TrainingStep
 from synthtune.records.artifacts import ArtifactStore
+from synthtune.records.items import FINETUNE_SK
 from synthtune.records.layout import RunLayout
-from synthtune.records.runs import FINETUNE_SK, RunStore
+from synthtune.records.runs import RunStore
 
 RESERVED_TRAINING = "fine_tune_reserved_usd"
 FINE_TUNE_ATTEMPT = "fine_tune_attempt"
@@ -47,7 +48,7 @@ METRICS_COLUMNS = ("step", "epoch", "training_loss", "validation_loss")
 
 
 def _record(runs: RunStore, run: RunRef, state: FineTuneState) -> None:
-    runs.put(run.run_id, FINETUNE_SK, state.model_dump())
+    runs.put(run.run_id, FINETUNE_SK, state)
     runs.update(run.run_id, fine_tune_job_id=state.job_id, fine_tune_status=state.status)
     if state.status in FINAL_FINE_TUNE_STATUSES:
         _settle_training(run, state, runs)
