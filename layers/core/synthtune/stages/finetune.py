@@ -26,6 +26,7 @@ from synthtune.contracts.workflow import (
     FINAL_FINE_TUNE_STATUSES,
     FineTuneCheck,
     FineTuneInput,
+    FineTuneJobStatus,
     FineTuneState,
     RunRef,
     S3Location,
@@ -42,7 +43,7 @@ from synthtune.records.runs import RunStore
 
 RESERVED_TRAINING = "fine_tune_reserved_usd"
 FINE_TUNE_ATTEMPT = "fine_tune_attempt"
-ENDED_WITHOUT_MODEL = frozenset({"failed", "cancelled", "cancelling"})
+ENDED_WITHOUT_MODEL: frozenset[FineTuneJobStatus] = frozenset({"failed", "cancelled", "cancelling"})
 """A job that will not give the run a model: a resumed run trains its next job instead."""
 METRICS_COLUMNS = ("step", "epoch", "training_loss", "validation_loss")
 
