@@ -1,7 +1,7 @@
 """Report: how a run ended, what it produced and what it cost.
 
-The run summary is computed from the run's DynamoDB items (see `synthtune.records.runs`) by one pure function,
-`summarise_run`, used for a finished run's report, by the CLI for a failed run, and by tests.
+The run summary is computed from the run's DynamoDB items (see `synthtune.records.items`) by one pure
+function, `summarise_run`, used for a finished run's report, by the CLI for a failed run, and by tests.
 RecordFailure is `synthtune.stages.failure`.
 """
 
