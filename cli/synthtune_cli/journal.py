@@ -27,8 +27,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote
 
+from synthtune.records.items import RUN_SK, run_pk
 from synthtune.records.layout import RunLayout
-from synthtune.records.runs import RUN_SK, run_pk
 from synthtune_cli import durable
 
 FORGOTTEN_ON_RESUME = ("error", "cause", "failed_state", "finished_at")

@@ -14,6 +14,7 @@ from typing import Any
 from synthtune.contracts.config import RunConfig, load_run_config
 from synthtune.contracts.errors import (
     BudgetExceeded,
+    ErrorName,
     FineTuneUnavailable,
     InvalidConfig,
     InvalidProblemSet,
@@ -136,7 +137,7 @@ def _print_outcome(outcome: RunOutcome) -> None:
         print(f"  cause: {outcome.cause}", file=sys.stderr)
         if outcome.summary.get("failed_state") not in {None, "Prepare"}:
             kept = f"{outcome.answers} teacher answers paid for are kept in {outcome.run_dir}/answers.jsonl"
-            if outcome.error == "BudgetExceeded":
+            if outcome.error == ErrorName.BudgetExceeded:
                 print(f"  {kept}; raise the budget and go on:", file=sys.stderr)
                 print(f"  {outcome.resume_command} --budget-usd <more>", file=sys.stderr)
             else:

@@ -33,6 +33,7 @@ from synthtune.contracts.errors import InvalidProblemSet
 from synthtune.contracts.models import provider_of
 from synthtune.contracts.problems import Problem, detect_format, parse_problem_set
 from synthtune.money.estimate import CostEstimate, describe_estimate
+from synthtune.records.items import RUN_SK, SHARD_PREFIX, ShardDone, shard_item
 from synthtune.records.layout import PROBLEM_SET_PREFIX, RunLayout
 from synthtune.stages.report import render_report, summarise_run
 from synthtune_cli.clock import Clock, VirtualClock, WallClock
@@ -269,7 +270,7 @@ class Progress:
             train, validation, holdout = splits["train"], splits["validation"], splits["holdout"]
             self._say(f"  split: {train} train, {validation} validation, {holdout} held out")
             records = self.stack.records(self.run_id)
-            run = next((item for item in records if item["sk"] == "RUN"), {})
+            run = next((item for item in records if item["sk"] == RUN_SK), {})
             estimate = CostEstimate.model_validate(run["estimate"]) if run.get("estimate") else None
             budget = output["run"]["config"].get("budget_usd")
             self._say(f"  {describe_estimate(estimate, budget)}")
@@ -323,8 +324,12 @@ class Progress:
 
     def _report_shards(self) -> None:
         records = self.stack.records(self.run_id)
-        run = next((item for item in records if item["sk"] == "RUN"), {})
-        done = sum(1 for item in records if item["sk"].startswith("SHARD#") and item.get("status") == "done")
+        run = next((item for item in records if item["sk"] == RUN_SK), {})
+        done = sum(
+            1
+            for item in records
+            if item["sk"].startswith(SHARD_PREFIX) and isinstance(shard_item(item), ShardDone)
+        )
         shards = (done, int(run.get("shard_count", 0)))
         if shards != self._shards:
             self._shards = shards

@@ -26,7 +26,8 @@ from synthtune.money.ledger import CostLedger, spend_records
 from synthtune.money.usage import inference_cost_usd
 from synthtune.prompts import Solution, Verdict
 from synthtune.providers.ports import Reply, Sample, SolveResult
-from synthtune.records.runs import RUN_SK, RunStore, shard_sk
+from synthtune.records.items import RUN_SK, shard_sk
+from synthtune.records.runs import RunStore
 
 RUN = "run-ledger"
 TEACHER = "gpt-4.1-2025-04-14"

@@ -8,7 +8,7 @@ import pytest
 from synthtune.contracts.config import RunConfig
 from synthtune.contracts.errors import ModelRequestRejected, ModelUnavailable
 from synthtune.contracts.problems import Problem
-from synthtune.contracts.usage import Usage
+from synthtune.contracts.usage import CallCost, Usage
 from synthtune.contracts.workflow import BenchmarkPlan, BenchmarkTask, FineTuneState, RunRef, S3Location
 from synthtune.engine.pacing import RateLimitGate
 from synthtune.money.ledger import CostLedger, SpendRecord, spend_records
@@ -16,8 +16,9 @@ from synthtune.money.usage import inference_cost_usd
 from synthtune.prompts import Verdict
 from synthtune.providers.ports import Reply, SolveResult
 from synthtune.records.artifacts import ArtifactStore
+from synthtune.records.items import RUN_SK, ShardDone, score_sk, shard_sk
 from synthtune.records.layout import RunLayout
-from synthtune.records.runs import RUN_SK, RunStore, score_sk, shard_sk
+from synthtune.records.runs import RunStore
 from synthtune.stages.benchmark import run_benchmark
 from synthtune.stages.generate import call_cost
 from synthtune.stages.report import render_report, summarise_run
@@ -110,12 +111,16 @@ def test_a_benchmark_request_lost_for_every_attempt_is_paid_but_lost_each_time(
     assert len(clock.sleeps) >= attempts - 1  # paced and retried by the engine, not by an SDK
 
 
+def _shard_done(problems: int, calls: list[CallCost]) -> ShardDone:
+    return ShardDone(
+        index=0, problems=problems, answered=problems, verified=problems, rejected=0, failed=0, calls=calls
+    )
+
+
 def test_the_report_separates_answered_requests_from_paid_but_lost_ones(runs: RunStore) -> None:
     runs.update(RUN, status="SUCCEEDED", config={"budget_usd": None})
     teacher_call = call_cost("solve", TEACHER, Usage(requests=10, input_tokens=1000, output_tokens=500))
-    runs.put(
-        RUN, shard_sk(0), {"index": 0, "status": "done", "problems": 10, "calls": [teacher_call.model_dump()]}
-    )
+    runs.put(RUN, shard_sk(0), _shard_done(problems=10, calls=[teacher_call]))
     ledger = CostLedger(runs, RUN, budget_usd=None)
     worst = Usage(requests=1, input_tokens=150, output_tokens=1024)
     for _ in range(2):
@@ -166,9 +171,7 @@ def test_the_report_separates_answered_requests_from_paid_but_lost_ones(runs: Ru
 def test_a_run_without_lost_replies_says_nothing_of_them(runs: RunStore) -> None:
     runs.update(RUN, status="SUCCEEDED")
     teacher_call = call_cost("solve", TEACHER, USAGE)
-    runs.put(
-        RUN, shard_sk(0), {"index": 0, "status": "done", "problems": 1, "calls": [teacher_call.model_dump()]}
-    )
+    runs.put(RUN, shard_sk(0), _shard_done(problems=1, calls=[teacher_call]))
 
     summary = summarise_run(RUN, runs.items(RUN))
 

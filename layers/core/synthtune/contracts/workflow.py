@@ -29,7 +29,7 @@ FineTuneJobStatus = Literal[
 ]
 """Every provider's job statuses in OpenAI's words (Bedrock: validation → validating_files, data processing
 → queued, training → running, Stopping → cancelling, Completed → succeeded, Failed, Stopped → cancelled)."""
-FINAL_FINE_TUNE_STATUSES: frozenset[str] = frozenset({"succeeded", "failed", "cancelled"})
+FINAL_FINE_TUNE_STATUSES: frozenset[FineTuneJobStatus] = frozenset({"succeeded", "failed", "cancelled"})
 
 ServingKind = Literal["none", "on_demand_deployment", "provisioned_throughput"]
 ServingStatus = Literal["creating", "active", "failed", "released"]

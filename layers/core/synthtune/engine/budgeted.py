@@ -13,14 +13,14 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from synthtune.contracts.errors import ModelUnavailable, SynthtuneError
-from synthtune.contracts.usage import Usage
+from synthtune.contracts.usage import ChatPurpose, Usage
 from synthtune.money.estimate import (
     priced_worst_case,
     worst_case_answer_usage,
     worst_case_judge_usage,
     worst_case_solve_usage,
 )
-from synthtune.money.ledger import ChatPurpose, CostLedger, SpendRecord
+from synthtune.money.ledger import CostLedger, SpendRecord
 from synthtune.money.usage import inference_cost_usd
 from synthtune.prompts import Verdict
 from synthtune.providers.ports import ChatPort, Reply, SolveResult

@@ -31,8 +31,9 @@ from synthtune.prompts import parse_final_answer
 from synthtune.providers.ports import ChatPort
 from synthtune.quality.grading import GradeMethod
 from synthtune.records.artifacts import ArtifactStore
+from synthtune.records.items import score_sk
 from synthtune.records.layout import RunLayout
-from synthtune.records.runs import RunStore, score_sk
+from synthtune.records.runs import RunStore
 
 
 class BenchmarkAnswer(BaseModel):
@@ -168,5 +169,5 @@ def run_benchmark(
 
     usage = merge_usage(answer.usage for answer in answers)
     score = contestant_score(task.contestant, model, answers, usage)
-    runs.put(task.run.run_id, score_sk(task.contestant), score.model_dump())
+    runs.put(task.run.run_id, score_sk(task.contestant), score)
     return score

@@ -26,6 +26,7 @@ from synthtune.contracts.workflow import (
     FINAL_FINE_TUNE_STATUSES,
     FineTuneCheck,
     FineTuneInput,
+    FineTuneJobStatus,
     FineTuneState,
     RunRef,
     S3Location,
@@ -36,18 +37,19 @@ from synthtune.money.ledger import CostLedger
 from synthtune.money.usage import training_cost_usd
 from synthtune.providers.ports import FineTuneRequest, FineTuningPort, TrainingStep
 from synthtune.records.artifacts import ArtifactStore
+from synthtune.records.items import FINETUNE_SK, ended_job_sk
 from synthtune.records.layout import RunLayout
-from synthtune.records.runs import FINETUNE_SK, RunStore, ended_job_sk
+from synthtune.records.runs import RunStore
 
 RESERVED_TRAINING = "fine_tune_reserved_usd"
 FINE_TUNE_ATTEMPT = "fine_tune_attempt"
-ENDED_WITHOUT_MODEL = frozenset({"failed", "cancelled", "cancelling"})
+ENDED_WITHOUT_MODEL: frozenset[FineTuneJobStatus] = frozenset({"failed", "cancelled", "cancelling"})
 """A job that will not give the run a model: a resumed run trains its next job instead."""
 METRICS_COLUMNS = ("step", "epoch", "training_loss", "validation_loss")
 
 
 def _record(runs: RunStore, run: RunRef, state: FineTuneState) -> None:
-    runs.put(run.run_id, FINETUNE_SK, state.model_dump())
+    runs.put(run.run_id, FINETUNE_SK, state)
     runs.update(run.run_id, fine_tune_job_id=state.job_id, fine_tune_status=state.status)
     if state.status in FINAL_FINE_TUNE_STATUSES:
         _settle_training(run, state, runs)

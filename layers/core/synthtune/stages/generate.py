@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from synthtune.contracts.error_text import MAX_PROVIDER_MESSAGE_CHARS, safe_text
 from synthtune.contracts.errors import RateLimited, ShardIncomplete
 from synthtune.contracts.problems import Problem, Split
-from synthtune.contracts.usage import Usage, UsageByModel, merge_usage
+from synthtune.contracts.usage import CallCost, Usage, UsageByModel, merge_usage
 from synthtune.contracts.workflow import RunRef, ShardResult, ShardTask
 from synthtune.engine.budgeted import BudgetedChat
 from synthtune.engine.chat import grade_with_run_judge, with_requests_in_flight
@@ -37,28 +37,15 @@ from synthtune.money.usage import inference_cost_usd
 from synthtune.providers.ports import ChatPort, Sample, SolveResult
 from synthtune.quality.grading import Grade, GradeMethod, answers_match
 from synthtune.records.artifacts import ArtifactStore
+from synthtune.records.items import ShardDone, ShardFailed, shard_sk
 from synthtune.records.layout import RunLayout
-from synthtune.records.runs import RunStore, shard_sk
+from synthtune.records.runs import RunStore
 
 AnswerStatus = Literal["verified", "rejected", "unverified", "failed"]
 AnswerSource = Literal["online", "batch"]
 
 RESERVED_SECONDS = 15.0
 """Kept back from the invocation's time to write the shard's outputs after its last request."""
-
-
-class CallCost(BaseModel):
-    """One billed model call: the cost ledger's line."""
-
-    model_config = ConfigDict(frozen=True)
-
-    purpose: Literal["solve", "judge"]
-    model: str
-    usage: Usage
-    usd: float | None = Field(
-        description="At list price (batch calls at the Batch API discount); None: unpriced."
-    )
-    batch: bool = False
 
 
 def summarise_calls(parts: Iterable[Iterable[CallCost]]) -> list[CallCost]:
@@ -253,15 +240,14 @@ def generate_shard(
         runs.put(
             task.run.run_id,
             shard_sk(task.shard.index),
-            {
-                "index": task.shard.index,
-                "status": "failed",
-                "error": type(error).__name__,
-                "message": safe_text(str(error), MAX_PROVIDER_MESSAGE_CHARS),
-                "checkpointed": len(checkpoints),
-                "cost_usd": sum(call.usd or 0.0 for call in calls),
-                "calls": [call.model_dump() for call in calls],
-            },
+            ShardFailed(
+                index=task.shard.index,
+                error=type(error).__name__,
+                message=safe_text(str(error), MAX_PROVIDER_MESSAGE_CHARS),
+                checkpointed=len(checkpoints),
+                cost_usd=sum(call.usd or 0.0 for call in calls),
+                calls=calls,
+            ),
         )
         raise
 
@@ -272,10 +258,10 @@ MAX_LISTED_SHARD_FAILURES = 10
 
 def failed_shards(runs: RunStore, run_id: str) -> str:
     """One line per shard whose last attempt failed, with its error (the first few): empty when none did."""
-    failures = [item for item in runs.items(run_id, "SHARD#") if item.get("status") == "failed"]
+    failures = [shard for shard in runs.shards(run_id) if isinstance(shard, ShardFailed)]
     lines = [
-        f"shard {item['index']}: {item['error']}: {item['message']}"
-        for item in failures[:MAX_LISTED_SHARD_FAILURES]
+        f"shard {shard.index}: {shard.error}: {shard.message}"
+        for shard in failures[:MAX_LISTED_SHARD_FAILURES]
     ]
     if len(failures) > MAX_LISTED_SHARD_FAILURES:
         lines.append(
@@ -408,13 +394,12 @@ def _generate_shard(
     runs.put(
         run.run_id,
         shard_sk(index),
-        {
+        ShardDone(
             **result.model_dump(),
-            "status": "done",
-            "checkpointed_at_start": len(checkpoints),
-            "cost_usd": sum(answer.cost_usd for answer in answers),
-            "usage": {model: u.model_dump() for model, u in usage.items()},
-            "calls": [call.model_dump() for call in summarise_calls(answer.calls for answer in answers)],
-        },
+            checkpointed_at_start=len(checkpoints),
+            cost_usd=sum(answer.cost_usd for answer in answers),
+            usage=usage,
+            calls=summarise_calls(answer.calls for answer in answers),
+        ),
     )
     return result

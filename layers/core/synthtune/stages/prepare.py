@@ -41,14 +41,15 @@ from synthtune.money.catalog import accepts_temperature, model_info, temperature
 from synthtune.money.estimate import CostEstimate, estimate_run_cost
 from synthtune.providers.registry import ProviderRegistry, dataset_format
 from synthtune.records.artifacts import ArtifactStore, StoredObject
-from synthtune.records.layout import RunLayout
-from synthtune.records.runs import (
+from synthtune.records.items import (
     UNSUCCESSFUL_STATUSES,
-    RunStore,
+    ProblemSetClaim,
     now_iso,
     problem_set_pk,
     problem_set_version_sk,
 )
+from synthtune.records.layout import RunLayout
+from synthtune.records.runs import RunStore
 from synthtune.split import HoldoutSplit, split_problems
 
 MAX_SHARDS = 10_000
@@ -95,12 +96,13 @@ def _claim(
 ) -> str | None:
     """Make this run the one run of this version of the problem set: None if it is, else the run that is."""
     pk, sk = problem_set_pk(location.uri), problem_set_version_sk(stored.etag, stored.version_id)
-    holder = runs.claim(pk, sk, run_id, etag=stored.etag, version_id=stored.version_id)
+    claim = ProblemSetClaim(run_id=run_id, etag=stored.etag, version_id=stored.version_id)
+    holder = runs.claim(pk, sk, claim)
     if holder == run_id:
         return None
     ended = (runs.get(holder) or {}).get("status")
     if rerun or ended in UNSUCCESSFUL_STATUSES:
-        holder = runs.claim(pk, sk, run_id, replacing=holder, etag=stored.etag, version_id=stored.version_id)
+        holder = runs.claim(pk, sk, claim.model_copy(update={"claimed_at": now_iso()}), replacing=holder)
     return None if holder == run_id else holder
 
 

@@ -1,7 +1,7 @@
 """Report: how a run ended, what it produced and what it cost.
 
-The run summary is computed from the run's DynamoDB items (see `synthtune.records.runs`) by one pure function,
-`summarise_run`, used for a finished run's report, by the CLI for a failed run, and by tests.
+The run summary is computed from the run's DynamoDB items (see `synthtune.records.items`) by one pure
+function, `summarise_run`, used for a finished run's report, by the CLI for a failed run, and by tests.
 RecordFailure is `synthtune.stages.failure`.
 """
 
@@ -10,12 +10,12 @@ from __future__ import annotations
 import csv
 import io
 from collections import defaultdict
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from synthtune.contracts.models import PROVIDER_TITLES
-from synthtune.contracts.usage import Usage
+from synthtune.contracts.usage import CallCost, Usage
 from synthtune.contracts.workflow import (
     FINAL_FINE_TUNE_STATUSES,
     ContestantScore,
@@ -37,18 +37,23 @@ from synthtune.money.usage import (
     training_cost_usd,
 )
 from synthtune.records.artifacts import ArtifactStore
-from synthtune.records.layout import RunLayout
-from synthtune.records.runs import (
+from synthtune.records.items import (
     DATASET_SK,
     ENDED_JOB_PREFIX,
     FINETUNE_SK,
     RUN_SK,
+    SCORE_PREFIX,
     SERVING_SK,
-    RunStore,
+    SHARD_PREFIX,
+    ShardDone,
+    ShardFailed,
     now_iso,
+    shard_item,
 )
+from synthtune.records.layout import RunLayout
+from synthtune.records.runs import RunStore
 from synthtune.stages.benchmark import BenchmarkAnswer
-from synthtune.stages.generate import CallCost, summarise_calls
+from synthtune.stages.generate import summarise_calls
 
 CONTESTANT_LABELS = {"base": "Base student", "fine_tuned": "Fine-tuned student", "teacher": "Teacher"}
 
@@ -82,7 +87,7 @@ class ShardCost(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     index: int
-    status: str
+    status: Literal["done", "failed"]
     problems: int
     checkpointed_at_start: int = Field(
         default=0, description="Answers the shard found already paid for (a resumed shard, or batch mode)."
@@ -218,14 +223,12 @@ def summarise_run(run_id: str, items: list[dict[str, Any]]) -> RunSummary:
     by_sk = {item["sk"]: item for item in items}
     record = by_sk.get(RUN_SK, {})
     totals: dict[str, int] = defaultdict(int)
-    shard_items = [item for sk, item in by_sk.items() if sk.startswith("SHARD#")]
-    shards = [item for item in shard_items if item.get("status") != "failed"]
+    shard_items = [shard_item(item) for sk, item in by_sk.items() if sk.startswith(SHARD_PREFIX)]
+    shards = [shard for shard in shard_items if isinstance(shard, ShardDone)]
     for shard in shards:
         for field in ("problems", "answered", "verified", "rejected", "failed"):
-            totals[field] += int(shard.get(field, 0))
-    generation_calls = summarise_calls(
-        [CallCost.model_validate(call) for call in shard.get("calls", [])] for shard in shard_items
-    )
+            totals[field] += getattr(shard, field)
+    generation_calls = summarise_calls(shard.calls for shard in shard_items)
     dataset = (
         DatasetSummary.model_validate(_contract_fields(by_sk[DATASET_SK], DatasetSummary))
         if DATASET_SK in by_sk
@@ -239,7 +242,7 @@ def summarise_run(run_id: str, items: list[dict[str, Any]]) -> RunSummary:
     scores = [
         ContestantScore.model_validate(_contract_fields(item, ContestantScore))
         for sk, item in sorted(by_sk.items())
-        if sk.startswith("SCORE#")
+        if sk.startswith(SCORE_PREFIX)
     ]
     serving_item = by_sk.get(SERVING_SK)
     serving = (
@@ -277,13 +280,15 @@ def summarise_run(run_id: str, items: list[dict[str, Any]]) -> RunSummary:
         budget_usd=(record.get("config") or {}).get("budget_usd"),
         shards=[
             ShardCost(
-                index=int(item["index"]),
-                status=str(item.get("status")),
-                problems=int(item.get("problems", 0)),
-                checkpointed_at_start=int(item.get("checkpointed_at_start", item.get("checkpointed", 0))),
-                cost_usd=float(item.get("cost_usd", 0.0)),
+                index=shard.index,
+                status=shard.status,
+                problems=shard.problems if isinstance(shard, ShardDone) else 0,
+                checkpointed_at_start=shard.checkpointed
+                if isinstance(shard, ShardFailed)
+                else shard.checkpointed_at_start,
+                cost_usd=shard.cost_usd,
             )
-            for item in shard_items
+            for shard in shard_items
         ],
         failed_state=record.get("failed_state"),
         error=record.get("error"),
