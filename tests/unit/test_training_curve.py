@@ -1,4 +1,5 @@
-"""The fine-tuning job's loss per step: training_metrics.csv in the run, final and best values on its state."""
+"""The fine-tuning job's loss per step: training_metrics.csv in the run, final and best values on its
+state."""
 
 from __future__ import annotations
 
