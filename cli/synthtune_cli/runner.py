@@ -185,7 +185,13 @@ def _endpoints(
         yield Endpoints(
             openai_base_url=server.base_url if openai == "emulator" else base_url,
             openai_api_key=api_key or "unused",
-            environment=server.bedrock_environment() if bedrock == "emulator" else {},
+            environment={
+                **(server.bedrock_environment() if bedrock == "emulator" else {}),
+                # Prepare records on the run which models these simulate: both reports say so at the top.
+                "SIMULATED_PROVIDERS": ",".join(
+                    name for name, mode in (("openai", openai), ("bedrock", bedrock)) if mode == "emulator"
+                ),
+            },
             described=" · ".join(
                 [
                     f"OpenAI: {emulated}" if openai == "emulator" else live_openai,
