@@ -564,7 +564,7 @@ def _verdict_section(contents: ReportContents) -> list[str]:
     for comparison in contents.comparisons:
         lines.append(f"- {comparison.verdict}")
         if comparison.warning:
-            lines.append(f"  - **Too small a holdout:** {comparison.warning}")
+            lines.append(f"  - **Caution:** {comparison.warning}")
     lines += [
         "",
         "| comparison | problems | right only for the first | right only for the second | difference "

@@ -152,9 +152,7 @@ def _verdict(contents: ReportContents) -> str:
     for comparison in contents.comparisons:
         lines.append(f'<p class="verdict">{escape(comparison.verdict)}</p>')
         if comparison.warning:
-            lines.append(
-                f'<p class="warning"><strong>Too small a holdout.</strong> {escape(comparison.warning)}</p>'
-            )
+            lines.append(f'<p class="warning">{escape(comparison.warning)}</p>')
     lines += [
         "<table>",
         "<thead><tr><th>comparison</th><th class=n>problems</th><th class=n>right only for the first</th>"
