@@ -387,10 +387,39 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check_dataset.set_defaults(handler=_check_dataset)
 
+    report = commands.add_parser(
+        "report",
+        help="draw a run's report.md and report.html again from its files",
+        description="Reads a run's files and writes its report.md and report.html again, with this version's "
+        "statistics and charts: a run directory of `synthtune run` (runs/<run id>/; the reports go beside "
+        "its files), or a run copied from S3 with `aws s3 cp --recursive s3://BUCKET/runs/RUN_ID/ DIR` (the "
+        "reports go to DIR/report/). Runs written by older versions render too. Exit status: 0 written, 2 "
+        "not a run directory or a file of it unreadable.",
+    )
+    report.add_argument(
+        "run_dir",
+        type=Path,
+        metavar="RUN_DIR",
+        help="runs/<run id>, or the directory a run's S3 prefix was copied to",
+    )
+    report.set_defaults(handler=_report)
+
     emulator = commands.add_parser("emulator", help="serve the OpenAI emulator over HTTP on loopback")
     add_emulator_arguments(emulator)
     emulator.set_defaults(handler=_emulator)
     return parser
+
+
+def _report(args: argparse.Namespace) -> int:
+    from synthtune_cli.run_reports import RunFilesError, render_run_reports
+
+    try:
+        files = render_run_reports(args.run_dir)
+    except RunFilesError as error:
+        print(f"synthtune: {error}", file=sys.stderr)
+        return 2
+    print(f"{files.report}\n{files.report_html}")
+    return 0
 
 
 def _emulator(args: argparse.Namespace) -> int:
