@@ -124,6 +124,8 @@ def _print_outcome(outcome: RunOutcome) -> None:
         if "base" in accuracy and "fine_tuned" in accuracy:
             parts.append(f"fine-tuning {100 * (accuracy['fine_tuned'] - accuracy['base']):+.1f} points")
         print(f"  accuracy on held-out problems: {', '.join(parts)}")
+        for verdict in _verdicts(outcome.run_dir):
+            print(f"  verdict: {verdict}")
         dataset = outcome.summary.get("dataset") or {}
         dropped = sum((dataset.get("dropped") or {}).values())
         print(
@@ -142,6 +144,16 @@ def _print_outcome(outcome: RunOutcome) -> None:
             else:
                 print(f"  {kept}; once the cause is fixed, go on: {outcome.resume_command}", file=sys.stderr)
     print(f"  artifacts: {outcome.run_dir}/")
+
+
+def _verdicts(run_dir: Path) -> list[str]:
+    """benchmark.json's comparisons in words: what the accuracies above do and do not show."""
+    try:
+        benchmark = json.loads((run_dir / "benchmark.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    comparisons = benchmark.get("comparisons") if isinstance(benchmark, dict) else None
+    return [str(c["verdict"]) for c in comparisons or [] if isinstance(c, dict) and c.get("verdict")]
 
 
 def _validate(args: argparse.Namespace) -> int:

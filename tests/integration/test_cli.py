@@ -46,6 +46,7 @@ def test_run_writes_every_artifact(tmp_path: Path, capsys: pytest.CaptureFixture
     assert {path.name for path in run_dir.iterdir()} == RUN_FILES
     assert out.startswith("SUCCEEDED  demo")
     assert "accuracy on held-out problems: base" in out
+    assert "  verdict: The fine-tuned student is " in out
     for stage in (
         "Prepare",
         "Generate",
