@@ -21,7 +21,7 @@ from synthtune.records.layout import RunLayout
 from synthtune.records.runs import RunStore
 from synthtune.stages.benchmark import run_benchmark
 from synthtune.stages.generate import call_cost
-from synthtune.stages.report import render_report, summarise_run
+from synthtune.stages.report import render_report, report_contents, summarise_run
 from tests.support import FakeClock
 
 RUN = "run-spend"
@@ -161,7 +161,7 @@ def test_the_report_separates_answered_requests_from_paid_but_lost_ones(runs: Ru
     assert not items["benchmark: base, answers of an attempt that failed"].paid_but_lost
     document = summary.model_dump(mode="json")
     assert document["paid_but_lost"] == {"requests": 2, "usd": pytest.approx(lost_usd)}
-    report = render_report(summary, {})
+    report = render_report(report_contents(summary))
     assert "| generation: teacher, paid but lost (worst case) | `gpt-4.1-2025-04-14` | 2 |" in report
     assert "Model requests answered: 11" in report
     assert "Paid but lost: 2 requests whose reply never arrived" in report
@@ -176,4 +176,4 @@ def test_a_run_without_lost_replies_says_nothing_of_them(runs: RunStore) -> None
     summary = summarise_run(RUN, runs.items(RUN))
 
     assert (summary.answered.requests, summary.paid_but_lost.requests) == (1, 0)
-    assert "Paid but lost" not in render_report(summary, {})
+    assert "Paid but lost" not in render_report(report_contents(summary))

@@ -211,8 +211,13 @@ class FineTuneState(_Contract):
         default=None, description="The training file's billed tokens, one epoch (from Assemble)."
     )
     training_loss: float | None = Field(default=None, description="The last step's training loss.")
-    best_training_loss: float | None = None
+    best_training_loss: float | None = Field(
+        default=None, description="The lowest training loss of any step."
+    )
     validation_loss: float | None = Field(default=None, description="The last reported validation loss.")
+    best_validation_loss: float | None = Field(
+        default=None, description="The lowest validation loss reported (None without a validation file)."
+    )
     metrics_key: str | None = Field(default=None, description="training_metrics.csv: the loss per step.")
     error: ProviderMessage = Field(
         default="", description="Why the job failed or was cancelled; empty otherwise (redacted, bounded)."

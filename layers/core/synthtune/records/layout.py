@@ -112,6 +112,12 @@ class RunLayout:
         return f"{self.prefix}report/report.md"
 
     @property
+    def report_html(self) -> str:
+        """report.md's numbers with charts, the answers fine-tuning changed and the dataset's drops: one
+        self-contained page (no network)."""
+        return f"{self.prefix}report/report.html"
+
+    @property
     def summary(self) -> str:
         return f"{self.prefix}report/summary.json"
 

@@ -66,6 +66,8 @@ def _carried(state: FineTuneState, previous: FineTuneState) -> FineTuneState:
             "metrics_key",
             "training_loss",
             "best_training_loss",
+            "validation_loss",
+            "best_validation_loss",
         )
         if getattr(state, field) is None and getattr(previous, field) is not None
     }
@@ -208,7 +210,8 @@ def cancel_fine_tune(task: FineTuneCheck, *, fine_tuning: FineTuningPort, runs: 
 def _save_training_metrics(
     run: RunRef, state: FineTuneState, steps: list[TrainingStep], data: ArtifactStore
 ) -> FineTuneState:
-    """training_metrics.csv in the run, and the last and best losses on the job's state."""
+    """training_metrics.csv in the run, and the last and best losses (training and validation) on the job's
+    state, where the summary and the report read them."""
     if not steps:
         return state
     buffer = io.StringIO()
@@ -228,5 +231,6 @@ def _save_training_metrics(
             "training_loss": training[-1] if training else state.training_loss,
             "best_training_loss": min(training) if training else None,
             "validation_loss": validation[-1] if validation else None,
+            "best_validation_loss": min(validation) if validation else None,
         }
     )

@@ -25,6 +25,7 @@ from pydantic import ValidationError
 
 from synthtune.contracts.config import RunConfig, load_run_config
 from synthtune.contracts.errors import BudgetExceeded, InvalidConfig, InvalidProblemSet, describe_fields
+from synthtune.contracts.models import provider_of
 from synthtune.contracts.problems import Problem, detect_format, parse_problem_set
 from synthtune.contracts.workflow import (
     BenchmarkPlan,
@@ -39,7 +40,7 @@ from synthtune.contracts.workflow import (
 )
 from synthtune.money.catalog import accepts_temperature, model_info, temperature_range
 from synthtune.money.estimate import CostEstimate, estimate_run_cost
-from synthtune.providers.registry import ProviderRegistry, dataset_format
+from synthtune.providers.registry import ProviderRegistry, dataset_format, roles
 from synthtune.records.artifacts import ArtifactStore, StoredObject
 from synthtune.records.items import (
     UNSUCCESSFUL_STATUSES,
@@ -143,6 +144,12 @@ def _chunks(problems: Sequence[Problem], size: int) -> Iterator[list[Problem]]:
     iterator = iter(problems)
     while chunk := list(islice(iterator, size)):
         yield chunk
+
+
+def simulated_models(config: RunConfig, simulated_providers: frozenset[str]) -> list[str]:
+    """The run's models whose provider the emulator stands in for (the fine-tuned model is the student's
+    provider's too)."""
+    return sorted({model for model in roles(config).values() if provider_of(model) in simulated_providers})
 
 
 def check_budget(config: RunConfig, estimate: CostEstimate | None, source: str) -> None:
@@ -257,7 +264,10 @@ def prepare_run(
     runs: RunStore,
     providers: ProviderRegistry,
     today: dt.date,
+    simulated_providers: frozenset[str] = frozenset(),
 ) -> PrepareOutput | DuplicateStart:
+    """`simulated_providers`: the providers the project's emulator answers for (`Settings`), recorded on
+    the run as the models they simulate, so that its reports say the numbers are not the real models'."""
     run_id = task.run_id
     runs.update(run_id, status="RUNNING", stage="prepare", started_at=now_iso())
 
@@ -274,6 +284,7 @@ def prepare_run(
         problem_set=location.model_dump(),
         problem_set_version={"etag": stored.etag, "version_id": stored.version_id},
         config=config.model_dump(mode="json"),
+        simulated_models=simulated_models(config, simulated_providers),
     )
 
     check_run_config(config, providers, today)
