@@ -30,7 +30,7 @@ from pydantic import ValidationError
 
 from synthtune.contracts.config import CONTESTANTS, load_run_config
 from synthtune.contracts.errors import InvalidConfig
-from synthtune.records.items import RUN_SK
+from synthtune.records.items import RUN_PK_PREFIX, RUN_SK
 from synthtune.records.layout import RunLayout
 from synthtune.stages.benchmark import BenchmarkAnswer
 from synthtune.stages.prepare import simulated_models
@@ -154,7 +154,9 @@ def _summary(files: RunFiles) -> RunSummary:
         if not isinstance(records, list) or not all(isinstance(item, dict) for item in records):
             raise RunFilesError(f"{files.records}: not a list of the run's records")
         run: dict[str, Any] = next((item for item in records if item.get("sk") == RUN_SK), {})
-        run_id = str(run.get("run_id") or str(run.get("pk", "")).removeprefix("RUN#") or files.root.name)
+        run_id = str(
+            run.get("run_id") or str(run.get("pk", "")).removeprefix(RUN_PK_PREFIX) or files.root.name
+        )
         summary = summarise_run(run_id, records)
         recorded = "simulated_models" in run
     else:

@@ -53,8 +53,11 @@ RunStatus = Literal["RUNNING", "SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED", "D
 UNSUCCESSFUL_STATUSES: frozenset[RunStatus] = frozenset({"FAILED", "TIMED_OUT", "ABORTED"})
 
 
+RUN_PK_PREFIX = "RUN#"
+
+
 def run_pk(run_id: str) -> str:
-    return f"RUN#{run_id}"
+    return f"{RUN_PK_PREFIX}{run_id}"
 
 
 def shard_sk(index: int) -> str:
