@@ -68,6 +68,11 @@ class ShardIncomplete(SynthtuneError):
     """A Generate shard ran out of invocation time; its retry resumes from the answers checkpointed so far."""
 
 
+class BenchmarkIncomplete(SynthtuneError):
+    """A Benchmark contestant ran out of invocation time; its retry resumes from the answers (and verdicts)
+    checkpointed so far."""
+
+
 class ModelUnavailable(SynthtuneError):
     """Timeouts, connection errors or 5xx after the client's own retries; retried by Step Functions.
 

@@ -31,9 +31,11 @@ SPENT = "spent_usd"
 PAID_REQUESTS = "paid_requests"
 
 ChatPurpose = Literal["solve", "answer", "judge"]
-SpendKind = Literal["paid_but_lost", "discarded"]
-"""paid_but_lost: requests whose reply never arrived, at their worst case. discarded: answers paid for by
-an attempt that then failed, which its retry asks for again (the benchmark keeps no checkpoints)."""
+SpendKind = Literal["paid_but_lost", "unfinished", "discarded"]
+"""paid_but_lost: requests whose reply never arrived, at their worst case. unfinished: answers (and their
+verdicts) a benchmark contestant paid for and keeps in its checkpoints while it has no score, rewritten
+whole after each attempt that fails and removed once its score counts them. discarded: in runs from before
+the benchmark kept checkpoints, answers a failed attempt paid for and its retry asked for again."""
 
 
 class SpendRecord(BaseModel):
@@ -100,19 +102,24 @@ class CostLedger:
 
     def record(self, spend: SpendRecord) -> None:
         """Add `spend` to the run's SPEND item for its kind, spender, purpose and model (budget or not)."""
-        usage = spend.usage
+        amounts, labels = _amounts(spend), _labels(spend)
         self._runs.add(
             self._run_id,
-            {**usage.model_dump(), "usd": spend.usd or 0.0},
+            amounts,
             sk=spend_sk(spend.kind, spend.spender, spend.purpose, spend.model),
-            labels={
-                "kind": spend.kind,
-                "spender": spend.spender,
-                "purpose": spend.purpose,
-                "model": spend.model,
-                "unpriced": spend.usd is None,
-            },
+            labels=labels,
         )
+
+    def replace(self, spend: SpendRecord) -> None:
+        """Set the run's SPEND item for `spend`'s kind, spender, purpose and model to `spend`, whatever it
+        held: for a tally recomputed whole each time (what a contestant's checkpoints hold)."""
+        self._runs.put(
+            self._run_id, spend_sk(spend.kind, spend.spender, spend.purpose, spend.model), _item(spend)
+        )
+
+    def remove(self, kind: SpendKind, spender: str, purpose: ChatPurpose, model: str) -> None:
+        """Drop a SPEND item whose requests another record of the run now counts."""
+        self._runs.delete(self._run_id, spend_sk(kind, spender, purpose, model))
 
     def _refusal(self, worst_case_usd: float, what: str) -> str:
         record = self._runs.get(self._run_id) or {}
@@ -123,3 +130,21 @@ class CostLedger:
             f"${committed - spent:.4f} more reserved by requests in flight: that would pass budget_usd "
             f"${self.budget_usd:.2f}. Raise budget_usd to go on; everything answered so far is kept."
         )
+
+
+def _amounts(spend: SpendRecord) -> dict[str, float]:
+    return {**spend.usage.model_dump(), "usd": spend.usd or 0.0}
+
+
+def _labels(spend: SpendRecord) -> dict[str, Any]:
+    return {
+        "kind": spend.kind,
+        "spender": spend.spender,
+        "purpose": spend.purpose,
+        "model": spend.model,
+        "unpriced": spend.usd is None,
+    }
+
+
+def _item(spend: SpendRecord) -> dict[str, Any]:
+    return {**_amounts(spend), **_labels(spend)}

@@ -10,9 +10,10 @@ One item collection per run (pk `RUN#<run_id>`):
   sk `SERVING`         what serves the fine-tuned model (a Bedrock deployment) as last seen
   sk `SCORE#<name>`    one benchmark contestant's score and usage
   sk `SPEND#<kind>#<spender>#<purpose>#<model>` model requests paid for that no other item counts:
-                       replies that never arrived, at their worst case (kind paid_but_lost), and answers
-                       an attempt that then failed threw away (kind discarded); added to atomically
-                       (see money.ledger)
+                       replies that never arrived, at their worst case (kind paid_but_lost, added to
+                       atomically), and the answers a benchmark contestant without a score yet keeps in
+                       its checkpoints (kind unfinished, rewritten whole, removed with its score; older
+                       runs: discarded) (see money.ledger)
 Totals are summed from the items when the report is written, so a retried stage never counts twice.
 
 And one item per version of a problem set that a run was started on (pk `PROBLEM_SET#<s3 uri>`, sk
@@ -219,6 +220,10 @@ class RunStore:
             ExpressionAttributeValues=values,
             **options,
         )
+
+    def delete(self, run_id: str, sk: str) -> None:
+        """Remove one of the run's items (nothing happens if it is not there)."""
+        self._dynamodb.delete_item(TableName=self.table, Key={"pk": {"S": run_pk(run_id)}, "sk": {"S": sk}})
 
     def get(self, run_id: str, sk: str = RUN_SK) -> dict[str, Any] | None:
         response = self._dynamodb.get_item(
