@@ -1,7 +1,8 @@
 """Generate: the teacher answers one shard of problems, and each answer is checked as it arrives.
 
-A shard answers its problems concurrently (`request_concurrency` in flight), every request paced by
-one `RateLimitGate` (see `synthtune.engine.pacing`) and cut off after `generation.request_timeout_seconds`.
+A shard asks through the engine Benchmark shares (`synthtune.engine.asking`): its problems concurrently
+(`request_concurrency` in flight), every request paced by one `RateLimitGate` (see `synthtune.engine.pacing`)
+and cut off after `generation.request_timeout_seconds`.
 Each teacher reply is checkpointed to S3 the moment it arrives, one object per problem, before
 anything else happens to it. A shard that cannot finish — rate limited past its invocation's time,
 the time itself running out, a provider down for `max_attempts` tries — raises, Step Functions
