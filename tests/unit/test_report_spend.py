@@ -1,5 +1,5 @@
 """What the report counts beyond the stages' own results: replies paid for and lost, and the answers a
-failed benchmark attempt paid for and threw away."""
+benchmark contestant without a score yet keeps in its checkpoints."""
 
 from __future__ import annotations
 
@@ -73,22 +73,34 @@ def benchmark_task(data: ArtifactStore) -> BenchmarkTask:
     )
 
 
-def test_a_failed_benchmark_attempt_records_the_answers_it_paid_for(
+def test_a_failed_benchmark_attempt_keeps_what_it_paid_for_on_the_ledger_until_its_retry_scores(
     data: ArtifactStore, runs: RunStore
 ) -> None:
     task = benchmark_task(data)
     with pytest.raises(ModelRequestRejected):
         run_benchmark(task, data=data, runs=runs, chat=FailingAfter(4, ModelRequestRejected("HTTP 400")))
 
-    (discarded,) = spend_records(runs.items(RUN))
-    assert (discarded.kind, discarded.spender, discarded.purpose, discarded.model) == (
-        "discarded",
+    (unfinished,) = spend_records(runs.items(RUN))
+    assert (unfinished.kind, unfinished.spender, unfinished.purpose, unfinished.model) == (
+        "unfinished",
         "benchmark: teacher",
         "answer",
         TEACHER,
     )
-    assert discarded.usage == Usage(requests=4, input_tokens=400, output_tokens=200)
+    assert unfinished.usage == Usage(requests=4, input_tokens=400, output_tokens=200)
     assert runs.get(RUN, score_sk("teacher")) is None  # the attempt scored nothing
+    failed = summarise_run(RUN, runs.items(RUN))
+    assert failed.answered.requests == 4  # a run failing here still counts them
+
+    retry = FailingAfter(6, ModelRequestRejected("HTTP 400"))
+    score = run_benchmark(task, data=data, runs=runs, chat=retry)
+
+    assert retry.left == 4  # the retry asked only the 2 problems without a checkpoint
+    assert score.usage == {TEACHER: Usage(requests=6, input_tokens=600, output_tokens=300)}
+    assert spend_records(runs.items(RUN)) == []  # the score counts all six now
+    summary = summarise_run(RUN, runs.items(RUN))
+    assert summary.answered.requests == 6
+    assert summary.cost_usd == pytest.approx(inference_cost_usd(TEACHER, score.usage[TEACHER]))
 
 
 def test_a_benchmark_request_lost_for_every_attempt_is_paid_but_lost_each_time(

@@ -44,6 +44,7 @@ class ErrorName(StrEnum):
     InvalidDataset = auto()
     RateLimited = auto()
     ShardIncomplete = auto()
+    BenchmarkIncomplete = auto()
     ModelUnavailable = auto()
     ModelRequestRejected = auto()
     BatchFailed = auto()
@@ -120,6 +121,11 @@ class RateLimited(SynthtuneError):
 
 class ShardIncomplete(SynthtuneError):
     """A Generate shard ran out of invocation time; its retry resumes from the answers checkpointed so far."""
+
+
+class BenchmarkIncomplete(SynthtuneError):
+    """A Benchmark contestant ran out of invocation time; its retry resumes from the answers (and verdicts)
+    checkpointed so far."""
 
 
 class ModelUnavailable(SynthtuneError):

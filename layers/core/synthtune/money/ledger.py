@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from synthtune.contracts.errors import BudgetExceeded
 from synthtune.contracts.usage import ChatPurpose, Usage
-from synthtune.records.items import SPEND_PREFIX, SpendItem, SpendKind
+from synthtune.records.items import SPEND_PREFIX, SpendItem, SpendKind, spend_sk
 from synthtune.records.runs import RunStore
 
 COMMITTED = "committed_usd"
@@ -114,12 +114,22 @@ class CostLedger:
         item = spend.item()
         self._runs.add(self._run_id, item.amounts(), sk=item.sk, labels=item.labels())
 
+    def replace(self, spend: SpendRecord) -> None:
+        """Set the run's SPEND item for `spend`'s kind, spender, purpose and model to `spend`, whatever it
+        held: for a tally recomputed whole each time (what a contestant's checkpoints hold)."""
+        item = spend.item()
+        self._runs.put(self._run_id, item.sk, item)
+
+    def remove(self, kind: SpendKind, spender: str, purpose: ChatPurpose, model: str) -> None:
+        """Drop a SPEND item whose requests another record of the run now counts."""
+        self._runs.delete(self._run_id, spend_sk(kind, spender, purpose, model))
+
     def _refusal(self, worst_case_usd: float, what: str) -> str:
         record = self._runs.get(self._run_id) or {}
         spent = float(record.get(SPENT, 0.0))
-        committed = float(record.get(COMMITTED, 0.0))
+        in_flight = max(0.0, float(record.get(COMMITTED, 0.0)) - spent)  # never "-0.0000" from rounding
         return (
             f"{what} could cost up to ${worst_case_usd:.4f}, and the run has spent ${spent:.4f} with "
-            f"${committed - spent:.4f} more reserved by requests in flight: that would pass budget_usd "
+            f"${in_flight:.4f} more reserved by requests in flight: that would pass budget_usd "
             f"${self.budget_usd:.2f}. Raise budget_usd to go on; everything answered so far is kept."
         )

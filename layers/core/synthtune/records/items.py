@@ -13,9 +13,10 @@ One item collection per run (pk `RUN#<run_id>`):
   sk `SERVING`         what serves the fine-tuned model (a Bedrock deployment) as last seen
   sk `SCORE#<name>`    one benchmark contestant's score and usage (`ContestantScore`)
   sk `SPEND#<kind>#<spender>#<purpose>#<model>` model requests paid for that no other item counts:
-                       replies that never arrived, at their worst case (kind paid_but_lost), and answers
-                       an attempt that then failed threw away (kind discarded); added to atomically
-                       (`SpendItem`, see money.ledger)
+                       replies that never arrived, at their worst case (kind paid_but_lost, added to
+                       atomically), and the answers a benchmark contestant without a score yet keeps in
+                       its checkpoints (kind unfinished, rewritten whole, removed with its score; older
+                       runs: discarded) (`SpendItem`, see money.ledger)
 Totals are summed from the items when the report is written, so a retried stage never counts twice.
 
 And one item per version of a problem set that a run was started on (pk `PROBLEM_SET#<s3 uri>`, sk
@@ -156,9 +157,11 @@ class BatchItem(RunItem):
         return batch_sk(self.round, self.part)
 
 
-SpendKind = Literal["paid_but_lost", "discarded"]
-"""paid_but_lost: requests whose reply never arrived, at their worst case. discarded: answers paid for by
-an attempt that then failed, which its retry asks for again (the benchmark keeps no checkpoints)."""
+SpendKind = Literal["paid_but_lost", "unfinished", "discarded"]
+"""paid_but_lost: requests whose reply never arrived, at their worst case. unfinished: answers (and their
+verdicts) a benchmark contestant paid for and keeps in its checkpoints while it has no score, rewritten
+whole after each attempt that fails and removed once its score counts them. discarded: in runs from before
+the benchmark kept checkpoints, answers a failed attempt paid for and its retry asked for again."""
 SPEND_LABELS = {"kind", "spender", "purpose", "model", "unpriced"}
 """A SPEND item's attributes that are set, not added to."""
 

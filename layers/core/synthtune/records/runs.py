@@ -174,6 +174,10 @@ class RunStore:
             **options,
         )
 
+    def delete(self, run_id: str, sk: str) -> None:
+        """Remove one of the run's items (nothing happens if it is not there)."""
+        self._dynamodb.delete_item(TableName=self.table, Key={"pk": {"S": run_pk(run_id)}, "sk": {"S": sk}})
+
     def get(self, run_id: str, sk: str = RUN_SK) -> dict[str, Any] | None:
         response = self._dynamodb.get_item(
             TableName=self.table, Key={"pk": {"S": run_pk(run_id)}, "sk": {"S": sk}}, ConsistentRead=True

@@ -164,7 +164,8 @@ _GENERATION_ITEMS = {
 
 
 def _spend_item(spend: SpendRecord) -> str:
-    """The cost table's item for requests no stage's results count: lost replies, discarded answers."""
+    """The cost table's item for requests no stage's results count: lost replies, answers a contestant
+    paid for and has no score for yet (unfinished; discarded in older runs)."""
     if spend.spender == "generation":
         item = _GENERATION_ITEMS["solve" if spend.purpose == "solve" else "judge", False]
     else:
