@@ -29,6 +29,15 @@ class Usage(BaseModel):
             output_tokens=self.output_tokens + other.output_tokens,
         )
 
+    def __sub__(self, other: Usage) -> Usage:
+        """What is left of this usage without `other`, a part of it."""
+        return Usage(
+            requests=self.requests - other.requests,
+            input_tokens=self.input_tokens - other.input_tokens,
+            cached_input_tokens=self.cached_input_tokens - other.cached_input_tokens,
+            output_tokens=self.output_tokens - other.output_tokens,
+        )
+
 
 UsageByModel = dict[str, Usage]
 

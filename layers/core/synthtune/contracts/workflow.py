@@ -296,6 +296,10 @@ class ContestantScore(_Contract):
         description="Wrong among attempted: wrong / (correct + wrong); None when nothing was attempted.",
     )
     usage: dict[str, Usage] = Field(description="Tokens by model: the contestant's and the judge's.")
+    judge_usage: dict[str, Usage] = Field(
+        default_factory=dict,
+        description="The judge's part of `usage`, by model (empty in runs from before it was kept apart).",
+    )
 
 
 class ReportInput(_Contract):

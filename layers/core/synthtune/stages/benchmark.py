@@ -84,7 +84,12 @@ class BenchmarkAnswer(BaseModel):
     outcome: BenchmarkOutcome
     grade_method: GradeMethod
     finish_reason: str
-    usage: UsageByModel
+    usage: UsageByModel = Field(
+        description="Tokens by model: the contestant's reply and the judge's verdict."
+    )
+    judge_usage: UsageByModel = Field(
+        default_factory=dict, description="The judge's part of `usage` (none where no judge was asked)."
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -142,6 +147,7 @@ def benchmark_answer(problem: Problem, checkpoint: BenchmarkCheckpoint) -> Bench
         grade_method=grade.method,
         finish_reason=reply.finish_reason,
         usage=checkpoint.usage,
+        judge_usage=checkpoint.judge_usage,
     )
 
 
@@ -198,6 +204,7 @@ def contestant_score(
         abstention_rate=outcomes["abstained"] / total if total else 0.0,
         hallucination_rate=outcomes["wrong"] / attempted if attempted else None,
         usage=usage,
+        judge_usage=merge_usage(answer.judge_usage for answer in answers),
     )
 
 

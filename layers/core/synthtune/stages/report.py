@@ -199,8 +199,9 @@ def _cost_report(
     judge_model: str | None = None,
 ) -> CostReport:
     """Every priced line of the run. The benchmark's judge calls are one line of their own ("benchmark:
-    judge"), not part of the contestants' they graded; where the judge is a contestant's own model, the two
-    are one count in the run's records and stay one line, which says so."""
+    judge"), not part of the contestants' they graded — also where the judge is a contestant's own model (in
+    runs from before the benchmark kept the judge's usage apart, that model's two are one line, which says
+    so)."""
     lines = [
         CostLine(
             item=_GENERATION_ITEMS[call.purpose, call.batch], model=call.model, usage=call.usage, usd=call.usd
@@ -221,12 +222,18 @@ def _cost_report(
         )
     judging = []
     for score in scores:
-        for model, usage in sorted(score.usage.items()):
-            if judge_model is not None and model == judge_model != score.model:
+        for model, recorded in sorted(score.usage.items()):
+            item, usage = f"benchmark: {score.contestant}", recorded
+            judged = score.judge_usage.get(model)
+            if judged is not None:  # the judge's calls, kept apart by the benchmark
+                judging.append({model: judged})
+                usage = recorded - judged
+                if not usage.requests:
+                    continue
+            elif judge_model is not None and model == judge_model != score.model:  # older runs
                 judging.append({model: usage})
                 continue
-            item = f"benchmark: {score.contestant}"
-            if model == judge_model == score.model:
+            elif model == judge_model == score.model and not score.judge_usage:
                 item += " (and the judge's calls: the same model)"
             lines.append(CostLine(item=item, model=model, usage=usage, usd=inference_cost_usd(model, usage)))
     for model, usage in sorted(merge_usage(judging).items()):
