@@ -31,7 +31,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from synthtune.contracts.errors import InvalidProblemSet
 from synthtune.contracts.models import provider_of
-from synthtune.contracts.problems import Problem, detect_format, parse_problem_set
+from synthtune.contracts.problems import Problem, ProblemSetFile, read_problem_set
 from synthtune.money.estimate import CostEstimate, describe_estimate
 from synthtune.records.layout import PROBLEM_SET_PREFIX, RunLayout
 from synthtune.stages.report import render_report, summarise_run
@@ -110,8 +110,7 @@ def new_run_id(problem_set: Path) -> str:
 
 def read_problem_set_file(path: Path) -> list[Problem]:
     """A local problem set, validated exactly as Prepare validates one in S3."""
-    data = path.read_bytes()
-    return parse_problem_set(data.splitlines(), str(path), detect_format(path.name, data[:64]))
+    return read_problem_set(ProblemSetFile.local(path))
 
 
 def _knowledge(problem_set: Path) -> list[Any]:

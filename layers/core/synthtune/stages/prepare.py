@@ -25,7 +25,7 @@ from pydantic import ValidationError
 
 from synthtune.contracts.config import RunConfig, load_run_config
 from synthtune.contracts.errors import BudgetExceeded, InvalidConfig, InvalidProblemSet, describe_fields
-from synthtune.contracts.problems import Problem, detect_format, parse_problem_set
+from synthtune.contracts.problems import Problem, ProblemSetFile, detect_format, read_problem_set
 from synthtune.contracts.workflow import (
     BenchmarkPlan,
     DuplicateStart,
@@ -132,9 +132,10 @@ def _duplicate(
     )
 
 
-def _read_problems(store: ArtifactStore, key: str) -> list[Problem]:
-    file_format = detect_format(key, store.head(key))
-    return parse_problem_set(store.iter_lines(key), store.uri(key), file_format)
+def _read_problems(store: ArtifactStore, key: str, size: int) -> list[Problem]:
+    return read_problem_set(
+        ProblemSetFile(name=store.uri(key), size=size, lines=lambda: store.iter_lines(key))
+    )
 
 
 def _chunks(problems: Sequence[Problem], size: int) -> Iterator[list[Problem]]:
@@ -276,7 +277,7 @@ def prepare_run(
 
     check_run_config(config, providers, today)
 
-    problems = _read_problems(problem_store, key)
+    problems = _read_problems(problem_store, key, stored.size)
     split = split_problems(problems, config.holdout_fraction, config.validation_fraction, config.split_seed)
     check_split(config, split, location.uri)
     estimate = estimate_run_cost(config, [*split.train, *split.validation], split.holdout)
