@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
+from synthtune.contracts.config import load_run_config
 from synthtune.contracts.errors import InvalidProblemSet
 from synthtune.contracts.models import provider_of
 from synthtune.contracts.problems import Problem, ProblemSetFile, read_problem_set
@@ -38,6 +39,7 @@ from synthtune.stages.report import render_report, summarise_run
 from synthtune_cli.clock import Clock, VirtualClock, WallClock
 from synthtune_cli.journal import RunJournal
 from synthtune_cli.offline import OfflineStack
+from synthtune_cli.providers import local_run_providers, plan_local_run
 from synthtune_cli.run_directory import (
     Attempt,
     ProviderMode,
@@ -135,6 +137,8 @@ class Endpoints:
     described: str
     emulator: OpenAIEmulator | None = None
     """The emulator serving the run, if a provider is emulated."""
+    emulator_url: str | None = None
+    """Its root URL (Bedrock's endpoint; OpenAI's is under /v1)."""
 
 
 def _providers_used(config: dict[str, Any] | None) -> set[str]:
@@ -192,6 +196,7 @@ def _endpoints(
                 ]
             ),
             emulator=emulator,
+            emulator_url=server.root_url,
         )
 
 
@@ -497,6 +502,14 @@ def _execute(
         endpoints = stack_of_contexts.enter_context(
             _endpoints(manifest.openai, manifest.bedrock, knowledge, clock, config)
         )
+        if new_problem_set is not None:
+            # What Prepare would refuse is refused now, with its message, before anything starts.
+            providers = local_run_providers(
+                endpoints.openai_base_url,
+                lambda: endpoints.openai_api_key,
+                endpoints.emulator_url if manifest.bedrock == "emulator" else None,
+            )
+            plan_local_run(new_problem_set, load_run_config(config), providers, endpoints.emulator_url)
         try:
             stack_of_contexts.enter_context(directory.locked())
         except RunDirectoryError as error:

@@ -73,7 +73,7 @@ def test_run_writes_every_artifact(tmp_path: Path, capsys: pytest.CaptureFixture
     assert (manifest["run_id"], manifest["status"]) == ("demo", "SUCCEEDED")
 
 
-def test_failed_run_exits_non_zero_and_keeps_what_it_has(
+def test_a_bad_problem_set_is_refused_before_anything_runs(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     bad = tmp_path / "bad.jsonl"
@@ -82,16 +82,11 @@ def test_failed_run_exits_non_zero_and_keeps_what_it_has(
     code = main(["run", str(bad), "--out", str(tmp_path / "runs"), "--run-id", "bad"])
 
     _, err = capsys.readouterr()
-    assert code == 1
-    assert "error: InvalidProblemSet" in err
-    assert "line 16: field 'question' is required" in err
-    summary = json.loads((tmp_path / "runs" / "bad" / "summary.json").read_text())
-    assert (summary["status"], summary["failed_state"], summary["error"]) == (
-        "FAILED",
-        "Prepare",
-        "InvalidProblemSet",
-    )
-    assert "line 16" in (tmp_path / "runs" / "bad" / "report.md").read_text()
+    assert code == 2
+    # Prepare's own message, naming the user's file rather than the emulated bucket it would be read from.
+    assert err.startswith(f"InvalidProblemSet: {bad}: 1 error\n  line 16: field 'question' is required")
+    assert "s3://" not in err
+    assert not (tmp_path / "runs").exists()
 
 
 def test_bad_config_is_refused_before_anything_runs(
@@ -218,7 +213,8 @@ def test_validate_refuses_a_retired_student_naming_the_date(
     config = tmp_path / "config.json"
     config.write_text(json.dumps({"student_model": "gpt-4.1-nano-2025-04-14"}))
 
-    assert main(["validate", str(SAMPLE_PROBLEM_SET), "--config", str(config)]) == 1
+    # Refused from the dated catalog, before any request (none could leave this machine).
+    assert main(["validate", str(SAMPLE_PROBLEM_SET), "--config", str(config), "--openai", "live"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("FineTuneUnavailable: student_model 'gpt-4.1-nano-2025-04-14' was shut down")
     assert "on 2026-10-23" in err

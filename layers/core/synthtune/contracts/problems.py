@@ -135,6 +135,8 @@ def _described(value: object) -> str:
         return "an array"
     if value is None:
         return "null"
+    if isinstance(value, str):
+        return f"text ({quoted(value)})"
     return type(value).__name__
 
 

@@ -54,10 +54,11 @@ _NEVER_SENT = (EndpointConnectionError, ConnectTimeoutError)
 
 @dataclass(frozen=True)
 class BedrockEndpoint:
-    """Bedrock where boto3's own settings would not find it: the project's emulator, as the CLI reaches
-    it before the offline stack exists (the functions find it through the standard endpoint variables)."""
+    """Bedrock as the CLI reaches it before the offline stack exists, in the stack's Region: the project's
+    emulator, or the live service (the functions find either through the stack's own environment)."""
 
-    url: str
+    url: str | None
+    """None: where boto3's own settings point (AWS_ENDPOINT_URL_BEDROCK, or the service)."""
     region: str
     credentials: tuple[str, str] | None = None
     """An access key id and secret to sign with, for an endpoint that wants a signature but checks no
