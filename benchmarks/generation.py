@@ -225,11 +225,13 @@ def _shard_tasks(data: ArtifactStore, problems: Sequence[Problem], config: RunCo
 
 def _tokens_per_request(runs: RunStore) -> float:
     """Prompt and completion tokens per teacher request, from the shards' records."""
+    from synthtune.records.items import ShardDone
+
     requests = tokens = 0
-    for item in runs.items(RUN_ID, "SHARD#"):
-        for usage in item.get("usage", {}).values():
-            requests += usage["requests"]
-            tokens += usage["input_tokens"] + usage["output_tokens"]
+    for shard in runs.shards(RUN_ID):
+        for usage in shard.usage.values() if isinstance(shard, ShardDone) else ():
+            requests += usage.requests
+            tokens += usage.input_tokens + usage.output_tokens
     return tokens / requests if requests else 0.0
 
 

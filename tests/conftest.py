@@ -49,7 +49,12 @@ def stack(emulator: OpenAIEmulator, clock: VirtualClock) -> Iterator[OfflineStac
             clock=clock,
             # The SDK's own retries would hide the faults the workflow's Retry must handle; boto3 reaches
             # the emulator's Bedrock through the standard endpoint variables.
-            extra_environment={"OPENAI_MAX_RETRIES": "0", **server.bedrock_environment()},
+            # The emulator answers for both providers, and the run records that its models are simulated.
+            extra_environment={
+                "OPENAI_MAX_RETRIES": "0",
+                "SIMULATED_PROVIDERS": "openai,bedrock",
+                **server.bedrock_environment(),
+            },
         ) as stack,
     ):
         yield stack

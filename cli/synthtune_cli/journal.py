@@ -27,8 +27,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote
 
+from synthtune.records.items import RUN_SK, run_pk
 from synthtune.records.layout import RunLayout
-from synthtune.records.runs import RUN_SK, run_pk
 from synthtune_cli import durable
 
 FORGOTTEN_ON_RESUME = ("error", "cause", "failed_state", "finished_at")
@@ -55,7 +55,7 @@ class RunJournal:
         self._bucket = bucket
         self._table = table
         self._prefix = RunLayout(run_id).prefix
-        self._checkpoints = f"{self._prefix}answers/"
+        self._checkpoints = (f"{self._prefix}answers/", f"{self._prefix}benchmark/checkpoints/")
         self._problem_set_key = problem_set_key
         self._lock = threading.RLock()
         self._sequence = itertools.count()
@@ -78,10 +78,11 @@ class RunJournal:
         return self.items_dir / f"{quote(sk, safe='#_-.')}.json"
 
     def _worth_fsync(self, key: str) -> bool:
-        """What was paid for, or cannot be had again for free: the answers and batch submissions. The
-        rest of the run's objects (shard inputs, the dataset, reports) a resumed run writes again at no
-        cost. Every item is worth it: the ledger and the fine-tuning job are items."""
-        return key.startswith((self._checkpoints, f"{self._prefix}batches/"))
+        """What was paid for, or cannot be had again for free: the answers (the teacher's and the benchmark
+        contestants') and batch submissions. The rest of the run's objects (shard inputs, the dataset,
+        reports) a resumed run writes again at no cost. Every item is worth it: the ledger and the
+        fine-tuning job are items."""
+        return key.startswith((*self._checkpoints, f"{self._prefix}batches/"))
 
     # -- recording --------------------------------------------------------------------------------
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from synthtune.contracts.config import RunConfig, load_run_config
-from synthtune.contracts.errors import InvalidConfig, SynthtuneError
+from synthtune.contracts.errors import ErrorName, InvalidConfig, SynthtuneError
 from synthtune.contracts.models import provider_of
 from synthtune.money.catalog import training_example_limit
 from synthtune.money.estimate import describe_estimate
@@ -116,6 +116,8 @@ def _print_outcome(outcome: RunOutcome) -> None:
         if "base" in accuracy and "fine_tuned" in accuracy:
             parts.append(f"fine-tuning {100 * (accuracy['fine_tuned'] - accuracy['base']):+.1f} points")
         print(f"  accuracy on held-out problems: {', '.join(parts)}")
+        for verdict in _verdicts(outcome.run_dir):
+            print(f"  verdict: {verdict}")
         dataset = outcome.summary.get("dataset") or {}
         dropped = sum((dataset.get("dropped") or {}).values())
         print(
@@ -128,12 +130,22 @@ def _print_outcome(outcome: RunOutcome) -> None:
         print(f"  cause: {outcome.cause}", file=sys.stderr)
         if outcome.summary.get("failed_state") not in {None, "Prepare"}:
             kept = f"{outcome.answers} teacher answers paid for are kept in {outcome.run_dir}/answers.jsonl"
-            if outcome.error == "BudgetExceeded":
+            if outcome.error == ErrorName.BudgetExceeded:
                 print(f"  {kept}; raise the budget and go on:", file=sys.stderr)
                 print(f"  {outcome.resume_command} --budget-usd <more>", file=sys.stderr)
             else:
                 print(f"  {kept}; once the cause is fixed, go on: {outcome.resume_command}", file=sys.stderr)
     print(f"  artifacts: {outcome.run_dir}/")
+
+
+def _verdicts(run_dir: Path) -> list[str]:
+    """benchmark.json's comparisons in words: what the accuracies above do and do not show."""
+    try:
+        benchmark = json.loads((run_dir / "benchmark.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    comparisons = benchmark.get("comparisons") if isinstance(benchmark, dict) else None
+    return [str(c["verdict"]) for c in comparisons or [] if isinstance(c, dict) and c.get("verdict")]
 
 
 def _modes(args: argparse.Namespace) -> tuple[ProviderMode, ProviderMode]:
@@ -382,10 +394,39 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check_dataset.set_defaults(handler=_check_dataset)
 
+    report = commands.add_parser(
+        "report",
+        help="draw a run's report.md and report.html again from its files",
+        description="Reads a run's files and writes its report.md and report.html again, with this version's "
+        "statistics and charts: a run directory of `synthtune run` (runs/<run id>/; the reports go beside "
+        "its files), or a run copied from S3 with `aws s3 cp --recursive s3://BUCKET/runs/RUN_ID/ DIR` (the "
+        "reports go to DIR/report/). Runs written by older versions render too. Exit status: 0 written, 2 "
+        "not a run directory or a file of it unreadable.",
+    )
+    report.add_argument(
+        "run_dir",
+        type=Path,
+        metavar="RUN_DIR",
+        help="runs/<run id>, or the directory a run's S3 prefix was copied to",
+    )
+    report.set_defaults(handler=_report)
+
     emulator = commands.add_parser("emulator", help="serve the OpenAI emulator over HTTP on loopback")
     add_emulator_arguments(emulator)
     emulator.set_defaults(handler=_emulator)
     return parser
+
+
+def _report(args: argparse.Namespace) -> int:
+    from synthtune_cli.run_reports import RunFilesError, render_run_reports
+
+    try:
+        files = render_run_reports(args.run_dir)
+    except RunFilesError as error:
+        print(f"synthtune: {error}", file=sys.stderr)
+        return 2
+    print(f"{files.report}\n{files.report_html}")
+    return 0
 
 
 def _emulator(args: argparse.Namespace) -> int:

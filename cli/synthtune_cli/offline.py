@@ -342,13 +342,12 @@ class OfflineStack:
         stack.enter_context(mock.patch.object(WaitFunction, "_wait_interval", wait_interval))
         # The retrier calls time.sleep(interval) on its module's `time`; give it the clock's sleep.
         stack.enter_context(mock.patch.object(retrier_decl, "time", SimpleNamespace(sleep=clock.sleep)))
-        # A shard's rate-limit gate waits on the same clock as the emulator's rate-limit window.
+        # An invocation's rate-limit gate (and its deadline) runs on the same clock as the emulator's
+        # rate-limit window.
         import synthtune.engine.pacing
-        import synthtune.stages.generate
 
         on_clock = SimpleNamespace(monotonic=clock.now, sleep=clock.sleep)
         stack.enter_context(mock.patch.object(synthtune.engine.pacing, "time", on_clock))
-        stack.enter_context(mock.patch.object(synthtune.stages.generate, "time", on_clock))
 
     def _handler(self, logical_id: str) -> Callable[[dict[str, Any], Any], Any]:
         with self._import_lock:

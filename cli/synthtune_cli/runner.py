@@ -29,13 +29,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from synthtune.contracts.config import load_run_config
+from synthtune.contracts.config import CONTESTANTS, load_run_config
 from synthtune.contracts.errors import InvalidProblemSet
 from synthtune.contracts.models import provider_of
 from synthtune.contracts.problems import Problem, ProblemSetFile, read_problem_set
 from synthtune.money.estimate import CostEstimate, describe_estimate
+from synthtune.records.items import RUN_SK, SHARD_PREFIX, ShardDone, shard_item
 from synthtune.records.layout import PROBLEM_SET_PREFIX, RunLayout
-from synthtune.stages.report import render_report, summarise_run
+from synthtune.stages.report import summarise_run
 from synthtune_cli.clock import Clock, VirtualClock, WallClock
 from synthtune_cli.journal import RunJournal
 from synthtune_cli.offline import OfflineStack
@@ -49,6 +50,7 @@ from synthtune_cli.run_directory import (
     now_iso,
     resumed_config,
 )
+from synthtune_cli.run_reports import RunFiles, render_run_reports
 
 if TYPE_CHECKING:
     from synthtune_cli.emulator import OpenAIEmulator
@@ -188,7 +190,13 @@ def _endpoints(
         yield Endpoints(
             openai_base_url=server.base_url if openai == "emulator" else base_url,
             openai_api_key=api_key or "unused",
-            environment=server.bedrock_environment() if bedrock == "emulator" else {},
+            environment={
+                **(server.bedrock_environment() if bedrock == "emulator" else {}),
+                # Prepare records on the run which models these simulate: both reports say so at the top.
+                "SIMULATED_PROVIDERS": ",".join(
+                    name for name, mode in (("openai", openai), ("bedrock", bedrock)) if mode == "emulator"
+                ),
+            },
             described=" · ".join(
                 [
                     f"OpenAI: {emulated}" if openai == "emulator" else live_openai,
@@ -273,7 +281,7 @@ class Progress:
             train, validation, holdout = splits["train"], splits["validation"], splits["holdout"]
             self._say(f"  split: {train} train, {validation} validation, {holdout} held out")
             records = self.stack.records(self.run_id)
-            run = next((item for item in records if item["sk"] == "RUN"), {})
+            run = next((item for item in records if item["sk"] == RUN_SK), {})
             estimate = CostEstimate.model_validate(run["estimate"]) if run.get("estimate") else None
             budget = output["run"]["config"].get("budget_usd")
             self._say(f"  {describe_estimate(estimate, budget)}")
@@ -327,8 +335,12 @@ class Progress:
 
     def _report_shards(self) -> None:
         records = self.stack.records(self.run_id)
-        run = next((item for item in records if item["sk"] == "RUN"), {})
-        done = sum(1 for item in records if item["sk"].startswith("SHARD#") and item.get("status") == "done")
+        run = next((item for item in records if item["sk"] == RUN_SK), {})
+        done = sum(
+            1
+            for item in records
+            if item["sk"].startswith(SHARD_PREFIX) and isinstance(shard_item(item), ShardDone)
+        )
         shards = (done, int(run.get("shard_count", 0)))
         if shards != self._shards:
             self._shards = shards
@@ -361,29 +373,31 @@ def _export(stack: OfflineStack, run_id: str, description: dict[str, Any], run_d
             target = run_dir / key.removeprefix(layout.dataset_prefix)
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(body)
-    for key, name in (
-        (layout.benchmark, "benchmark.json"),
-        (layout.report, "report.md"),
-        (layout.training_metrics, "training_metrics.csv"),
+    files = RunFiles.local(run_dir)
+    for key, path in (
+        (layout.benchmark, run_dir / "benchmark.json"),
+        (layout.report, files.report),
+        (layout.report_html, files.report_html),
+        (layout.training_metrics, files.training_metrics),
     ):
         body = stack.download(key)
         if body is not None:
-            (run_dir / name).write_bytes(body)
-    for contestant in ("base", "fine_tuned", "teacher"):
+            path.write_bytes(body)
+    for contestant in CONTESTANTS:
         body = stack.download(layout.benchmark_answers(contestant))
         if body is not None:
-            (run_dir / "benchmark").mkdir(exist_ok=True)
-            (run_dir / "benchmark" / f"{contestant}.jsonl").write_bytes(body)
+            files.answers.mkdir(exist_ok=True)
+            (files.answers / f"{contestant}.jsonl").write_bytes(body)
 
     stored = stack.download(layout.summary)
     if stored is not None:
         summary: dict[str, Any] = json.loads(stored)
     else:
-        # A failed run has no report of its own: summarise what its records hold.
-        partial = summarise_run(run_id, records)
-        summary = partial.model_dump(mode="json")
-        if not (run_dir / "report.md").exists():
-            (run_dir / "report.md").write_text(render_report(partial, {}), encoding="utf-8")
+        # A failed run has no report of its own: summarise what its records hold, and draw its reports
+        # from them and from whatever else it left in the run directory.
+        summary = summarise_run(run_id, records).model_dump(mode="json")
+        if not files.report.exists():
+            render_run_reports(run_dir)
     summary["execution"] = {
         "arn": description["executionArn"],
         "status": description["status"],

@@ -22,7 +22,11 @@ def lambda_handler(event: BenchmarkTask, context: LambdaContext) -> dict[str, An
     logger.append_keys(contestant=event.contestant)
     gate = RateLimitGate(deadline=invocation_deadline(context.get_remaining_time_in_millis() / 1000))
     score = run_benchmark(
-        event, data=adapters.artifacts(), runs=adapters.runs(), chat=adapters.chat(), gate=gate
+        event,
+        data=adapters.artifacts(),
+        runs=adapters.runs(),
+        chat=adapters.chat(event.run.config.generation.request_timeout_seconds),
+        gate=gate,
     )
     metrics.add_dimension(name="Contestant", value=event.contestant)
     metrics.add_metric(name="BenchmarkAccuracy", unit=MetricUnit.Percent, value=score.accuracy * 100)

@@ -10,6 +10,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from synthtune import adapters
 from synthtune.contracts.workflow import DuplicateStart, PrepareInput
 from synthtune.observability import logger, metrics, safe_errors, tracer
+from synthtune.settings import settings
 from synthtune.stages.prepare import prepare_run
 
 
@@ -26,6 +27,7 @@ def lambda_handler(event: PrepareInput, context: LambdaContext) -> dict[str, Any
         runs=adapters.runs(),
         providers=adapters.providers(),
         today=dt.datetime.now(dt.UTC).date(),
+        simulated_providers=settings().simulated_providers,
     )
     if isinstance(prepared, DuplicateStart):
         metrics.add_metric(name="DuplicateStarts", unit=MetricUnit.Count, value=1)

@@ -1,4 +1,4 @@
-"""Report: results to DynamoDB, benchmark.json, report.md and summary.json to S3."""
+"""Report: results to DynamoDB; benchmark.json, report.md, report.html and summary.json to S3."""
 
 from typing import Any
 

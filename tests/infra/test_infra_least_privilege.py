@@ -118,6 +118,14 @@ SCENARIOS = [
             count=1000, status=400, path_prefix="/model/arn:"
         ),
     ),
+    # The fine-tuned student's third answer is billed and its reply lost, with one try per request: the
+    # contestant fails, its failure records what its checkpoints hold, and its retry reads them back.
+    Scenario(
+        "bedrock-benchmark-resumes",
+        {**FAST_CONFIG, "request_concurrency": 1, "generation": {"max_attempts": 1}},
+        "SUCCEEDED",
+        emulator_setup=lambda emulator: emulator.lose_fraction(0.3, seed=17, path_prefix="/model/arn:"),
+    ),
     Scenario(
         "invalid-problem-set", FAST_CONFIG, "InvalidProblemSet", rows=[{"question": "2+2?", "anwser": "4"}]
     ),

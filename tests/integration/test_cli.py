@@ -11,6 +11,7 @@ from synthtune_cli.clock import ScaledClock
 from synthtune_cli.emulator import KnowledgeItem, OpenAIEmulator
 from synthtune_cli.main import main
 from tests.support import OPENAI_MODELS, SAMPLE_PROBLEM_SET, jsonl, sample_rows
+from tests.support_report import Page
 
 RUN_FILES = {
     "summary.json",
@@ -23,6 +24,7 @@ RUN_FILES = {
     "huggingface",
     "benchmark.json",
     "report.md",
+    "report.html",
     "training_metrics.csv",
     "records.json",
     "history.json",
@@ -44,6 +46,7 @@ def test_run_writes_every_artifact(tmp_path: Path, capsys: pytest.CaptureFixture
     assert {path.name for path in run_dir.iterdir()} == RUN_FILES
     assert out.startswith("SUCCEEDED  demo")
     assert "accuracy on held-out problems: base" in out
+    assert "  verdict: The fine-tuned student is " in out
     for stage in (
         "Prepare",
         "Generate",
@@ -64,7 +67,20 @@ def test_run_writes_every_artifact(tmp_path: Path, capsys: pytest.CaptureFixture
     assert {item["sk"] for item in records} >= {"RUN", "DATASET", "FINETUNE", "SCORE#base"}
     history = json.loads((run_dir / "history.json").read_text())
     assert history[-1]["type"] == "ExecutionSucceeded"
-    assert "| Fine-tuned student |" in (run_dir / "report.md").read_text()
+    report = (run_dir / "report.md").read_text()
+    assert "| Fine-tuned student |" in report
+    # The emulator answered: both reports say so at the top; report.html has its charts and fetches nothing.
+    assert "**Simulated models.**" in report.split("\n## ", 1)[0]
+    page = Page.parse((run_dir / "report.html").read_text())
+    assert page.charts == {"chart-accuracy": 1, "chart-categories": 1, "chart-loss": 1}
+    assert page.external_references() == []
+    assert "simulated" in page.ids()
+    benchmark = json.loads((run_dir / "benchmark.json").read_text())
+    assert [(c["a"], c["b"]) for c in benchmark["comparisons"]] == [
+        ("fine_tuned", "base"),
+        ("fine_tuned", "teacher"),
+    ]
+    assert all(len(score["ci95"]) == 2 for score in benchmark["scores"])
     assert '"correlation_id":"demo"' in (run_dir / "lambda.log").read_text()
     # Every answer the teacher was paid for, readable; and how the run went, for --resume.
     answers = [json.loads(line) for line in (run_dir / "answers.jsonl").read_text().splitlines()]
@@ -87,6 +103,46 @@ def test_a_bad_problem_set_is_refused_before_anything_runs(
     assert err.startswith(f"InvalidProblemSet: {bad}: 1 error\n  line 16: field 'question' is required")
     assert "s3://" not in err
     assert not (tmp_path / "runs").exists()
+
+
+def test_failed_run_exits_non_zero_and_keeps_what_it_has(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A weak teacher gets most answers wrong: too few survive to fine-tune on, which only Assemble can know.
+    problem_set = tmp_path / "weak.jsonl"
+    problem_set.write_bytes(jsonl(sample_rows(per_category=6)))
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({**OPENAI_MODELS, "teacher_model": "gpt-4.1-nano-2025-04-14"}))
+
+    code = main(
+        [
+            "run",
+            str(problem_set),
+            "--config",
+            str(config),
+            "--out",
+            str(tmp_path / "runs"),
+            "--run-id",
+            "weak",
+        ]
+    )
+
+    _, err = capsys.readouterr()
+    assert code == 1
+    assert "error: InvalidDataset" in err
+    assert "needs at least 10" in err
+    run_dir = tmp_path / "runs" / "weak"
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert (summary["status"], summary["failed_state"], summary["error"]) == (
+        "FAILED",
+        "Assemble",
+        "InvalidDataset",
+    )
+    assert "needs at least 10" in (run_dir / "report.md").read_text()
+    page = Page.parse((run_dir / "report.html").read_text())
+    assert page.ids()[:2] == ["simulated", "failure"]
+    assert "needs at least 10" in " ".join(page.text)
+    assert page.external_references() == []
 
 
 def test_bad_config_is_refused_before_anything_runs(
@@ -144,6 +200,10 @@ def test_live_mode_talks_to_any_openai_compatible_server(
     assert code == 0, err
     assert f"OpenAI: {server.base_url}" in err
     assert len(emulator.fine_tuning_jobs) == 1
+    # Every model of this run answered through the live setting: nothing says simulated.
+    (run_dir,) = [path for path in tmp_path.iterdir() if path.is_dir()]
+    assert "Simulated models" not in (run_dir / "report.md").read_text()
+    assert "simulated" not in Page.parse((run_dir / "report.html").read_text()).ids()
     assert {request.path for request in emulator.requests} >= {
         "/v1/chat/completions",
         "/v1/files",

@@ -24,8 +24,8 @@ from synthtune.contracts.workflow import (
     ServingTask,
     ShardTask,
 )
+from synthtune.records.items import FINETUNE_SK, run_pk
 from synthtune.records.layout import RunLayout
-from synthtune.records.runs import FINETUNE_SK, run_pk
 from synthtune.stages.assemble.gates import DROP_REASONS
 from synthtune_cli.emulator import OpenAIEmulator
 from synthtune_cli.offline import TABLE_NAME, OfflineStack

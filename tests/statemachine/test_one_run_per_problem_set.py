@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from synthtune.records.runs import problem_set_pk
+from synthtune.records.items import problem_set_pk
 from synthtune_cli.emulator import OpenAIEmulator
 from synthtune_cli.offline import OfflineStack
 from synthtune_cli.template import load_template

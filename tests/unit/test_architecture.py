@@ -41,9 +41,18 @@ PAYLOAD_WORDS = {
 }
 """String constants that only a provider's request, response or file format would hold."""
 
-# Lower layers never import higher ones (STYLE.md: stages → engine/providers → quality → money →
+# Lower layers never import higher ones (STYLE.md: stages → engine/providers → quality/verdict → money →
 # records/contracts).
-RANK = {"stages": 4, "engine": 3, "providers": 3, "quality": 2, "money": 1, "records": 0, "contracts": 0}
+RANK = {
+    "stages": 4,
+    "engine": 3,
+    "providers": 3,
+    "quality": 2,
+    "verdict": 2,
+    "money": 1,
+    "records": 0,
+    "contracts": 0,
+}
 
 
 def layer_modules() -> list[Path]:

@@ -15,8 +15,9 @@ from synthtune.contracts.workflow import AssembleInput, GenerationPlan, RunRef, 
 from synthtune.providers.openai.format import validate_chat_file
 from synthtune.providers.registry import dataset_format
 from synthtune.records.artifacts import ArtifactStore
+from synthtune.records.items import DATASET_SK
 from synthtune.records.layout import RunLayout
-from synthtune.records.runs import DATASET_SK, RunStore
+from synthtune.records.runs import RunStore
 from synthtune.stages.assemble import assemble as assemble_module
 from synthtune.stages.assemble.assemble import assemble_dataset
 from synthtune.stages.assemble.card import DatasetCard

@@ -5,13 +5,12 @@ import pytest
 from synthtune.contracts.config import GenerationConfig, RunConfig
 from synthtune.contracts.errors import InvalidConfig
 from synthtune.contracts.problems import Problem
-from synthtune.contracts.usage import Usage
+from synthtune.contracts.usage import CallCost, Usage
 from synthtune.money.usage import inference_cost_usd
 from synthtune.prompts import Solution
 from synthtune.providers.ports import Sample, SolveResult
 from synthtune.quality.grading import Grade
 from synthtune.stages.generate import (
-    CallCost,
     Checkpoint,
     call_cost,
     graded_answer,

@@ -35,8 +35,9 @@ from synthtune.prompts import Solution, Verdict
 from synthtune.providers.ports import Reply, Sample, SolveResult
 from synthtune.providers.registry import dataset_format
 from synthtune.records.artifacts import ArtifactStore
+from synthtune.records.items import shard_sk
 from synthtune.records.layout import RunLayout
-from synthtune.records.runs import RunStore, shard_sk
+from synthtune.records.runs import RunStore
 from synthtune.stages.assemble.assemble import assemble_dataset
 from synthtune.stages.generate import GeneratedAnswer, generate_shard, load_checkpoints
 from tests.support import OPENAI_MODELS, FakeClock

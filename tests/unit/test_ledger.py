@@ -22,11 +22,12 @@ from synthtune.money.estimate import (
     worst_case_solve_usage,
     worst_case_solve_usd,
 )
-from synthtune.money.ledger import CostLedger, spend_records
+from synthtune.money.ledger import ChatPurpose, CostLedger, SpendRecord, spend_records
 from synthtune.money.usage import inference_cost_usd
 from synthtune.prompts import Solution, Verdict
 from synthtune.providers.ports import Reply, Sample, SolveResult
-from synthtune.records.runs import RUN_SK, RunStore, shard_sk
+from synthtune.records.items import RUN_SK, shard_sk
+from synthtune.records.runs import RunStore
 
 RUN = "run-ledger"
 TEACHER = "gpt-4.1-2025-04-14"
@@ -291,19 +292,32 @@ def test_lost_calls_add_up_per_spender_purpose_and_model(runs: RunStore) -> None
     assert records["judge"].usage.requests == 1
 
 
-def test_answers_of_a_failed_attempt_are_recorded_as_discarded(runs: RunStore) -> None:
-    scripted = ScriptedChat(runs)
-    chat = BudgetedChat(scripted, CostLedger(runs, RUN, budget_usd=None), spender="benchmark: teacher")
-    chat.answer(TEACHER, QUESTION, max_tokens=500)
-    chat.answer(TEACHER, QUESTION, max_tokens=500)
-    chat.judge(JUDGE, QUESTION, "42", "42")
-    chat.record_discarded()
-    chat.record_discarded()  # nothing more was answered since: nothing is counted twice
+def test_unfinished_spending_is_rewritten_whole_and_removed_once_counted(runs: RunStore) -> None:
+    # A benchmark contestant without a score puts what its checkpoints hold after each failed attempt:
+    # each time the whole tally, never added to the last one.
+    ledger = CostLedger(runs, RUN, budget_usd=None)
+    usage = Usage(requests=2, input_tokens=200, output_tokens=100)
+
+    def unfinished(purpose: ChatPurpose, model: str, paid: Usage) -> SpendRecord:
+        return SpendRecord(
+            kind="unfinished",
+            spender="benchmark: teacher",
+            purpose=purpose,
+            model=model,
+            usage=paid,
+            usd=inference_cost_usd(model, paid),
+        )
+
+    ledger.replace(unfinished("answer", TEACHER, usage))
+    ledger.replace(unfinished("answer", TEACHER, usage + usage))  # the retry answered two more
+    ledger.replace(unfinished("judge", JUDGE, usage))
     records = {record.purpose: record for record in spend_records(runs.items(RUN))}
-    assert {record.kind for record in records.values()} == {"discarded"}
-    assert records["answer"].usage == scripted.usage + scripted.usage
-    assert records["answer"].usd == pytest.approx(2 * inference_cost_usd(TEACHER, scripted.usage))  # type: ignore[operator]
-    assert records["judge"].model == JUDGE
+    assert records["answer"] == unfinished("answer", TEACHER, usage + usage)
+    assert records["judge"] == unfinished("judge", JUDGE, usage)
+
+    ledger.remove("unfinished", "benchmark: teacher", "answer", TEACHER)
+    ledger.remove("unfinished", "benchmark: teacher", "answer", TEACHER)  # nothing there: no error
+    assert [record.purpose for record in spend_records(runs.items(RUN))] == ["judge"]
 
 
 def test_a_call_the_budget_cannot_cover_is_never_sent(runs: RunStore) -> None:

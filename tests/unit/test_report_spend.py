@@ -1,5 +1,5 @@
 """What the report counts beyond the stages' own results: replies paid for and lost, and the answers a
-failed benchmark attempt paid for and threw away."""
+benchmark contestant without a score yet keeps in its checkpoints."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from synthtune.contracts.config import RunConfig
 from synthtune.contracts.errors import ModelRequestRejected, ModelUnavailable
 from synthtune.contracts.problems import Problem
-from synthtune.contracts.usage import Usage
+from synthtune.contracts.usage import CallCost, Usage
 from synthtune.contracts.workflow import BenchmarkPlan, BenchmarkTask, FineTuneState, RunRef, S3Location
 from synthtune.engine.pacing import RateLimitGate
 from synthtune.money.ledger import CostLedger, SpendRecord, spend_records
@@ -16,11 +16,12 @@ from synthtune.money.usage import inference_cost_usd
 from synthtune.prompts import Verdict
 from synthtune.providers.ports import Reply, SolveResult
 from synthtune.records.artifacts import ArtifactStore
+from synthtune.records.items import RUN_SK, ShardDone, score_sk, shard_sk
 from synthtune.records.layout import RunLayout
-from synthtune.records.runs import RUN_SK, RunStore, score_sk, shard_sk
+from synthtune.records.runs import RunStore
 from synthtune.stages.benchmark import run_benchmark
 from synthtune.stages.generate import call_cost
-from synthtune.stages.report import render_report, summarise_run
+from synthtune.stages.report import render_report, report_contents, summarise_run
 from tests.support import FakeClock
 
 RUN = "run-spend"
@@ -72,22 +73,34 @@ def benchmark_task(data: ArtifactStore) -> BenchmarkTask:
     )
 
 
-def test_a_failed_benchmark_attempt_records_the_answers_it_paid_for(
+def test_a_failed_benchmark_attempt_keeps_what_it_paid_for_on_the_ledger_until_its_retry_scores(
     data: ArtifactStore, runs: RunStore
 ) -> None:
     task = benchmark_task(data)
     with pytest.raises(ModelRequestRejected):
         run_benchmark(task, data=data, runs=runs, chat=FailingAfter(4, ModelRequestRejected("HTTP 400")))
 
-    (discarded,) = spend_records(runs.items(RUN))
-    assert (discarded.kind, discarded.spender, discarded.purpose, discarded.model) == (
-        "discarded",
+    (unfinished,) = spend_records(runs.items(RUN))
+    assert (unfinished.kind, unfinished.spender, unfinished.purpose, unfinished.model) == (
+        "unfinished",
         "benchmark: teacher",
         "answer",
         TEACHER,
     )
-    assert discarded.usage == Usage(requests=4, input_tokens=400, output_tokens=200)
+    assert unfinished.usage == Usage(requests=4, input_tokens=400, output_tokens=200)
     assert runs.get(RUN, score_sk("teacher")) is None  # the attempt scored nothing
+    failed = summarise_run(RUN, runs.items(RUN))
+    assert failed.answered.requests == 4  # a run failing here still counts them
+
+    retry = FailingAfter(6, ModelRequestRejected("HTTP 400"))
+    score = run_benchmark(task, data=data, runs=runs, chat=retry)
+
+    assert retry.left == 4  # the retry asked only the 2 problems without a checkpoint
+    assert score.usage == {TEACHER: Usage(requests=6, input_tokens=600, output_tokens=300)}
+    assert spend_records(runs.items(RUN)) == []  # the score counts all six now
+    summary = summarise_run(RUN, runs.items(RUN))
+    assert summary.answered.requests == 6
+    assert summary.cost_usd == pytest.approx(inference_cost_usd(TEACHER, score.usage[TEACHER]))
 
 
 def test_a_benchmark_request_lost_for_every_attempt_is_paid_but_lost_each_time(
@@ -110,12 +123,16 @@ def test_a_benchmark_request_lost_for_every_attempt_is_paid_but_lost_each_time(
     assert len(clock.sleeps) >= attempts - 1  # paced and retried by the engine, not by an SDK
 
 
+def _shard_done(problems: int, calls: list[CallCost]) -> ShardDone:
+    return ShardDone(
+        index=0, problems=problems, answered=problems, verified=problems, rejected=0, failed=0, calls=calls
+    )
+
+
 def test_the_report_separates_answered_requests_from_paid_but_lost_ones(runs: RunStore) -> None:
     runs.update(RUN, status="SUCCEEDED", config={"budget_usd": None})
     teacher_call = call_cost("solve", TEACHER, Usage(requests=10, input_tokens=1000, output_tokens=500))
-    runs.put(
-        RUN, shard_sk(0), {"index": 0, "status": "done", "problems": 10, "calls": [teacher_call.model_dump()]}
-    )
+    runs.put(RUN, shard_sk(0), _shard_done(problems=10, calls=[teacher_call]))
     ledger = CostLedger(runs, RUN, budget_usd=None)
     worst = Usage(requests=1, input_tokens=150, output_tokens=1024)
     for _ in range(2):
@@ -156,7 +173,7 @@ def test_the_report_separates_answered_requests_from_paid_but_lost_ones(runs: Ru
     assert not items["benchmark: base, answers of an attempt that failed"].paid_but_lost
     document = summary.model_dump(mode="json")
     assert document["paid_but_lost"] == {"requests": 2, "usd": pytest.approx(lost_usd)}
-    report = render_report(summary, {})
+    report = render_report(report_contents(summary))
     assert "| generation: teacher, paid but lost (worst case) | `gpt-4.1-2025-04-14` | 2 |" in report
     assert "Model requests answered: 11" in report
     assert "Paid but lost: 2 requests whose reply never arrived" in report
@@ -166,11 +183,9 @@ def test_the_report_separates_answered_requests_from_paid_but_lost_ones(runs: Ru
 def test_a_run_without_lost_replies_says_nothing_of_them(runs: RunStore) -> None:
     runs.update(RUN, status="SUCCEEDED")
     teacher_call = call_cost("solve", TEACHER, USAGE)
-    runs.put(
-        RUN, shard_sk(0), {"index": 0, "status": "done", "problems": 1, "calls": [teacher_call.model_dump()]}
-    )
+    runs.put(RUN, shard_sk(0), _shard_done(problems=1, calls=[teacher_call]))
 
     summary = summarise_run(RUN, runs.items(RUN))
 
     assert (summary.answered.requests, summary.paid_but_lost.requests) == (1, 0)
-    assert "Paid but lost" not in render_report(summary, {})
+    assert "Paid but lost" not in render_report(report_contents(summary))

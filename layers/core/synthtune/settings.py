@@ -12,7 +12,7 @@ import os
 from collections.abc import Mapping
 from functools import lru_cache
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 
 class Settings(BaseModel):
@@ -35,6 +35,19 @@ class Settings(BaseModel):
         description="The service role Bedrock assumes to read a run's dataset and write its output (the "
         "stack's BedrockCustomizationRole).",
     )
+    simulated_providers: frozenset[str] = Field(
+        default=frozenset(),
+        description="The providers the project's emulator stands in for, comma-separated: set by "
+        "`synthtune run` (never by template.yaml), so that Prepare records on the run which of its models "
+        "were simulated and both reports say so.",
+    )
+
+    @field_validator("simulated_providers", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        if isinstance(value, str):
+            return frozenset(name.strip() for name in value.split(",") if name.strip())
+        return value
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] | None = None) -> Settings:

@@ -69,7 +69,10 @@ class GenerationConfig(BaseModel):
         "agreement recorded. More than 1 needs teacher_temperature > 0.",
     )
     request_timeout_seconds: float = Field(
-        default=120.0, gt=0, le=900, description="Longest one teacher request may take before it is retried."
+        default=120.0,
+        gt=0,
+        le=900,
+        description="Longest one teacher (or benchmark) request may take before it is retried.",
     )
     max_attempts: int = Field(
         default=5,

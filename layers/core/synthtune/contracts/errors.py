@@ -1,14 +1,20 @@
-"""Failures the workflow reacts to.
+"""Failures the workflow reacts to, and the names they go by.
 
 Step Functions matches a Lambda failure by the exception's class name (the `errorType`), so each class
 name here is part of the state machine's contract: `Retry` lists the transient ones, every `Catch`
-records the rest on the run. Rename a class only together with statemachine/pipeline.asl.json.
+records the rest on the run. `ErrorName` lists every error name a run can fail with, these classes' and
+the ones only the state machine or RecordFailure give; tests/infra/test_infra_error_names.py holds
+statemachine/pipeline.asl.json to it and it to the definition and the classes, so a name is renamed in
+all three or the tests fail.
 
 Every message is redacted as the error is made (`error_text.redact`): the providers' errors become these
 classes where they leave `providers/`, so a key a provider quotes never reaches a cause, a record or a log.
 """
 
 from __future__ import annotations
+
+from enum import StrEnum, auto
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -23,8 +29,57 @@ def describe_fields(error: ValidationError) -> str:
     )
 
 
+class ErrorName(StrEnum):
+    """Every error name a run can fail with, as the execution, the run record and the report spell it."""
+
+    @staticmethod
+    def _generate_next_value_(name: str, start: int, count: int, last_values: list[Any]) -> str:
+        return name  # spelled once: ErrorName.BudgetExceeded == "BudgetExceeded"
+
+    # Raised by the handlers: each is the name of an exception class below.
+    InvalidProblemSet = auto()
+    InvalidConfig = auto()
+    GenerationIncomplete = auto()
+    BudgetExceeded = auto()
+    InvalidDataset = auto()
+    RateLimited = auto()
+    ShardIncomplete = auto()
+    BenchmarkIncomplete = auto()
+    ModelUnavailable = auto()
+    ModelRequestRejected = auto()
+    BatchFailed = auto()
+    FineTuneUnavailable = auto()
+    FineTuneFailed = auto()
+    ModelRetired = auto()
+    ServingFailed = auto()
+    # Given by the state machine's own states; no handler raises them.
+    FineTuneTimedOut = auto()
+    ServingTimedOut = auto()
+    FailureNotRecorded = auto()
+    # Given by RecordFailure to an execution that failed or was stopped outside every Catch.
+    ExecutionFailed = auto()
+    ExecutionAborted = auto()
+
+
+GIVEN_BY_THE_STATE_MACHINE = frozenset(
+    {ErrorName.FineTuneTimedOut, ErrorName.ServingTimedOut, ErrorName.FailureNotRecorded}
+)
+"""The errors only pipeline.asl.json's Pass and Fail states give (FineTuneFailed too, but a handler also
+raises that one)."""
+GIVEN_BY_RECORD_FAILURE = frozenset({ErrorName.ExecutionFailed, ErrorName.ExecutionAborted})
+"""The errors RecordFailure records for an execution that ended outside every Catch (`States.Timeout`,
+Step Functions' own, for one out of time)."""
+
+
 class SynthtuneError(Exception):
     """Base class; never raised itself."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # A class Step Functions sees by a name ErrorName does not list would be matched by no Retry and
+        # spelled nowhere else: refused as the class is made.
+        if cls.__name__ not in ErrorName.__members__:
+            raise TypeError(f"{cls.__name__} is not an ErrorName: add it there, and to the definition")
 
     def __init__(self, *args: object) -> None:
         super().__init__(*(redact(arg) if isinstance(arg, str) else arg for arg in args))
@@ -68,6 +123,11 @@ class ShardIncomplete(SynthtuneError):
     """A Generate shard ran out of invocation time; its retry resumes from the answers checkpointed so far."""
 
 
+class BenchmarkIncomplete(SynthtuneError):
+    """A Benchmark contestant ran out of invocation time; its retry resumes from the answers (and verdicts)
+    checkpointed so far."""
+
+
 class ModelUnavailable(SynthtuneError):
     """Timeouts, connection errors or 5xx after the client's own retries; retried by Step Functions.
 
@@ -99,14 +159,6 @@ class FineTuneUnavailable(SynthtuneError):
 
 class FineTuneFailed(SynthtuneError):
     """The fine-tuning job ended failed or cancelled."""
-
-
-class FineTuneTimedOut(SynthtuneError):
-    """The job did not finish within max_wait_seconds and was cancelled."""
-
-
-class RunNotFound(SynthtuneError):
-    """A stage was asked about a run that Prepare never recorded."""
 
 
 class ModelRetired(SynthtuneError):

@@ -1,10 +1,16 @@
-"""Tokens used: what every model call reports, summed by model. (What they cost is `money.usage`.)"""
+"""Tokens used: what every model call reports, summed by model; and a call's line in the cost ledger.
+(What tokens cost is `money.usage`.)"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
+
+ChatPurpose = Literal["solve", "answer", "judge"]
+"""What a chat request is for: the teacher solving (generation), a contestant answering (benchmark), the
+judge grading."""
 
 
 class Usage(BaseModel):
@@ -37,3 +43,17 @@ def merge_usage(parts: Iterable[Mapping[str, Usage]]) -> UsageByModel:
         for model, usage in part.items():
             add_usage(totals, model, usage)
     return totals
+
+
+class CallCost(BaseModel):
+    """One billed model call: the cost ledger's line."""
+
+    model_config = ConfigDict(frozen=True)
+
+    purpose: Literal["solve", "judge"]
+    model: str
+    usage: Usage
+    usd: float | None = Field(
+        description="At list price (batch calls at the Batch API discount); None: unpriced."
+    )
+    batch: bool = False

@@ -29,7 +29,7 @@ FineTuneJobStatus = Literal[
 ]
 """Every provider's job statuses in OpenAI's words (Bedrock: validation → validating_files, data processing
 → queued, training → running, Stopping → cancelling, Completed → succeeded, Failed, Stopped → cancelled)."""
-FINAL_FINE_TUNE_STATUSES: frozenset[str] = frozenset({"succeeded", "failed", "cancelled"})
+FINAL_FINE_TUNE_STATUSES: frozenset[FineTuneJobStatus] = frozenset({"succeeded", "failed", "cancelled"})
 
 ServingKind = Literal["none", "on_demand_deployment", "provisioned_throughput"]
 ServingStatus = Literal["creating", "active", "failed", "released"]
@@ -211,8 +211,13 @@ class FineTuneState(_Contract):
         default=None, description="The training file's billed tokens, one epoch (from Assemble)."
     )
     training_loss: float | None = Field(default=None, description="The last step's training loss.")
-    best_training_loss: float | None = None
+    best_training_loss: float | None = Field(
+        default=None, description="The lowest training loss of any step."
+    )
     validation_loss: float | None = Field(default=None, description="The last reported validation loss.")
+    best_validation_loss: float | None = Field(
+        default=None, description="The lowest validation loss reported (None without a validation file)."
+    )
     metrics_key: str | None = Field(default=None, description="training_metrics.csv: the loss per step.")
     error: ProviderMessage = Field(
         default="", description="Why the job failed or was cancelled; empty otherwise (redacted, bounded)."

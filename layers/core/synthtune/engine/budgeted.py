@@ -8,19 +8,18 @@ paid but lost, when the outcome is unknown.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from typing import TypeVar
 
 from synthtune.contracts.errors import ModelUnavailable, SynthtuneError
-from synthtune.contracts.usage import Usage
+from synthtune.contracts.usage import ChatPurpose, Usage
 from synthtune.money.estimate import (
     priced_worst_case,
     worst_case_answer_usage,
     worst_case_judge_usage,
     worst_case_solve_usage,
 )
-from synthtune.money.ledger import ChatPurpose, CostLedger, SpendRecord
+from synthtune.money.ledger import CostLedger, SpendRecord
 from synthtune.money.usage import inference_cost_usd
 from synthtune.prompts import Verdict
 from synthtune.providers.ports import ChatPort, Reply, SolveResult
@@ -50,25 +49,6 @@ class BudgetedChat:
         self._chat = chat
         self._ledger = ledger
         self._spender = spender
-        self._lock = threading.Lock()
-        self._answered: dict[tuple[ChatPurpose, str], Usage] = {}
-
-    def record_discarded(self) -> None:
-        """Record every answer paid for through this chat as thrown away: the caller's attempt failed and
-        keeps none of them (its retry asks again), so only this record counts them."""
-        with self._lock:
-            answered, self._answered = self._answered, {}
-        for (purpose, model), usage in sorted(answered.items()):
-            self._ledger.record(
-                SpendRecord(
-                    kind="discarded",
-                    spender=self._spender,
-                    purpose=purpose,
-                    model=model,
-                    usage=usage,
-                    usd=inference_cost_usd(model, usage),
-                )
-            )
 
     def solve(
         self, model: str, question: str, *, temperature: float, max_tokens: int, samples: int = 1
@@ -135,8 +115,6 @@ class BudgetedChat:
             raise
         usage = usage_of(result)
         self._ledger.settle(reserved, inference_cost_usd(model, usage) or 0.0, requests=usage.requests)
-        with self._lock:
-            self._answered[purpose, model] = self._answered.get((purpose, model), Usage()) + usage
         return result
 
     def samples_per_request(self, model: str) -> int:

@@ -18,22 +18,18 @@ settles at 0. `budget_usd` is thereby an upper bound on what the run spends at l
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from synthtune.contracts.errors import BudgetExceeded
-from synthtune.contracts.usage import Usage
-from synthtune.records.runs import SPEND_PREFIX, RunStore, spend_sk
+from synthtune.contracts.usage import ChatPurpose, Usage
+from synthtune.records.items import SPEND_PREFIX, SpendItem, SpendKind, spend_sk
+from synthtune.records.runs import RunStore
 
 COMMITTED = "committed_usd"
 SPENT = "spent_usd"
 PAID_REQUESTS = "paid_requests"
-
-ChatPurpose = Literal["solve", "answer", "judge"]
-SpendKind = Literal["paid_but_lost", "discarded"]
-"""paid_but_lost: requests whose reply never arrived, at their worst case. discarded: answers paid for by
-an attempt that then failed, which its retry asks for again (the benchmark keeps no checkpoints)."""
 
 
 class SpendRecord(BaseModel):
@@ -49,20 +45,35 @@ class SpendRecord(BaseModel):
     usd: float | None = Field(description="At list price; None: the model has no price in the catalog.")
 
     @classmethod
-    def from_item(cls, item: dict[str, Any]) -> SpendRecord:
+    def from_item(cls, item: SpendItem) -> SpendRecord:
         return cls(
-            kind=item["kind"],
-            spender=str(item["spender"]),
-            purpose=item["purpose"],
-            model=str(item["model"]),
-            usage=Usage.model_validate({name: item.get(name, 0) for name in Usage.model_fields}),
-            usd=None if item.get("unpriced") else float(item.get("usd", 0.0)),
+            kind=item.kind,
+            spender=item.spender,
+            purpose=item.purpose,
+            model=item.model,
+            usage=item.usage,
+            usd=None if item.unpriced else item.usd,
+        )
+
+    def item(self) -> SpendItem:
+        return SpendItem(
+            kind=self.kind,
+            spender=self.spender,
+            purpose=self.purpose,
+            model=self.model,
+            **self.usage.model_dump(),
+            usd=self.usd or 0.0,
+            unpriced=self.usd is None,
         )
 
 
 def spend_records(items: list[dict[str, Any]]) -> list[SpendRecord]:
     """The run's SPEND items (from all its DynamoDB items), one per kind, spender, purpose and model."""
-    return [SpendRecord.from_item(item) for item in items if str(item["sk"]).startswith(SPEND_PREFIX)]
+    return [
+        SpendRecord.from_item(SpendItem.from_item(item))
+        for item in items
+        if str(item["sk"]).startswith(SPEND_PREFIX)
+    ]
 
 
 class CostLedger:
@@ -100,26 +111,25 @@ class CostLedger:
 
     def record(self, spend: SpendRecord) -> None:
         """Add `spend` to the run's SPEND item for its kind, spender, purpose and model (budget or not)."""
-        usage = spend.usage
-        self._runs.add(
-            self._run_id,
-            {**usage.model_dump(), "usd": spend.usd or 0.0},
-            sk=spend_sk(spend.kind, spend.spender, spend.purpose, spend.model),
-            labels={
-                "kind": spend.kind,
-                "spender": spend.spender,
-                "purpose": spend.purpose,
-                "model": spend.model,
-                "unpriced": spend.usd is None,
-            },
-        )
+        item = spend.item()
+        self._runs.add(self._run_id, item.amounts(), sk=item.sk, labels=item.labels())
+
+    def replace(self, spend: SpendRecord) -> None:
+        """Set the run's SPEND item for `spend`'s kind, spender, purpose and model to `spend`, whatever it
+        held: for a tally recomputed whole each time (what a contestant's checkpoints hold)."""
+        item = spend.item()
+        self._runs.put(self._run_id, item.sk, item)
+
+    def remove(self, kind: SpendKind, spender: str, purpose: ChatPurpose, model: str) -> None:
+        """Drop a SPEND item whose requests another record of the run now counts."""
+        self._runs.delete(self._run_id, spend_sk(kind, spender, purpose, model))
 
     def _refusal(self, worst_case_usd: float, what: str) -> str:
         record = self._runs.get(self._run_id) or {}
         spent = float(record.get(SPENT, 0.0))
-        committed = float(record.get(COMMITTED, 0.0))
+        in_flight = max(0.0, float(record.get(COMMITTED, 0.0)) - spent)  # never "-0.0000" from rounding
         return (
             f"{what} could cost up to ${worst_case_usd:.4f}, and the run has spent ${spent:.4f} with "
-            f"${committed - spent:.4f} more reserved by requests in flight: that would pass budget_usd "
+            f"${in_flight:.4f} more reserved by requests in flight: that would pass budget_usd "
             f"${self.budget_usd:.2f}. Raise budget_usd to go on; everything answered so far is kept."
         )

@@ -103,6 +103,13 @@ class RunLayout:
     def benchmark_answers(self, contestant: str) -> str:
         return f"{self.prefix}benchmark/{contestant}.jsonl"
 
+    def benchmark_checkpoints_prefix(self, contestant: str) -> str:
+        return f"{self.prefix}benchmark/checkpoints/{contestant}/"
+
+    def benchmark_checkpoint(self, contestant: str, position: int) -> str:
+        """One held-out problem's reply and verdict from a contestant, by its position in holdout.jsonl."""
+        return f"{self.benchmark_checkpoints_prefix(contestant)}{position:05d}.json"
+
     @property
     def benchmark(self) -> str:
         return f"{self.prefix}report/benchmark.json"
@@ -110,6 +117,12 @@ class RunLayout:
     @property
     def report(self) -> str:
         return f"{self.prefix}report/report.md"
+
+    @property
+    def report_html(self) -> str:
+        """report.md's numbers with charts, the answers fine-tuning changed and the dataset's drops: one
+        self-contained page (no network)."""
+        return f"{self.prefix}report/report.html"
 
     @property
     def summary(self) -> str:

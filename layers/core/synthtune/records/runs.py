@@ -1,91 +1,36 @@
-"""DynamoDB adapter: the run record and its results.
+"""DynamoDB adapter: the run record and its results, one item collection per run.
 
-One item collection per run (pk `RUN#<run_id>`):
-  sk `RUN`             status, stage, problem set, config, counts, fine-tuning job, error and cause
-  sk `SHARD#<index>`   one Generate shard's outcome and token usage (rewritten, never added to, on retry)
-  sk `BATCH#<round>#<part>` one Batch API submission: its batch id, requests, reservation, outcome
-  sk `DATASET`         what Assemble kept and dropped
-  sk `FINETUNE`        the fine-tuning job as last seen
-  sk `FINETUNE#<attempt>` a job of the run that ended without a model before a resumed run trained its next
-  sk `SERVING`         what serves the fine-tuned model (a Bedrock deployment) as last seen
-  sk `SCORE#<name>`    one benchmark contestant's score and usage
-  sk `SPEND#<kind>#<spender>#<purpose>#<model>` model requests paid for that no other item counts:
-                       replies that never arrived, at their worst case (kind paid_but_lost), and answers
-                       an attempt that then failed threw away (kind discarded); added to atomically
-                       (see money.ledger)
-Totals are summed from the items when the report is written, so a retried stage never counts twice.
-
-And one item per version of a problem set that a run was started on (pk `PROBLEM_SET#<s3 uri>`, sk
-`VERSION#<version id>#<etag>`): the run that handles it, so a second start for the same upload (a repeated
-S3 event, an upload and a start-execution) is told which run already does instead of paying again.
+What the items are, their keys and their shapes, is `records.items`; this module only reads and writes
+them.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import json
+from collections.abc import Mapping
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from pydantic import BaseModel
+
+from synthtune.records.items import (
+    RUN_SK,
+    SHARD_PREFIX,
+    BatchItem,
+    ProblemSetClaim,
+    ShardItem,
+    batch_round_prefix,
+    now_iso,
+    run_pk,
+    shard_item,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
-RUN_SK = "RUN"
-ENDED_STATUSES = frozenset({"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED", "DUPLICATE"})
-"""A run record's status once the run is over (RUNNING until then)."""
-UNSUCCESSFUL_STATUSES = frozenset({"FAILED", "TIMED_OUT", "ABORTED"})
-DATASET_SK = "DATASET"
-FINETUNE_SK = "FINETUNE"
-SERVING_SK = "SERVING"
-ENDED_JOB_PREFIX = f"{FINETUNE_SK}#"
-
-
-def ended_job_sk(attempt: int) -> str:
-    return f"{ENDED_JOB_PREFIX}{attempt:02d}"
-
-
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
-
-
-def shard_sk(index: int) -> str:
-    return f"SHARD#{index:05d}"
-
-
-BATCH_PREFIX = "BATCH#"
-
-
-def batch_sk(round_number: int, part: int) -> str:
-    return f"{BATCH_PREFIX}{round_number:02d}#{part:03d}"
-
-
-def score_sk(contestant: str) -> str:
-    return f"SCORE#{contestant}"
-
-
-SPEND_PREFIX = "SPEND#"
-
-
-def spend_sk(kind: str, spender: str, purpose: str, model: str) -> str:
-    return f"{SPEND_PREFIX}{kind}#{spender}#{purpose}#{model}"
-
-
-def run_pk(run_id: str) -> str:
-    return f"RUN#{run_id}"
-
-
-def problem_set_pk(uri: str) -> str:
-    return f"PROBLEM_SET#{uri}"
-
-
-def problem_set_version_sk(etag: str, version_id: str | None) -> str:
-    return f"VERSION#{version_id or '-'}#{etag}"
-
-
-def now_iso() -> str:
-    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
 def _to_dynamodb(value: Any) -> Any:
@@ -108,7 +53,10 @@ class RunStore:
         self.table = table
         self._dynamodb = dynamodb
 
-    def put(self, run_id: str, sk: str, attributes: dict[str, Any]) -> None:
+    def put(self, run_id: str, sk: str, attributes: BaseModel | Mapping[str, Any]) -> None:
+        """Write the item whole (a model as its fields), replacing what was there."""
+        if isinstance(attributes, BaseModel):
+            attributes = attributes.model_dump(mode="json")
         item = {"pk": run_pk(run_id), "sk": sk, "run_id": run_id, "updated_at": now_iso(), **attributes}
         self._dynamodb.put_item(
             TableName=self.table, Item={name: _to_dynamodb(value) for name, value in item.items()}
@@ -122,12 +70,14 @@ class RunStore:
         assignments = ", ".join(f"#a{i} = :v{i}" for i in range(len(attributes)))
         self._set(run_id, sk, assignments, names, values)
 
-    def claim(self, pk: str, sk: str, run_id: str, *, replacing: str | None = None, **attributes: Any) -> str:
-        """Make `run_id` the one run of the item `pk`/`sk` unless another run holds it (or, with `replacing`,
-        unless a run other than that one does): returns the holder afterwards, `run_id` if it won.
+    def claim(self, pk: str, sk: str, claim: ProblemSetClaim, *, replacing: str | None = None) -> str:
+        """Make `claim.run_id` the one run of the item `pk`/`sk` unless another run holds it (or, with
+        `replacing`, unless a run other than that one does): returns the holder afterwards, `claim.run_id`
+        if it won.
 
         A conditional write, so of two runs claiming at once exactly one wins."""
-        item = {"pk": pk, "sk": sk, "run_id": run_id, "claimed_at": now_iso(), **attributes}
+        run_id = claim.run_id
+        item = {"pk": pk, "sk": sk, **claim.model_dump(mode="json")}
         values = {":me": _to_dynamodb(run_id)}
         condition = "attribute_not_exists(pk) OR #holder = :me"
         if replacing is not None:
@@ -145,7 +95,8 @@ class RunStore:
             response = self._dynamodb.get_item(
                 TableName=self.table, Key={"pk": {"S": pk}, "sk": {"S": sk}}, ConsistentRead=True
             )
-            return str(self._decode(response.get("Item", {})).get("run_id", ""))
+            held = response.get("Item")
+            return ProblemSetClaim.from_item(self._decode(held)).run_id if held else ""
         return run_id
 
     def end(self, run_id: str, status: str, **attributes: Any) -> bool:
@@ -223,6 +174,10 @@ class RunStore:
             **options,
         )
 
+    def delete(self, run_id: str, sk: str) -> None:
+        """Remove one of the run's items (nothing happens if it is not there)."""
+        self._dynamodb.delete_item(TableName=self.table, Key={"pk": {"S": run_pk(run_id)}, "sk": {"S": sk}})
+
     def get(self, run_id: str, sk: str = RUN_SK) -> dict[str, Any] | None:
         response = self._dynamodb.get_item(
             TableName=self.table, Key={"pk": {"S": run_pk(run_id)}, "sk": {"S": sk}}, ConsistentRead=True
@@ -247,6 +202,14 @@ class RunStore:
         ):
             found.extend(self._decode(item) for item in page.get("Items", []))
         return found
+
+    def shards(self, run_id: str) -> list[ShardItem]:
+        """The run's Generate shards' items, in index order."""
+        return [shard_item(item) for item in self.items(run_id, SHARD_PREFIX)]
+
+    def batches(self, run_id: str, round_number: int) -> list[BatchItem]:
+        """The items of one round's Batch API submissions, in part order."""
+        return [BatchItem.from_item(item) for item in self.items(run_id, batch_round_prefix(round_number))]
 
     @staticmethod
     def _decode(item: dict[str, Any]) -> dict[str, Any]:

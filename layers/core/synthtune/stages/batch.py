@@ -33,8 +33,9 @@ from synthtune.money.ledger import CostLedger
 from synthtune.money.usage import inference_cost_usd
 from synthtune.providers.ports import BatchInfo, BatchPort
 from synthtune.records.artifacts import ArtifactStore
+from synthtune.records.items import BatchItem
 from synthtune.records.layout import RunLayout
-from synthtune.records.runs import RunStore, batch_sk
+from synthtune.records.runs import RunStore
 from synthtune.stages.generate import Checkpoint
 
 CHECKPOINT_WRITERS = 32
@@ -73,7 +74,7 @@ def submit_batch(task: BatchTask, *, data: ArtifactStore, runs: RunStore, batche
     run, config = task.run, task.run.config
     layout = RunLayout(run.run_id)
     round_number = task.batch.round + 1 if task.batch else 1
-    recorded = {int(item["part"]): item for item in runs.items(run.run_id, f"BATCH#{round_number:02d}#")}
+    recorded = {item.part: item for item in runs.batches(run.run_id, round_number)}
     ledger = CostLedger(runs, run.run_id, config.budget_usd)
     batch_ids: list[str] = []
     requests = 0
@@ -83,22 +84,19 @@ def submit_batch(task: BatchTask, *, data: ArtifactStore, runs: RunStore, batche
         ):
             requests += count
             item = recorded.get(part)
-            if item is not None and item.get("batch_id"):  # submitted by an earlier attempt of this state
-                batch_ids.append(str(item["batch_id"]))
+            if item is not None and item.batch_id:  # submitted by an earlier attempt of this state
+                batch_ids.append(item.batch_id)
                 continue
-            sk = batch_sk(round_number, part)
             metadata = batch_metadata(run.run_id, round_number, part)
             # An earlier attempt sent this part without learning whether the batch was created: find it.
             info = batches.find(metadata) if item is not None else None
-            reserved = float(item.get("reserved_usd", 0.0)) if item is not None else 0.0
+            reserved = item.reserved_usd if item is not None else 0.0
             if info is None and not reserved and worst_case:
                 reserved = ledger.reserve(worst_case, f"a batch of {count} teacher requests")
             # Recorded before sending, so that a retry knows to look for the batch before creating one.
-            runs.put(
-                run.run_id,
-                sk,
-                {"round": round_number, "part": part, "requests": count, "reserved_usd": reserved},
-            )
+            submission = BatchItem(round=round_number, part=part, requests=count, reserved_usd=reserved)
+            sk = submission.sk
+            runs.put(run.run_id, sk, submission)
             if info is None:
                 data.upload(path, layout.batch_requests(round_number, part))
                 try:
@@ -181,13 +179,13 @@ def check_batch(task: BatchTask, *, data: ArtifactStore, runs: RunStore, batches
     run, config = task.run, task.run.config
     layout = RunLayout(run.run_id)
     succeeded, usage, error_codes = _collect(infos, data, layout, batches)
-    records = runs.items(run.run_id, f"BATCH#{state.round:02d}#")
-    reserved = sum(float(item.get("reserved_usd", 0.0)) for item in records)
+    records = runs.batches(run.run_id, state.round)
+    reserved = sum(item.reserved_usd for item in records)
     actual = inference_cost_usd(config.teacher_model, usage, batch=True) or 0.0
     ledger = CostLedger(runs, run.run_id, config.budget_usd)
     if reserved:
         for item in records:
-            runs.update(run.run_id, str(item["sk"]), reserved_usd=0.0)
+            runs.update(run.run_id, item.sk, reserved_usd=0.0)
         ledger.settle(reserved, actual)
 
     error_summary = ", ".join(f"{count} {code}" for code, count in error_codes.most_common()) or "none"

@@ -2,12 +2,21 @@
 
 Each contestant (the base student, the fine-tuned student, the teacher) runs as one iteration of the
 Benchmark Map, asked with the same system prompt and answer format the student was trained on, at
-temperature 0. Every answer and its grade is written to S3 for inspection; the score is small.
+temperature 0. Every answer, its grade and its outcome is written to S3 for inspection; the score is small.
 
-Every request is paced and retried like the teacher's (`engine.paced`: the SDKs retry nothing, since
-each attempt may be billed) and paid for through the ledger (`engine.budgeted`). A contestant keeps no
-checkpoints: when an attempt fails, what it paid for is recorded as discarded, so the report still
-counts it after the retry has asked again.
+A contestant asks through the engine Generate uses (`engine.asking`): `request_concurrency` requests in
+flight, each paced and retried at the invocation's rate-limit gate and paid for through the ledger, and
+each reply checkpointed to S3 the moment it arrives, its judge's verdict too once paid for
+(`runs/<id>/benchmark/checkpoints/<contestant>/<position>.json`). A contestant that cannot finish — out
+of time (`BenchmarkIncomplete`), still rate limited when its time runs out (`RateLimited`), a provider
+down for `max_attempts` tries (`ModelUnavailable`), the Lambda itself timing out — is retried by Step
+Functions and starts from its checkpoints: no answer is paid for twice. Until it has a score, what its
+checkpoints hold is on the run's ledger as `unfinished` spending, so a run that fails in the benchmark
+still counts every answer it paid for.
+
+Each answer's outcome: `correct` (grading alone decides), `abstained` (the model said it does not know:
+`quality.abstention`), `no_answer` (an empty reply, a refusal, a reply cut off or without a final answer),
+or `wrong`.
 """
 
 from __future__ import annotations
@@ -15,24 +24,49 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from synthtune.contracts.config import Contestant
-from synthtune.contracts.errors import FineTuneFailed, ModelUnavailable, RateLimited, ServingFailed
+from synthtune.contracts.errors import BenchmarkIncomplete, FineTuneFailed, RateLimited, ServingFailed
 from synthtune.contracts.problems import Problem
-from synthtune.contracts.usage import UsageByModel, merge_usage
+from synthtune.contracts.usage import ChatPurpose, Usage, UsageByModel, merge_usage
 from synthtune.contracts.workflow import BenchmarkOutcome, BenchmarkTask, ContestantScore, RunRef
-from synthtune.engine.budgeted import BudgetedChat
-from synthtune.engine.chat import grade_with_run_judge, with_requests_in_flight
-from synthtune.engine.paced import PacedChat
-from synthtune.engine.pacing import OutOfTime, RateLimitGate
-from synthtune.money.ledger import CostLedger
+from synthtune.engine.asking import Progress, RequestPolicy, Unfinished, ask_many
+from synthtune.engine.chat import grade_with_run_judge
+from synthtune.engine.checkpoints import CheckpointStore
+from synthtune.engine.pacing import RateLimitGate
+from synthtune.money.ledger import CostLedger, SpendRecord
+from synthtune.money.usage import inference_cost_usd
 from synthtune.prompts import parse_final_answer
-from synthtune.providers.ports import ChatPort
-from synthtune.quality.grading import GradeMethod
+from synthtune.providers.ports import ChatPort, Reply
+from synthtune.quality.abstention import reply_abstains
+from synthtune.quality.grading import Grade, GradeMethod
 from synthtune.records.artifacts import ArtifactStore
+from synthtune.records.items import score_sk
 from synthtune.records.layout import RunLayout
-from synthtune.records.runs import RunStore, score_sk
+from synthtune.records.runs import RunStore
+
+REFUSED = frozenset({"refusal", "content_filter"})
+"""Neutral stop reasons (`providers.ports`) of a reply the model or a filter withheld."""
+
+
+class BenchmarkCheckpoint(BaseModel):
+    """One held-out problem's reply from a contestant, saved the moment it was paid for, and the
+    grade of its final answer once that was paid for (a judge's verdict)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    problem_id: str
+    model: str = Field(
+        description="The contestant's model that was asked (a checkpoint of another is not used)."
+    )
+    reply: Reply
+    grade: Grade | None = None
+    judge_usage: UsageByModel = Field(default_factory=dict)
+
+    @property
+    def usage(self) -> UsageByModel:
+        return merge_usage([{self.model: self.reply.usage}, self.judge_usage])
 
 
 class BenchmarkAnswer(BaseModel):
@@ -80,18 +114,22 @@ def contestant_model(task: BenchmarkTask) -> tuple[str, str | None]:
     return task.finetune.fine_tuned_model, serving.endpoint if serving is not None else None
 
 
-def answer_holdout_problem(
-    problem: Problem, model: str, run: RunRef, chat: ChatPort, endpoint: str | None = None
-) -> BenchmarkAnswer:
-    if problem.answer is None:  # Prepare holds out only problems with a reference
-        raise ValueError(f"held-out problem {problem.id} has no reference answer")
-    config = run.config
-    reply = chat.answer(model, problem.question, max_tokens=config.max_output_tokens, endpoint=endpoint)
-    usage: UsageByModel = {model: reply.usage}
+def answer_outcome(grade: Grade, reply: Reply, final_answer: str | None) -> BenchmarkOutcome:
+    """What an answer was: right by its grade; else withheld, an abstention, no answer at all, or wrong."""
+    if grade.correct:
+        return "correct"
+    if reply.refusal or reply.finish_reason in REFUSED:
+        return "no_answer"
+    if reply_abstains(reply.text, final_answer):
+        return "abstained"
+    return "wrong" if final_answer is not None else "no_answer"
+
+
+def benchmark_answer(problem: Problem, checkpoint: BenchmarkCheckpoint) -> BenchmarkAnswer:
+    """The answer line for a held-out problem from its graded checkpoint."""
+    assert problem.answer is not None and checkpoint.grade is not None
+    reply, grade = checkpoint.reply, checkpoint.grade
     final_answer = parse_final_answer(reply.text)
-    grade = grade_with_run_judge(
-        chat, config.judge_model, problem.question, problem.answer, final_answer, usage
-    )
     return BenchmarkAnswer(
         problem_id=problem.id,
         category=problem.category,
@@ -100,11 +138,47 @@ def answer_holdout_problem(
         reply=reply.text,
         final_answer=final_answer,
         correct=grade.correct,
-        outcome="correct" if grade.correct else ("wrong" if final_answer is not None else "no_answer"),
+        outcome=answer_outcome(grade, reply, final_answer),
         grade_method=grade.method,
         finish_reason=reply.finish_reason,
-        usage=usage,
+        usage=checkpoint.usage,
     )
+
+
+def answer_holdout_problem(
+    problem: Problem,
+    model: str,
+    run: RunRef,
+    chat: ChatPort,
+    progress: Progress[BenchmarkCheckpoint],
+    endpoint: str | None = None,
+) -> BenchmarkAnswer:
+    """Ask `model` one held-out problem and grade its answer, unless its checkpoint already holds either."""
+    if problem.answer is None:  # Prepare holds out only problems with a reference
+        raise ValueError(f"held-out problem {problem.id} has no reference answer")
+    config = run.config
+    checkpoint = progress.saved
+    if checkpoint is None or (checkpoint.problem_id, checkpoint.model) != (problem.id, model):
+        reply = chat.answer(model, problem.question, max_tokens=config.max_output_tokens, endpoint=endpoint)
+        checkpoint = progress.save(
+            BenchmarkCheckpoint(
+                problem_id=problem.id, model=model, reply=reply.model_copy(update={"backpressure": None})
+            )
+        )
+    if checkpoint.grade is None:
+        judge_usage: UsageByModel = {}
+        grade = grade_with_run_judge(
+            chat,
+            config.judge_model,
+            problem.question,
+            problem.answer,
+            parse_final_answer(checkpoint.reply.text),
+            judge_usage,
+        )
+        checkpoint = checkpoint.model_copy(update={"grade": grade, "judge_usage": judge_usage})
+        if judge_usage:  # the verdict was paid for: keep it with the reply
+            progress.save(checkpoint)
+    return benchmark_answer(problem, checkpoint)
 
 
 def contestant_score(
@@ -127,6 +201,32 @@ def contestant_score(
     )
 
 
+def contestant_checkpoints(
+    data: ArtifactStore, layout: RunLayout, contestant: str
+) -> CheckpointStore[BenchmarkCheckpoint]:
+    """The contestant's replies and verdicts, one per held-out problem, by position in holdout.jsonl."""
+    return CheckpointStore(
+        data,
+        layout.benchmark_checkpoints_prefix(contestant),
+        lambda position: layout.benchmark_checkpoint(contestant, position),
+        BenchmarkCheckpoint,
+    )
+
+
+def checkpointed_spending(checkpoints: list[BenchmarkCheckpoint]) -> dict[tuple[ChatPurpose, str], Usage]:
+    """What the checkpoints were paid: the contestant's answers and the judge's verdicts, by model."""
+    spending: dict[tuple[ChatPurpose, str], Usage] = {}
+
+    def add(purpose: ChatPurpose, model: str, usage: Usage) -> None:
+        spending[purpose, model] = spending.get((purpose, model), Usage()) + usage
+
+    for checkpoint in checkpoints:
+        add("answer", checkpoint.model, checkpoint.reply.usage)
+        for model, usage in checkpoint.judge_usage.items():
+            add("judge", model, usage)
+    return spending
+
+
 def run_benchmark(
     task: BenchmarkTask,
     *,
@@ -135,38 +235,76 @@ def run_benchmark(
     chat: ChatPort,
     gate: RateLimitGate | None = None,
 ) -> ContestantScore:
-    """`gate`: the invocation's (with its deadline); a fresh one without a deadline when None."""
+    """One contestant's answers and score; a contestant that fails puts what its checkpoints were paid on
+    the ledger (as `unfinished` spending) before the error propagates, for its retry or a failed run's
+    report to count.
+
+    `gate`: the invocation's (with its deadline); a fresh one without a deadline when None.
+    """
+    run_id, spender = task.run.run_id, f"benchmark: {task.contestant}"
+    ledger = CostLedger(runs, run_id, task.run.config.budget_usd)
+    checkpoints = contestant_checkpoints(data, RunLayout(run_id), task.contestant)
+    try:
+        answers, model = _run_benchmark(
+            task, data=data, chat=chat, ledger=ledger, checkpoints=checkpoints, gate=gate
+        )
+    except Exception:
+        spending = checkpointed_spending(list(checkpoints.load().values()))
+        for (purpose, paid_model), usage in sorted(spending.items()):
+            usd = inference_cost_usd(paid_model, usage)
+            ledger.replace(
+                SpendRecord(
+                    kind="unfinished",
+                    spender=spender,
+                    purpose=purpose,
+                    model=paid_model,
+                    usage=usage,
+                    usd=usd,
+                )
+            )
+        raise
+    score = contestant_score(task.contestant, model, answers, merge_usage(a.usage for a in answers))
+    runs.put(run_id, score_sk(task.contestant), score.model_dump())
+    # The score counts every answer now, those of the attempts that failed before it included.
+    ledger.remove("unfinished", spender, "answer", model)
+    if task.run.config.judge_model:
+        ledger.remove("unfinished", spender, "judge", task.run.config.judge_model)
+    return score
+
+
+def _run_benchmark(
+    task: BenchmarkTask,
+    *,
+    data: ArtifactStore,
+    chat: ChatPort,
+    ledger: CostLedger,
+    checkpoints: CheckpointStore[BenchmarkCheckpoint],
+    gate: RateLimitGate | None,
+) -> tuple[list[BenchmarkAnswer], str]:
     layout = RunLayout(task.run.run_id)
-    config = task.run.config
     model, endpoint = contestant_model(task)
     problems = list(data.read_jsonl(layout.holdout, Problem))
-    budgeted = BudgetedChat(
-        chat, CostLedger(runs, task.run.run_id, config.budget_usd), spender=f"benchmark: {task.contestant}"
-    )
-    paced = PacedChat(
-        budgeted,
-        gate or RateLimitGate(),
-        max_attempts=config.generation.max_attempts,
-        request_timeout=config.generation.request_timeout_seconds,
-    )
     try:
-        answers = with_requests_in_flight(
-            lambda problem: answer_holdout_problem(problem, model, task.run, paced, endpoint),
+        asked = ask_many(
             problems,
-            config.request_concurrency,
-            task.contestant,
+            lambda problem, progress, paid: answer_holdout_problem(
+                problem, model, task.run, paid, progress, endpoint
+            ),
+            checkpoints=checkpoints,
+            chat=chat,
+            ledger=ledger,
+            spender=f"benchmark: {task.contestant}",
+            gate=gate or RateLimitGate(),
+            policy=RequestPolicy.of(task.run.config),
+            name=task.contestant,
         )
-    except BaseException as error:
-        budgeted.record_discarded()
-        if isinstance(error, OutOfTime):
-            stopped = f"benchmark of the {task.contestant} contestant: the invocation's time ran out"
-            if error.rate_limited:
-                raise RateLimited(f"{stopped} while rate limited") from None
-            raise ModelUnavailable(f"{stopped} (a retry asks again)", outcome_unknown=False) from None
-        raise
-    data.write_jsonl(layout.benchmark_answers(task.contestant), answers)
-
-    usage = merge_usage(answer.usage for answer in answers)
-    score = contestant_score(task.contestant, model, answers, usage)
-    runs.put(task.run.run_id, score_sk(task.contestant), score.model_dump())
-    return score
+    except Unfinished as stopped:
+        progress = (
+            f"benchmark of the {task.contestant} contestant: {stopped.checkpointed} of {stopped.total} "
+            "held-out problems answered and checkpointed"
+        )
+        if stopped.rate_limited:
+            raise RateLimited(f"{progress}; still rate limited when the invocation's time ran out") from None
+        raise BenchmarkIncomplete(f"{progress}; the invocation's time ran out (a retry resumes)") from None
+    data.write_jsonl(layout.benchmark_answers(task.contestant), asked.results)
+    return asked.results, model

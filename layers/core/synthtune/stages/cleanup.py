@@ -32,7 +32,8 @@ from synthtune.contracts.workflow import (
 )
 from synthtune.providers.ports import BatchInfo
 from synthtune.providers.registry import ProviderRegistry
-from synthtune.records.runs import BATCH_PREFIX, SERVING_SK, RunStore
+from synthtune.records.items import BATCH_PREFIX, SERVING_SK
+from synthtune.records.runs import RunStore
 from synthtune.stages.batch import batch_metadata
 from synthtune.stages.finetune import cancel_fine_tune, fine_tune_attempt, job_status, recorded_job
 from synthtune.stages.serve import release_serving

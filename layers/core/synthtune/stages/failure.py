@@ -19,6 +19,7 @@ import json
 from typing import Any
 
 from synthtune.contracts.error_text import MAX_CAUSE_CHARS, redact, safe_text
+from synthtune.contracts.errors import ErrorName
 from synthtune.contracts.models import provider_of
 from synthtune.contracts.workflow import (
     ExecutionStatusChange,
@@ -27,8 +28,9 @@ from synthtune.contracts.workflow import (
 )
 from synthtune.providers.registry import ProviderRegistry
 from synthtune.records.artifacts import ArtifactStore
+from synthtune.records.items import now_iso
 from synthtune.records.layout import RunLayout
-from synthtune.records.runs import RunStore, now_iso
+from synthtune.records.runs import RunStore
 from synthtune.stages.cleanup import Cleanup, clean_up, describe_cleanup
 from synthtune.stages.generate import failed_shards
 
@@ -37,11 +39,15 @@ CLEANUP_STATE = "ReleaseAfterFailure"
 EXECUTION_STATE = "Execution"
 """The failed state of a failure no Catch saw: the execution as a whole."""
 
-_UNCAUGHT = {
-    "FAILED": ("ExecutionFailed", "The execution failed outside every Catch (the event said no more)."),
+UNCAUGHT = {
+    "FAILED": (
+        ErrorName.ExecutionFailed,
+        "The execution failed outside every Catch (the event said no more).",
+    ),
     "TIMED_OUT": ("States.Timeout", "The execution ran out of time."),
-    "ABORTED": ("ExecutionAborted", "The execution was stopped before it finished (StopExecution)."),
+    "ABORTED": (ErrorName.ExecutionAborted, "The execution was stopped before it finished (StopExecution)."),
 }
+"""The error (unless the event names one) and cause of an execution that ended outside every Catch."""
 
 
 def failure_message(cause: str) -> str:
@@ -89,7 +95,7 @@ def _record_execution_end(
 ) -> FailureRecord:
     detail = event.detail
     run_id = detail.name
-    error, default_cause = _UNCAUGHT[detail.status]
+    error, default_cause = UNCAUGHT[detail.status]
     stage = (runs.get(run_id) or {}).get("stage")
     during = f" during the {stage} stage" if stage else ""
     failed = FailureRecord(
@@ -106,7 +112,7 @@ def _record_execution_end(
         existing = runs.get(run_id) or {}
         return FailureRecord(
             run_id=run_id,
-            status=existing["status"] if existing.get("status") in _UNCAUGHT else "FAILED",
+            status=existing["status"] if existing.get("status") in UNCAUGHT else "FAILED",
             state=str(existing.get("failed_state") or EXECUTION_STATE),
             error=str(existing.get("error") or failed.error),
             cause=str(existing.get("cause") or ""),

@@ -26,6 +26,7 @@ from synthtune.contracts.workflow import (
     FINAL_FINE_TUNE_STATUSES,
     FineTuneCheck,
     FineTuneInput,
+    FineTuneJobStatus,
     FineTuneState,
     RunRef,
     S3Location,
@@ -36,18 +37,19 @@ from synthtune.money.ledger import CostLedger
 from synthtune.money.usage import training_cost_usd
 from synthtune.providers.ports import FineTuneRequest, FineTuningPort, TrainingStep
 from synthtune.records.artifacts import ArtifactStore
+from synthtune.records.items import FINETUNE_SK, ended_job_sk
 from synthtune.records.layout import RunLayout
-from synthtune.records.runs import FINETUNE_SK, RunStore, ended_job_sk
+from synthtune.records.runs import RunStore
 
 RESERVED_TRAINING = "fine_tune_reserved_usd"
 FINE_TUNE_ATTEMPT = "fine_tune_attempt"
-ENDED_WITHOUT_MODEL = frozenset({"failed", "cancelled", "cancelling"})
+ENDED_WITHOUT_MODEL: frozenset[FineTuneJobStatus] = frozenset({"failed", "cancelled", "cancelling"})
 """A job that will not give the run a model: a resumed run trains its next job instead."""
 METRICS_COLUMNS = ("step", "epoch", "training_loss", "validation_loss")
 
 
 def _record(runs: RunStore, run: RunRef, state: FineTuneState) -> None:
-    runs.put(run.run_id, FINETUNE_SK, state.model_dump())
+    runs.put(run.run_id, FINETUNE_SK, state)
     runs.update(run.run_id, fine_tune_job_id=state.job_id, fine_tune_status=state.status)
     if state.status in FINAL_FINE_TUNE_STATUSES:
         _settle_training(run, state, runs)
@@ -64,6 +66,8 @@ def _carried(state: FineTuneState, previous: FineTuneState) -> FineTuneState:
             "metrics_key",
             "training_loss",
             "best_training_loss",
+            "validation_loss",
+            "best_validation_loss",
         )
         if getattr(state, field) is None and getattr(previous, field) is not None
     }
@@ -206,7 +210,8 @@ def cancel_fine_tune(task: FineTuneCheck, *, fine_tuning: FineTuningPort, runs: 
 def _save_training_metrics(
     run: RunRef, state: FineTuneState, steps: list[TrainingStep], data: ArtifactStore
 ) -> FineTuneState:
-    """training_metrics.csv in the run, and the last and best losses on the job's state."""
+    """training_metrics.csv in the run, and the last and best losses (training and validation) on the job's
+    state, where the summary and the report read them."""
     if not steps:
         return state
     buffer = io.StringIO()
@@ -226,5 +231,6 @@ def _save_training_metrics(
             "training_loss": training[-1] if training else state.training_loss,
             "best_training_loss": min(training) if training else None,
             "validation_loss": validation[-1] if validation else None,
+            "best_validation_loss": min(validation) if validation else None,
         }
     )

@@ -1,7 +1,8 @@
 """Generate: the teacher answers one shard of problems, and each answer is checked as it arrives.
 
-A shard answers its problems concurrently (`request_concurrency` in flight), every request paced by
-one `RateLimitGate` (see `synthtune.engine.pacing`) and cut off after `generation.request_timeout_seconds`.
+A shard asks through the engine Benchmark shares (`synthtune.engine.asking`): its problems concurrently
+(`request_concurrency` in flight), every request paced by one `RateLimitGate` (see `synthtune.engine.pacing`)
+and cut off after `generation.request_timeout_seconds`.
 Each teacher reply is checkpointed to S3 the moment it arrives, one object per problem, before
 anything else happens to it. A shard that cannot finish — rate limited past its invocation's time,
 the time itself running out, a provider down for `max_attempts` tries — raises, Step Functions
@@ -17,7 +18,6 @@ request per sample, each checkpointed as it arrives so that a retry asks only fo
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable
 from typing import Literal
 
@@ -26,39 +26,26 @@ from pydantic import BaseModel, ConfigDict, Field
 from synthtune.contracts.error_text import MAX_PROVIDER_MESSAGE_CHARS, safe_text
 from synthtune.contracts.errors import RateLimited, ShardIncomplete
 from synthtune.contracts.problems import Problem, Split
-from synthtune.contracts.usage import Usage, UsageByModel, merge_usage
+from synthtune.contracts.usage import CallCost, Usage, UsageByModel, merge_usage
 from synthtune.contracts.workflow import RunRef, ShardResult, ShardTask
-from synthtune.engine.budgeted import BudgetedChat
-from synthtune.engine.chat import grade_with_run_judge, with_requests_in_flight
-from synthtune.engine.paced import PacedChat
-from synthtune.engine.pacing import OutOfTime, RateLimitGate
+from synthtune.engine.asking import Progress, RequestPolicy, Unfinished, ask_many
+from synthtune.engine.chat import grade_with_run_judge
+from synthtune.engine.checkpoints import CheckpointStore
+from synthtune.engine.pacing import RateLimitGate, invocation_deadline
 from synthtune.money.ledger import CostLedger
 from synthtune.money.usage import inference_cost_usd
 from synthtune.providers.ports import ChatPort, Sample, SolveResult
 from synthtune.quality.grading import Grade, GradeMethod, answers_match
 from synthtune.records.artifacts import ArtifactStore
+from synthtune.records.items import ShardDone, ShardFailed, shard_sk
 from synthtune.records.layout import RunLayout
-from synthtune.records.runs import RunStore, shard_sk
+from synthtune.records.runs import RunStore
 
 AnswerStatus = Literal["verified", "rejected", "unverified", "failed"]
 AnswerSource = Literal["online", "batch"]
 
 RESERVED_SECONDS = 15.0
 """Kept back from the invocation's time to write the shard's outputs after its last request."""
-
-
-class CallCost(BaseModel):
-    """One billed model call: the cost ledger's line."""
-
-    model_config = ConfigDict(frozen=True)
-
-    purpose: Literal["solve", "judge"]
-    model: str
-    usage: Usage
-    usd: float | None = Field(
-        description="At list price (batch calls at the Batch API discount); None: unpriced."
-    )
-    batch: bool = False
 
 
 def summarise_calls(parts: Iterable[Iterable[CallCost]]) -> list[CallCost]:
@@ -227,7 +214,7 @@ def failed_answer(problem: Problem, failure: str) -> GeneratedAnswer:
 
 def shard_deadline(remaining_seconds: float) -> float:
     """The monotonic time by which a shard stops sending, leaving RESERVED_SECONDS to write its outputs."""
-    return time.monotonic() + max(0.0, remaining_seconds - RESERVED_SECONDS)
+    return invocation_deadline(remaining_seconds, RESERVED_SECONDS)
 
 
 def generate_shard(
@@ -253,15 +240,14 @@ def generate_shard(
         runs.put(
             task.run.run_id,
             shard_sk(task.shard.index),
-            {
-                "index": task.shard.index,
-                "status": "failed",
-                "error": type(error).__name__,
-                "message": safe_text(str(error), MAX_PROVIDER_MESSAGE_CHARS),
-                "checkpointed": len(checkpoints),
-                "cost_usd": sum(call.usd or 0.0 for call in calls),
-                "calls": [call.model_dump() for call in calls],
-            },
+            ShardFailed(
+                index=task.shard.index,
+                error=type(error).__name__,
+                message=safe_text(str(error), MAX_PROVIDER_MESSAGE_CHARS),
+                checkpointed=len(checkpoints),
+                cost_usd=sum(call.usd or 0.0 for call in calls),
+                calls=calls,
+            ),
         )
         raise
 
@@ -272,10 +258,10 @@ MAX_LISTED_SHARD_FAILURES = 10
 
 def failed_shards(runs: RunStore, run_id: str) -> str:
     """One line per shard whose last attempt failed, with its error (the first few): empty when none did."""
-    failures = [item for item in runs.items(run_id, "SHARD#") if item.get("status") == "failed"]
+    failures = [shard for shard in runs.shards(run_id) if isinstance(shard, ShardFailed)]
     lines = [
-        f"shard {item['index']}: {item['error']}: {item['message']}"
-        for item in failures[:MAX_LISTED_SHARD_FAILURES]
+        f"shard {shard.index}: {shard.error}: {shard.message}"
+        for shard in failures[:MAX_LISTED_SHARD_FAILURES]
     ]
     if len(failures) > MAX_LISTED_SHARD_FAILURES:
         lines.append(
@@ -285,37 +271,28 @@ def failed_shards(runs: RunStore, run_id: str) -> str:
     return "\n".join(lines)
 
 
+def shard_checkpoints(data: ArtifactStore, layout: RunLayout, shard: int) -> CheckpointStore[Checkpoint]:
+    """The shard's teacher replies, one per problem, by position in the shard's input."""
+    prefix = layout.checkpoints_prefix(shard)
+    return CheckpointStore(data, prefix, lambda position: layout.checkpoint(shard, position), Checkpoint)
+
+
 def load_checkpoints(data: ArtifactStore, layout: RunLayout, shard: int) -> dict[int, Checkpoint]:
     """The shard's checkpoints by position in the shard (one LIST, then one GET per checkpoint)."""
-    found: dict[int, Checkpoint] = {}
-    for key in sorted(data.keys(layout.checkpoints_prefix(shard))):
-        position = layout.checkpoint_position(key)
-        if position is not None:
-            found[position] = Checkpoint.model_validate(data.read_json(key))
-    return found
+    return shard_checkpoints(data, layout, shard).load()
 
 
 def _answer(
-    position: int,
-    problem: Problem,
-    *,
-    run: RunRef,
-    shard: int,
-    checkpoints: dict[int, Checkpoint],
-    chat: ChatPort,
-    data: ArtifactStore,
+    problem: Problem, progress: Progress[Checkpoint], chat: ChatPort, *, run: RunRef
 ) -> GeneratedAnswer:
     config = run.config
-    layout = RunLayout(run.run_id)
-    checkpoint = checkpoints.get(position)
+    checkpoint = progress.saved
     if checkpoint is None and config.generation.mode == "batch":
         return failed_answer(problem, "batch_request_failed")
     if checkpoint is None or (
         checkpoint.source == "online" and len(checkpoint.result.samples) < config.generation.samples
     ):
-        checkpoint = _ask_teacher(
-            problem, checkpoint, run=run, chat=chat, data=data, key=layout.checkpoint(shard, position)
-        )
+        checkpoint = _ask_teacher(problem, progress, run=run, chat=chat)
     if problem.answer is None or checkpoint.grade is not None:
         return graded_answer(problem, checkpoint)
     chosen, _ = majority_vote(checkpoint.result.samples)
@@ -327,24 +304,19 @@ def _answer(
     judge_calls = [call_cost("judge", model, usage) for model, usage in judge_usage.items()]
     checkpoint = checkpoint.model_copy(update={"grade": grade, "judge_calls": judge_calls})
     if judge_calls:  # the verdict was paid for: keep it with the reply
-        data.write_json(layout.checkpoint(shard, position), checkpoint.model_dump(mode="json"))
+        progress.save(checkpoint)
     return graded_answer(problem, checkpoint)
 
 
 def _ask_teacher(
-    problem: Problem,
-    checkpoint: Checkpoint | None,
-    *,
-    run: RunRef,
-    chat: ChatPort,
-    data: ArtifactStore,
-    key: str,
+    problem: Problem, progress: Progress[Checkpoint], *, run: RunRef, chat: ChatPort
 ) -> Checkpoint:
-    """The samples still missing from `checkpoint`, as few requests as the provider allows, each one
-    checkpointed the moment it is paid for."""
+    """The samples still missing from the problem's checkpoint, as few requests as the provider allows,
+    each one checkpointed the moment it is paid for."""
     config = run.config
     wanted = config.generation.samples
     per_request = max(1, chat.samples_per_request(config.teacher_model))
+    checkpoint = progress.saved
     result = checkpoint.result if checkpoint is not None else None
     while (have := len(result.samples) if result is not None else 0) < wanted:
         asked = chat.solve(
@@ -355,8 +327,7 @@ def _ask_teacher(
             samples=min(per_request, wanted - have),
         ).model_copy(update={"backpressure": None})
         result = asked if result is None else result.merged(asked)
-        checkpoint = Checkpoint(problem_id=problem.id, source="online", result=result)
-        data.write_json(key, checkpoint.model_dump(mode="json"))
+        checkpoint = progress.save(Checkpoint(problem_id=problem.id, source="online", result=result))
     assert checkpoint is not None
     return checkpoint
 
@@ -368,29 +339,26 @@ def _generate_shard(
     config = run.config
     layout = RunLayout(run.run_id)
     problems = list(data.read_jsonl(layout.shard_input(index), Problem))
-    checkpoints = load_checkpoints(data, layout, index)
-    ledger = CostLedger(runs, run.run_id, config.budget_usd)
-    paced = PacedChat(
-        BudgetedChat(chat, ledger),
-        gate,
-        max_attempts=config.generation.max_attempts,
-        request_timeout=config.generation.request_timeout_seconds,
-    )
     try:
-        answers = with_requests_in_flight(
-            lambda item: _answer(
-                item[0], item[1], run=run, shard=index, checkpoints=checkpoints, chat=paced, data=data
-            ),
-            list(enumerate(problems)),
-            config.request_concurrency,
-            f"shard-{index}",
+        asked = ask_many(
+            problems,
+            lambda problem, progress, paid: _answer(problem, progress, paid, run=run),
+            checkpoints=shard_checkpoints(data, layout, index),
+            chat=chat,
+            ledger=CostLedger(runs, run.run_id, config.budget_usd),
+            spender="generation",
+            gate=gate,
+            policy=RequestPolicy.of(config),
+            name=f"shard-{index}",
         )
-    except OutOfTime as stopped:
-        done = len(load_checkpoints(data, layout, index))
-        progress = f"shard {index}: {done} of {len(problems)} problems answered and checkpointed"
+    except Unfinished as stopped:
+        progress = (
+            f"shard {index}: {stopped.checkpointed} of {stopped.total} problems answered and checkpointed"
+        )
         if stopped.rate_limited:
             raise RateLimited(f"{progress}; still rate limited when the invocation's time ran out") from None
         raise ShardIncomplete(f"{progress}; the invocation's time ran out (a retry resumes)") from None
+    answers = asked.results
     data.write_jsonl(layout.shard_output(index), answers)
 
     counts = dict.fromkeys(("verified", "rejected", "unverified", "failed"), 0)
@@ -408,13 +376,12 @@ def _generate_shard(
     runs.put(
         run.run_id,
         shard_sk(index),
-        {
+        ShardDone(
             **result.model_dump(),
-            "status": "done",
-            "checkpointed_at_start": len(checkpoints),
-            "cost_usd": sum(answer.cost_usd for answer in answers),
-            "usage": {model: u.model_dump() for model, u in usage.items()},
-            "calls": [call.model_dump() for call in summarise_calls(answer.calls for answer in answers)],
-        },
+            checkpointed_at_start=asked.resumed,
+            cost_usd=sum(answer.cost_usd for answer in answers),
+            usage=usage,
+            calls=summarise_calls(answer.calls for answer in answers),
+        ),
     )
     return result

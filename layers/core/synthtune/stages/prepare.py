@@ -25,8 +25,9 @@ from urllib.parse import unquote_plus
 from botocore.exceptions import ClientError
 from pydantic import ValidationError
 
-from synthtune.contracts.config import load_run_config
+from synthtune.contracts.config import RunConfig, load_run_config
 from synthtune.contracts.errors import InvalidConfig, InvalidProblemSet, describe_fields
+from synthtune.contracts.models import provider_of
 from synthtune.contracts.problems import ProblemSetFile, problem_set_format
 from synthtune.contracts.workflow import (
     BenchmarkPlan,
@@ -39,16 +40,17 @@ from synthtune.contracts.workflow import (
     ShardRef,
     StartRequest,
 )
-from synthtune.providers.registry import ProviderRegistry
+from synthtune.providers.registry import ProviderRegistry, roles
 from synthtune.records.artifacts import ArtifactStore, StoredObject
-from synthtune.records.layout import RunLayout
-from synthtune.records.runs import (
+from synthtune.records.items import (
     UNSUCCESSFUL_STATUSES,
-    RunStore,
+    ProblemSetClaim,
     now_iso,
     problem_set_pk,
     problem_set_version_sk,
 )
+from synthtune.records.layout import RunLayout
+from synthtune.records.runs import RunStore
 from synthtune.stages.plan import plan_run
 
 
@@ -94,12 +96,13 @@ def _claim(
 ) -> str | None:
     """Make this run the one run of this version of the problem set: None if it is, else the run that is."""
     pk, sk = problem_set_pk(location.uri), problem_set_version_sk(stored.etag, stored.version_id)
-    holder = runs.claim(pk, sk, run_id, etag=stored.etag, version_id=stored.version_id)
+    claim = ProblemSetClaim(run_id=run_id, etag=stored.etag, version_id=stored.version_id)
+    holder = runs.claim(pk, sk, claim)
     if holder == run_id:
         return None
     ended = (runs.get(holder) or {}).get("status")
     if rerun or ended in UNSUCCESSFUL_STATUSES:
-        holder = runs.claim(pk, sk, run_id, replacing=holder, etag=stored.etag, version_id=stored.version_id)
+        holder = runs.claim(pk, sk, claim.model_copy(update={"claimed_at": now_iso()}), replacing=holder)
     return None if holder == run_id else holder
 
 
@@ -131,6 +134,12 @@ def _duplicate(
     )
 
 
+def simulated_models(config: RunConfig, simulated_providers: frozenset[str]) -> list[str]:
+    """The run's models whose provider the emulator stands in for (the fine-tuned model is the student's
+    provider's too)."""
+    return sorted({model for model in roles(config).values() if provider_of(model) in simulated_providers})
+
+
 def prepare_run(
     task: PrepareInput,
     *,
@@ -139,7 +148,10 @@ def prepare_run(
     runs: RunStore,
     providers: ProviderRegistry,
     today: dt.date,
+    simulated_providers: frozenset[str] = frozenset(),
 ) -> PrepareOutput | DuplicateStart:
+    """`simulated_providers`: the providers the project's emulator answers for (`Settings`), recorded on
+    the run as the models they simulate, so that its reports say the numbers are not the real models'."""
     run_id = task.run_id
     runs.update(run_id, status="RUNNING", stage="prepare", started_at=now_iso())
 
@@ -156,6 +168,7 @@ def prepare_run(
         problem_set=location.model_dump(),
         problem_set_version={"etag": stored.etag, "version_id": stored.version_id},
         config=config.model_dump(mode="json"),
+        simulated_models=simulated_models(config, simulated_providers),
     )
 
     plan = plan_run(problem_set, config, providers=providers, today=today)

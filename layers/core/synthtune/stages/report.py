@@ -1,21 +1,27 @@
-"""Report: how a run ended, what it produced and what it cost.
+"""Report: how a run ended, what it produced, what it cost, and the benchmark's verdict.
 
-The run summary is computed from the run's DynamoDB items (see `synthtune.records.runs`) by one pure function,
-`summarise_run`, used for a finished run's report, by the CLI for a failed run, and by tests.
-RecordFailure is `synthtune.stages.failure`.
+The run summary is computed from the run's DynamoDB items (see `synthtune.records.items`) by one pure
+function, `summarise_run`, used for a finished run's report, by the CLI for a failed run, and by tests. What
+the reports say is gathered once, as `ReportContents` (`report_contents`), from the summary, the benchmark's
+answers, the loss curve and the dataset card; report.md (`render_report`), report.html
+(`synthtune.stages.report_page`) and benchmark.json are drawn from it, so they agree. `synthtune report`
+draws them again from a run's files. RecordFailure is `synthtune.stages.failure`.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import json
 from collections import defaultdict
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from synthtune.contracts.config import Contestant
 from synthtune.contracts.models import PROVIDER_TITLES
-from synthtune.contracts.usage import Usage
+from synthtune.contracts.usage import CallCost, Usage, merge_usage
 from synthtune.contracts.workflow import (
     FINAL_FINE_TUNE_STATUSES,
     ContestantScore,
@@ -36,19 +42,27 @@ from synthtune.money.usage import (
     inference_cost_usd,
     training_cost_usd,
 )
-from synthtune.records.artifacts import ArtifactStore
-from synthtune.records.layout import RunLayout
-from synthtune.records.runs import (
+from synthtune.records.artifacts import ArtifactNotFound, ArtifactStore
+from synthtune.records.items import (
     DATASET_SK,
     ENDED_JOB_PREFIX,
     FINETUNE_SK,
     RUN_SK,
+    SCORE_PREFIX,
     SERVING_SK,
-    RunStore,
+    SHARD_PREFIX,
+    ShardDone,
+    ShardFailed,
     now_iso,
+    shard_item,
 )
+from synthtune.records.layout import RunLayout
+from synthtune.records.runs import RunStore
+from synthtune.stages.assemble.card import DropCount, drop_counts
 from synthtune.stages.benchmark import BenchmarkAnswer
-from synthtune.stages.generate import CallCost, summarise_calls
+from synthtune.stages.generate import summarise_calls
+from synthtune.verdict.comparison import COMPARED, PairedComparison, compare, points
+from synthtune.verdict.statistics import wilson_interval
 
 CONTESTANT_LABELS = {"base": "Base student", "fine_tuned": "Fine-tuned student", "teacher": "Teacher"}
 
@@ -75,6 +89,11 @@ class CategoryScore(BaseModel):
     def accuracy(self) -> float:
         return self.correct / self.total if self.total else 0.0
 
+    @property
+    def ci95(self) -> tuple[float, float]:
+        """The accuracy's Wilson 95 % interval."""
+        return wilson_interval(self.correct, self.total)
+
 
 class ShardCost(BaseModel):
     """One Generate shard in the cost ledger."""
@@ -82,7 +101,7 @@ class ShardCost(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     index: int
-    status: str
+    status: Literal["done", "failed"]
     problems: int
     checkpointed_at_start: int = Field(
         default=0, description="Answers the shard found already paid for (a resumed shard, or batch mode)."
@@ -129,6 +148,11 @@ class RunSummary(BaseModel):
     failed_state: str | None = None
     error: str | None = None
     cause: str | None = None
+    simulated_models: list[str] = Field(
+        default_factory=list,
+        description="The run's models the project's emulator answered for (`synthtune run`'s default): "
+        "their numbers show the pipeline working, not how good the real models are.",
+    )
 
 
 _GENERATION_ITEMS = {
@@ -140,7 +164,8 @@ _GENERATION_ITEMS = {
 
 
 def _spend_item(spend: SpendRecord) -> str:
-    """The cost table's item for requests no stage's results count: lost replies, discarded answers."""
+    """The cost table's item for requests no stage's results count: lost replies, answers a contestant
+    paid for and has no score for yet (unfinished; discarded in older runs)."""
     if spend.spender == "generation":
         item = _GENERATION_ITEMS["solve" if spend.purpose == "solve" else "judge", False]
     else:
@@ -171,7 +196,11 @@ def _cost_report(
     serving: dict[str, Any] | None = None,
     spends: list[SpendRecord] | None = None,
     ended_jobs: list[FineTuneState] | None = None,
+    judge_model: str | None = None,
 ) -> CostReport:
+    """Every priced line of the run. The benchmark's judge calls are one line of their own ("benchmark:
+    judge"), not part of the contestants' they graded; where the judge is a contestant's own model, the two
+    are one count in the run's records and stay one line, which says so."""
     lines = [
         CostLine(
             item=_GENERATION_ITEMS[call.purpose, call.batch], model=call.model, usage=call.usage, usd=call.usd
@@ -190,16 +219,20 @@ def _cost_report(
                 usd=serving.get("cost_usd"),
             )
         )
+    judging = []
     for score in scores:
         for model, usage in sorted(score.usage.items()):
-            lines.append(
-                CostLine(
-                    item=f"benchmark: {score.contestant}",
-                    model=model,
-                    usage=usage,
-                    usd=inference_cost_usd(model, usage),
-                )
-            )
+            if judge_model is not None and model == judge_model != score.model:
+                judging.append({model: usage})
+                continue
+            item = f"benchmark: {score.contestant}"
+            if model == judge_model == score.model:
+                item += " (and the judge's calls: the same model)"
+            lines.append(CostLine(item=item, model=model, usage=usage, usd=inference_cost_usd(model, usage)))
+    for model, usage in sorted(merge_usage(judging).items()):
+        lines.append(
+            CostLine(item="benchmark: judge", model=model, usage=usage, usd=inference_cost_usd(model, usage))
+        )
     for spend in spends or []:
         lines.append(
             CostLine(
@@ -218,14 +251,12 @@ def summarise_run(run_id: str, items: list[dict[str, Any]]) -> RunSummary:
     by_sk = {item["sk"]: item for item in items}
     record = by_sk.get(RUN_SK, {})
     totals: dict[str, int] = defaultdict(int)
-    shard_items = [item for sk, item in by_sk.items() if sk.startswith("SHARD#")]
-    shards = [item for item in shard_items if item.get("status") != "failed"]
+    shard_items = [shard_item(item) for sk, item in by_sk.items() if sk.startswith(SHARD_PREFIX)]
+    shards = [shard for shard in shard_items if isinstance(shard, ShardDone)]
     for shard in shards:
         for field in ("problems", "answered", "verified", "rejected", "failed"):
-            totals[field] += int(shard.get(field, 0))
-    generation_calls = summarise_calls(
-        [CallCost.model_validate(call) for call in shard.get("calls", [])] for shard in shard_items
-    )
+            totals[field] += getattr(shard, field)
+    generation_calls = summarise_calls(shard.calls for shard in shard_items)
     dataset = (
         DatasetSummary.model_validate(_contract_fields(by_sk[DATASET_SK], DatasetSummary))
         if DATASET_SK in by_sk
@@ -239,7 +270,7 @@ def summarise_run(run_id: str, items: list[dict[str, Any]]) -> RunSummary:
     scores = [
         ContestantScore.model_validate(_contract_fields(item, ContestantScore))
         for sk, item in sorted(by_sk.items())
-        if sk.startswith("SCORE#")
+        if sk.startswith(SCORE_PREFIX)
     ]
     serving_item = by_sk.get(SERVING_SK)
     serving = (
@@ -250,7 +281,15 @@ def summarise_run(run_id: str, items: list[dict[str, Any]]) -> RunSummary:
         for sk, item in sorted(by_sk.items())
         if sk.startswith(ENDED_JOB_PREFIX)
     ]
-    costs = _cost_report(generation_calls, fine_tune, scores, serving_item, spend_records(items), ended_jobs)
+    costs = _cost_report(
+        generation_calls,
+        fine_tune,
+        scores,
+        serving_item,
+        spend_records(items),
+        ended_jobs,
+        judge_model=(record.get("config") or {}).get("judge_model"),
+    )
     return RunSummary(
         run_id=run_id,
         status=str(record.get("status", "UNKNOWN")),
@@ -277,17 +316,20 @@ def summarise_run(run_id: str, items: list[dict[str, Any]]) -> RunSummary:
         budget_usd=(record.get("config") or {}).get("budget_usd"),
         shards=[
             ShardCost(
-                index=int(item["index"]),
-                status=str(item.get("status")),
-                problems=int(item.get("problems", 0)),
-                checkpointed_at_start=int(item.get("checkpointed_at_start", item.get("checkpointed", 0))),
-                cost_usd=float(item.get("cost_usd", 0.0)),
+                index=shard.index,
+                status=shard.status,
+                problems=shard.problems if isinstance(shard, ShardDone) else 0,
+                checkpointed_at_start=shard.checkpointed
+                if isinstance(shard, ShardFailed)
+                else shard.checkpointed_at_start,
+                cost_usd=shard.cost_usd,
             )
-            for item in shard_items
+            for shard in shard_items
         ],
         failed_state=record.get("failed_state"),
         error=record.get("error"),
         cause=record.get("cause"),
+        simulated_models=list(record.get("simulated_models") or []),
     )
 
 
@@ -295,12 +337,187 @@ def _contract_fields(item: dict[str, Any], model: type[BaseModel]) -> dict[str, 
     return {name: value for name, value in item.items() if name in model.model_fields}
 
 
-def _category_scores(answers: list[BenchmarkAnswer]) -> dict[str, CategoryScore]:
+def _category_scores(answers: Sequence[BenchmarkAnswer]) -> dict[str, CategoryScore]:
     counts: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     for answer in answers:
-        counts[answer.category][0] += answer.correct
+        counts[answer.category][0] += answer.outcome == "correct"
         counts[answer.category][1] += 1
     return {category: CategoryScore(correct=c, total=t) for category, (c, t) in sorted(counts.items())}
+
+
+class ContestantResult(BaseModel):
+    """A contestant's score with the intervals the reports show."""
+
+    model_config = ConfigDict(frozen=True)
+
+    score: ContestantScore
+    ci95: tuple[float, float] = Field(description="The accuracy's Wilson 95 % interval.")
+    by_category: dict[str, CategoryScore]
+
+    @property
+    def label(self) -> str:
+        return CONTESTANT_LABELS[self.score.contestant]
+
+
+class AnswerChange(BaseModel):
+    """A held-out problem fine-tuning fixed (the base model's answer wrong, the fine-tuned one's right) or
+    broke (the other way round): the two answers side by side."""
+
+    model_config = ConfigDict(frozen=True)
+
+    change: Literal["fixed", "broke"]
+    base: BenchmarkAnswer
+    fine_tuned: BenchmarkAnswer
+
+
+class DatasetDrops(BaseModel):
+    """What the dataset card says was left out of the fine-tuning files, and why."""
+
+    model_config = ConfigDict(frozen=True)
+
+    considered: int | None = None
+    train_examples: int | None = None
+    validation_examples: int | None = None
+    dropped: list[DropCount]
+    by_category: dict[str, dict[str, int]] = Field(default_factory=dict)
+
+    @classmethod
+    def from_card(cls, card: Mapping[str, Any]) -> DatasetDrops | None:
+        """From dataset_card.json as any version of Assemble wrote it (None if it holds no drops)."""
+        try:
+            dropped = [DropCount.model_validate(drop) for drop in card.get("dropped") or []]
+            categories = {
+                str(name): {
+                    str(reason): int(count) for reason, count in (counts.get("dropped") or {}).items()
+                }
+                for name, counts in (card.get("categories") or {}).items()
+                if isinstance(counts, dict)
+            }
+            return cls(
+                considered=card.get("considered"),
+                train_examples=card.get("train_examples"),
+                validation_examples=card.get("validation_examples"),
+                dropped=dropped,
+                by_category=categories,
+            )
+        except (ValidationError, TypeError, ValueError, AttributeError):
+            return None
+
+    @classmethod
+    def from_summary(cls, dataset: DatasetSummary) -> DatasetDrops:
+        """From the run's record, when the card itself cannot be read: counts by reason only."""
+        return cls(
+            train_examples=dataset.train_examples,
+            validation_examples=dataset.validation_examples,
+            dropped=drop_counts(dataset.dropped),
+        )
+
+
+CHANGES_SHOWN = 100
+"""Problems fine-tuning fixed (and broke) that the reports list; the answers files hold every one."""
+
+
+class ReportContents(BaseModel):
+    """Everything report.md, report.html and benchmark.json say, gathered once so that they agree."""
+
+    model_config = ConfigDict(frozen=True)
+
+    summary: RunSummary
+    results: list[ContestantResult] = Field(default_factory=list)
+    comparisons: list[PairedComparison] = Field(default_factory=list)
+    changes: list[AnswerChange] = Field(
+        default_factory=list, description="Fixed and broke, at most CHANGES_SHOWN of each."
+    )
+    fixed: int = Field(
+        default=0, description="Problems the base model got wrong and the fine-tuned one right."
+    )
+    broke: int = Field(
+        default=0, description="Problems the base model got right and the fine-tuned one wrong."
+    )
+    curve: list[dict[str, str]] = Field(default_factory=list, description="training_metrics.csv's rows.")
+    drops: DatasetDrops | None = None
+
+
+def report_contents(
+    summary: RunSummary,
+    answers: Mapping[Contestant, Sequence[BenchmarkAnswer]] | None = None,
+    curve: list[dict[str, str]] | None = None,
+    card: Mapping[str, Any] | None = None,
+) -> ReportContents:
+    """`answers`: each contestant's benchmark answers (benchmark/<contestant>.jsonl); `curve`: the rows of
+    training_metrics.csv; `card`: dataset_card.json. Any may be missing (a failed run, an old run)."""
+    answers = answers or {}
+    results = [
+        ContestantResult(
+            score=score,
+            ci95=wilson_interval(score.correct, score.total),
+            by_category=_category_scores(answers.get(score.contestant, [])),
+        )
+        for score in summary.scores
+    ]
+    right = {
+        contestant: {answer.problem_id: answer.outcome == "correct" for answer in given}
+        for contestant, given in answers.items()
+        if given
+    }
+    comparisons = [compare(a, b, right[a], right[b]) for a, b in COMPARED if a in right and b in right]
+    fixed, broke = _answer_changes(answers.get("base", []), answers.get("fine_tuned", []))
+    drops = DatasetDrops.from_card(card) if card is not None else None
+    if drops is None and summary.dataset is not None:
+        drops = DatasetDrops.from_summary(summary.dataset)
+    return ReportContents(
+        summary=summary,
+        results=results,
+        comparisons=comparisons,
+        changes=[*fixed[:CHANGES_SHOWN], *broke[:CHANGES_SHOWN]],
+        fixed=len(fixed),
+        broke=len(broke),
+        curve=curve or [],
+        drops=drops,
+    )
+
+
+def _answer_changes(
+    base: Sequence[BenchmarkAnswer], fine_tuned: Sequence[BenchmarkAnswer]
+) -> tuple[list[AnswerChange], list[AnswerChange]]:
+    """The problems the two students disagree on, right against not right, in problem id order."""
+    tuned = {answer.problem_id: answer for answer in fine_tuned}
+    fixed: list[AnswerChange] = []
+    broke: list[AnswerChange] = []
+    for before in sorted(base, key=lambda answer: answer.problem_id):
+        after = tuned.get(before.problem_id)
+        if after is None or (before.outcome == "correct") == (after.outcome == "correct"):
+            continue
+        change = AnswerChange(
+            change="fixed" if after.outcome == "correct" else "broke", base=before, fine_tuned=after
+        )
+        (fixed if change.change == "fixed" else broke).append(change)
+    return fixed, broke
+
+
+def benchmark_document(
+    contents: ReportContents, *, held_out: int, base_model: str, answers_keys: Mapping[Contestant, str]
+) -> dict[str, Any]:
+    """benchmark.json: each contestant's score with its Wilson interval (and per category), and the
+    comparisons that matter (fine-tuned against base, fine-tuned against teacher) with their tests."""
+    return {
+        "run_id": contents.summary.run_id,
+        "held_out_problems": held_out,
+        "base_model": base_model,
+        "scores": [
+            {
+                **result.score.model_dump(mode="json"),
+                "ci95": list(result.ci95),
+                "by_category": {
+                    category: {**cell.model_dump(), "accuracy": cell.accuracy, "ci95": list(cell.ci95)}
+                    for category, cell in result.by_category.items()
+                },
+                "answers_key": answers_keys.get(result.score.contestant),
+            }
+            for result in contents.results
+        ],
+        "comparisons": [comparison.model_dump(mode="json") for comparison in contents.comparisons],
+    }
 
 
 def _percent(value: float) -> str:
@@ -326,51 +543,118 @@ def _failure_section(summary: RunSummary) -> list[str]:
     ]
 
 
-def _benchmark_section(summary: RunSummary, by_category: dict[str, dict[str, CategoryScore]]) -> list[str]:
-    scores = {score.contestant: score for score in summary.scores}
-    if not scores:
+def interval_text(ci95: tuple[float, float]) -> str:
+    """A 95 % interval of an accuracy, in percent: 19.3–68.0%."""
+    return f"{ci95[0] * 100:.1f}–{ci95[1] * 100:.1f}%"
+
+
+SIMULATED_HEADLINE = "Simulated models."
+SIMULATED_TEXT = (
+    "The project's emulator answered for this run's models, not the models themselves: these numbers show "
+    "the pipeline working, not how good the real models are."
+)
+"""What both reports say at the top when any of the run's models was simulated."""
+
+
+def _simulated_banner(summary: RunSummary) -> list[str]:
+    if not summary.simulated_models:
         return []
-    total = next(iter(scores.values())).total
+    models = ", ".join(f"`{model}`" for model in summary.simulated_models)
+    return [f"> **{SIMULATED_HEADLINE}** {SIMULATED_TEXT} Simulated: {models}.", ""]
+
+
+def _verdict_section(contents: ReportContents) -> list[str]:
+    if not contents.comparisons:
+        return []
+    lines = ["## Verdict", ""]
+    for comparison in contents.comparisons:
+        lines.append(f"- {comparison.verdict}")
+        if comparison.warning:
+            lines.append(f"  - **Caution:** {comparison.warning}")
+    lines += [
+        "",
+        "| comparison | problems | right only for the first | right only for the second | difference "
+        "| 95 % CI | p (exact McNemar) | smallest detectable (80 % power) |",
+        "|---|---:|---:|---:|---:|---|---:|---:|",
+    ]
+    for comparison in contents.comparisons:
+        detectable = comparison.min_detectable_difference
+        smallest = "none at this size" if detectable is None else f"{points(detectable, signed=False)} points"
+        lines.append(
+            f"| {CONTESTANT_LABELS[comparison.a]} vs {CONTESTANT_LABELS[comparison.b]} | {comparison.n} "
+            f"| {comparison.a_only} | {comparison.b_only} | {points(comparison.difference)} points "
+            f"| {points(comparison.ci95[0])} to {points(comparison.ci95[1])} | {comparison.p_value:.3g} "
+            f"| {smallest} |"
+        )
+    return [*lines, "", HOW_TO_READ, ""]
+
+
+HOW_TO_READ = (
+    "Accuracies come with Wilson 95 % intervals. Each comparison pairs the two contestants' answers "
+    "problem by problem: the difference has Newcombe's 95 % interval for paired proportions, the p-value "
+    "is the exact McNemar test on the problems only one of the two got right, and the smallest detectable "
+    "difference is the one this many problems would show with 80 % power (Connor's approximation). "
+    "p < 0.05 calls one better; otherwise the two are not distinguishable at this holdout size."
+)
+
+
+def _benchmark_section(contents: ReportContents) -> list[str]:
+    results = contents.results
+    if not results:
+        return []
+    total = results[0].score.total
     lines = [
         f"## Benchmark: {total} held-out problems",
         "",
-        "| contestant | model | accuracy | correct | gave an answer |",
-        "|---|---|---:|---:|---:|",
+        "| contestant | model | accuracy | 95 % CI | correct | gave an answer | abstained | no answer "
+        "| wrong among attempted |",
+        "|---|---|---:|---|---:|---:|---:|---:|---:|",
     ]
-    for score in summary.scores:
+    for result in results:
+        score = result.score
+        hallucination = "–" if score.hallucination_rate is None else _percent(score.hallucination_rate)
         lines.append(
-            f"| {CONTESTANT_LABELS[score.contestant]} | `{score.model}` | {_percent(score.accuracy)} "
-            f"| {score.correct}/{score.total} | {score.answered}/{score.total} |"
+            f"| {result.label} | `{score.model}` | {_percent(score.accuracy)} | {interval_text(result.ci95)} "
+            f"| {score.correct}/{score.total} | {score.answered}/{score.total} | {score.abstained} "
+            f"| {score.no_answer} | {hallucination} |"
         )
     lines.append("")
-    if "base" in scores and "fine_tuned" in scores:
-        base, tuned = scores["base"], scores["fine_tuned"]
-        delta = (tuned.accuracy - base.accuracy) * 100
-        teacher = (
-            f" The teacher scores {_percent(scores['teacher'].accuracy)}." if "teacher" in scores else ""
-        )
+    categories = sorted({category for result in results for category in result.by_category})
+    if categories:
         lines += [
-            f"Fine-tuning changed the student's accuracy by **{delta:+.1f} points** "
-            f"({_percent(base.accuracy)} → {_percent(tuned.accuracy)}).{teacher}",
+            "### By category",
             "",
+            "| category | " + " | ".join(result.label for result in results) + " |",
+            "|---|" + "---:|" * len(results),
         ]
-    categories = sorted({category for per in by_category.values() for category in per})
-    if not categories:
-        return lines
-    contestants = [score.contestant for score in summary.scores]
-    lines += [
-        "### By category",
-        "",
-        "| category | " + " | ".join(CONTESTANT_LABELS[c] for c in contestants) + " |",
-        "|---|" + "---:|" * len(contestants),
-    ]
-    for category in categories:
-        cells = []
-        for contestant in contestants:
-            cell = by_category.get(contestant, {}).get(category)
-            cells.append(f"{_percent(cell.accuracy)} ({cell.correct}/{cell.total})" if cell else "–")
-        lines.append(f"| {category} | " + " | ".join(cells) + " |")
-    return [*lines, ""]
+        for category in categories:
+            cells = []
+            for result in results:
+                cell = result.by_category.get(category)
+                cells.append(
+                    f"{_percent(cell.accuracy)} ({cell.correct}/{cell.total}; {interval_text(cell.ci95)})"
+                    if cell
+                    else "–"
+                )
+            lines.append(f"| {category} | " + " | ".join(cells) + " |")
+        lines.append("")
+    return lines
+
+
+def _changes_section(contents: ReportContents) -> list[str]:
+    if not contents.fixed and not contents.broke:
+        return []
+    lines = ["## What fine-tuning changed", ""]
+    for change, count in (("fixed", contents.fixed), ("broke", contents.broke)):
+        ids = [f"`{item.base.problem_id}`" for item in contents.changes if item.change == change]
+        more = f" and {count - len(ids)} more" if count > len(ids) else ""
+        what = (
+            "the base model got wrong and the fine-tuned student right"
+            if change == "fixed"
+            else "the base model got right and the fine-tuned student did not"
+        )
+        lines.append(f"- {change} {count} ({what}){': ' + ', '.join(ids) + more if ids else ''}")
+    return [*lines, "", "report.html shows each one's answers side by side.", ""]
 
 
 def _training_data_section(summary: RunSummary) -> list[str]:
@@ -425,6 +709,7 @@ def _fine_tune_section(summary: RunSummary, curve: list[dict[str, str]]) -> list
         f"final training loss {job.training_loss:.3f}" if job.training_loss is not None else None,
         f"best {job.best_training_loss:.3f}" if job.best_training_loss is not None else None,
         f"final validation loss {job.validation_loss:.3f}" if job.validation_loss is not None else None,
+        f"best {job.best_validation_loss:.3f}" if job.best_validation_loss is not None else None,
     ]
     if any(losses):
         lines.append(f"- {', '.join(loss for loss in losses if loss)}")
@@ -536,12 +821,9 @@ def _storage_note(summary: RunSummary) -> str | None:
     )
 
 
-def render_report(
-    summary: RunSummary,
-    by_category: dict[str, dict[str, CategoryScore]],
-    curve: list[dict[str, str]] | None = None,
-) -> str:
+def render_report(contents: ReportContents) -> str:
     """report.md: what a person reads first. Works for finished and failed runs alike."""
+    summary = contents.summary
     header = [f"# synthtune run `{summary.run_id}`", ""]
     if summary.problem_set:
         header.append(f"Problem set: `s3://{summary.problem_set['bucket']}/{summary.problem_set['key']}`  ")
@@ -551,10 +833,13 @@ def render_report(
     ]
     sections = [
         header,
+        _simulated_banner(summary),
         _failure_section(summary),
-        _benchmark_section(summary, by_category),
+        _verdict_section(contents),
+        _benchmark_section(contents),
+        _changes_section(contents),
         _training_data_section(summary),
-        _fine_tune_section(summary, curve or []),
+        _fine_tune_section(summary, contents.curve),
         _serving_section(summary),
         _cost_section(summary),
     ]
@@ -568,31 +853,24 @@ def write_report(task: ReportInput, *, data: ArtifactStore, runs: RunStore) -> R
     runs.update(run_id, status="SUCCEEDED", stage="done", finished_at=finished_at)
     summary = summarise_run(run_id, runs.items(run_id))
 
-    by_category: dict[str, dict[str, CategoryScore]] = {
-        score.contestant: _category_scores(
-            list(data.read_jsonl(layout.benchmark_answers(score.contestant), BenchmarkAnswer))
-        )
+    answers: dict[Contestant, list[BenchmarkAnswer]] = {
+        score.contestant: list(data.read_jsonl(layout.benchmark_answers(score.contestant), BenchmarkAnswer))
         for score in task.scores
     }
-    benchmark = {
-        "run_id": run_id,
-        "held_out_problems": task.benchmark.problem_count,
-        "base_model": base_model_of(task.run.config.student_model),
-        "scores": [
-            {
-                **score.model_dump(mode="json"),
-                "by_category": {
-                    category: {**cell.model_dump(), "accuracy": cell.accuracy}
-                    for category, cell in by_category[score.contestant].items()
-                },
-                "answers_key": layout.benchmark_answers(score.contestant),
-            }
-            for score in task.scores
-        ],
-    }
+    contents = report_contents(
+        summary, answers, _training_curve(data, task.finetune), _dataset_card(data, task.dataset)
+    )
+    benchmark = benchmark_document(
+        contents,
+        held_out=task.benchmark.problem_count,
+        base_model=base_model_of(task.run.config.student_model),
+        answers_keys={contestant: layout.benchmark_answers(contestant) for contestant in answers},
+    )
     data.write_json(layout.benchmark, benchmark)
-    curve = _training_curve(data, task.finetune)
-    data.write_text(layout.report, render_report(summary, by_category, curve), "text/markdown; charset=utf-8")
+    data.write_text(layout.report, render_report(contents), "text/markdown; charset=utf-8")
+    from synthtune.stages.report_page import render_report_html  # it draws on this module's contents
+
+    data.write_text(layout.report_html, render_report_html(contents), "text/html; charset=utf-8")
     document = summary.model_dump(mode="json")
     document["artifacts"] = {
         "train": task.dataset.train_key,
@@ -601,6 +879,7 @@ def write_report(task: ReportInput, *, data: ArtifactStore, runs: RunStore) -> R
         "training_metrics": task.finetune.metrics_key,
         "benchmark": layout.benchmark,
         "report": layout.report,
+        "report_html": layout.report_html,
     }
     data.write_json(layout.summary, document)
 
@@ -619,4 +898,20 @@ def write_report(task: ReportInput, *, data: ArtifactStore, runs: RunStore) -> R
 def _training_curve(data: ArtifactStore, job: FineTuneState) -> list[dict[str, str]]:
     if job.metrics_key is None:
         return []
-    return list(csv.DictReader(io.StringIO(data.read_text(job.metrics_key))))
+    return read_training_curve(data.read_text(job.metrics_key))
+
+
+def read_training_curve(text: str) -> list[dict[str, str]]:
+    """training_metrics.csv's rows: step, epoch, training_loss, validation_loss (empty where none)."""
+    return list(csv.DictReader(io.StringIO(text)))
+
+
+def _dataset_card(data: ArtifactStore, dataset: DatasetSummary) -> dict[str, Any] | None:
+    """dataset_card.json, if Assemble wrote one (the report falls back on the run's counts)."""
+    if dataset.card_key is None:
+        return None
+    try:
+        card = json.loads(data.read_text(dataset.card_key))
+    except (ArtifactNotFound, ValueError):
+        return None
+    return card if isinstance(card, dict) else None

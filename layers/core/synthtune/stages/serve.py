@@ -22,7 +22,8 @@ from synthtune.money.catalog import model_info
 from synthtune.money.estimate import PROVISIONED_HOURS
 from synthtune.money.ledger import CostLedger
 from synthtune.providers.ports import ServingPort
-from synthtune.records.runs import SERVING_SK, RunStore, now_iso
+from synthtune.records.items import SERVING_SK, now_iso
+from synthtune.records.runs import RunStore
 
 RESERVED_SERVING = "serving_reserved_usd"
 

@@ -32,7 +32,7 @@ from contextlib import ExitStack
 from pathlib import Path
 
 from synthtune.contracts.config import RunConfig
-from synthtune.contracts.errors import BudgetExceeded, GenerationIncomplete, InvalidDataset
+from synthtune.contracts.errors import BudgetExceeded, ErrorName, GenerationIncomplete, InvalidDataset
 from synthtune.contracts.examples import ChatExample
 from synthtune.contracts.problems import Problem
 from synthtune.contracts.workflow import AssembleInput, DatasetSummary, ShardRef
@@ -43,8 +43,9 @@ from synthtune.quality.contamination import ContaminationIndex
 from synthtune.quality.dedup import DuplicateIndex
 from synthtune.quality.format_report import describe_issues
 from synthtune.records.artifacts import ArtifactStore, JsonlWriter
+from synthtune.records.items import DATASET_SK, ShardFailed
 from synthtune.records.layout import RunLayout
-from synthtune.records.runs import DATASET_SK, RunStore
+from synthtune.records.runs import RunStore
 from synthtune.stages.assemble.card import (
     CategoryCounts,
     DatasetCard,
@@ -79,14 +80,14 @@ def _missing_shards(
     written = data.keys(layout.shards_prefix)
     missing = [shard for shard in shards if layout.shard_output(shard.index) not in written]
     if missing:
-        failures = {int(item["index"]): item for item in runs.items(layout.run_id, "SHARD#")}
+        failures = {item.index: item for item in runs.shards(layout.run_id) if isinstance(item, ShardFailed)}
         budget_stops = [
-            failures[shard.index]
+            failures[shard.index].message
             for shard in missing
-            if failures.get(shard.index, {}).get("error") == "BudgetExceeded"
+            if shard.index in failures and failures[shard.index].error == ErrorName.BudgetExceeded
         ]
         if budget_stops:
-            raise BudgetExceeded(str(budget_stops[0]["message"]))
+            raise BudgetExceeded(budget_stops[0])
         tolerated = config.generation.tolerated_failure_percent
         if len(missing) * 100 > tolerated * len(shards):
             causes = failed_shards(runs, layout.run_id) or "no shard recorded an error"
@@ -326,7 +327,7 @@ def assemble_dataset(
         estimated_training_usd=estimate.estimated_usd,
         card_key=layout.dataset_card,
     )
-    runs.put(task.run.run_id, DATASET_SK, summary.model_dump())
+    runs.put(task.run.run_id, DATASET_SK, summary)
     _refuse_unfit(card, student_format.example_bounds(config.student_model))
     runs.update(
         task.run.run_id,
