@@ -25,7 +25,9 @@ from typing import Any
 import boto3
 import pytest
 
+from synthtune.contracts.config import RunConfig
 from synthtune.contracts.problems import parse_problem_set
+from synthtune.money.estimate import worst_case_solve_usd
 from synthtune_cli.clock import VirtualClock
 from synthtune_cli.emulator import KnowledgeItem, OpenAIEmulator
 from synthtune_cli.offline import OfflineStack
@@ -68,6 +70,15 @@ PROVISIONED_STUDENT = {
     "allow_provisioned_throughput": True,
     "budget_usd": 100.0,
 }
+
+
+def stopped_by_the_budget(config: dict[str, Any]) -> dict[str, Any]:
+    """`config` with long answers allowed and a budget two and a half of whose worst cases fit: Prepare's
+    estimate (short answers) passes it, and the first requests or batch the teacher is sent are refused."""
+    longest = {**config, "max_output_tokens": 16_000}
+    teacher = RunConfig.model_validate(longest).teacher_model
+    question = max((row["question"] for row in SMALL_SET), key=len)
+    return {**longest, "budget_usd": round(2.5 * worst_case_solve_usd(teacher, question, 16_000, 1), 4)}
 
 
 @dataclass(frozen=True)
@@ -125,6 +136,13 @@ SCENARIOS = [
         {**FAST_CONFIG, "request_concurrency": 1, "generation": {"max_attempts": 1}},
         "SUCCEEDED",
         emulator_setup=lambda emulator: emulator.lose_fraction(0.3, seed=17, path_prefix="/model/arn:"),
+    ),
+    # The budget refuses the teacher's requests (online) and its batch: each says what the run has spent.
+    Scenario("budget-stops-generation", stopped_by_the_budget(FAST_CONFIG), "BudgetExceeded"),
+    Scenario(
+        "budget-stops-a-batch",
+        stopped_by_the_budget({**FAST_CONFIG, **OPENAI_MODELS, "generation": {"mode": "batch"}}),
+        "BudgetExceeded",
     ),
     Scenario(
         "invalid-problem-set", FAST_CONFIG, "InvalidProblemSet", rows=[{"question": "2+2?", "anwser": "4"}]

@@ -28,8 +28,9 @@ from synthtune.money.usage import inference_cost_usd
 from synthtune.prompts import Verdict
 from synthtune.providers.ports import Reply, SolveResult
 from synthtune.records.artifacts import ArtifactStore
+from synthtune.records.items import score_sk
 from synthtune.records.layout import RunLayout
-from synthtune.records.runs import RunStore, score_sk
+from synthtune.records.runs import RunStore
 from synthtune.stages.benchmark import BenchmarkAnswer, contestant_checkpoints, run_benchmark
 from tests.support import OPENAI_MODELS, FakeClock
 
