@@ -315,3 +315,83 @@ def test_a_run_id_that_cannot_name_an_execution_is_refused(
 
     assert code == 2
     assert "run id 'my run!'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("problem_set", "config", "code", "says"),
+    [
+        (SAMPLE_PROBLEM_SET, None, 0, ""),
+        (Path("missing.jsonl"), None, 2, "InvalidProblemSet: missing.jsonl: no such file"),
+        (SAMPLE_PROBLEM_SET, "{not json", 2, "InvalidConfig: "),
+        (SAMPLE_PROBLEM_SET, '{"shard_sise": 10}', 2, "shard_sise: Extra inputs are not permitted"),
+        (SAMPLE_PROBLEM_SET, '{"teacher_model": "gpt-9-ultra"}', 2, "teacher_model 'gpt-9-ultra': http"),
+        (SAMPLE_PROBLEM_SET, '{"budget_usd": 0.01}', 2, "BudgetExceeded: "),
+    ],
+    ids=["valid", "no such file", "config not JSON", "misspelt config field", "unknown model", "over budget"],
+)
+def test_validate_exits_0_when_the_run_would_start_and_2_when_it_is_refused(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    problem_set: Path,
+    config: str | None,
+    code: int,
+    says: str,
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    arguments = ["validate", str(problem_set)]
+    if config is not None:
+        Path("config.json").write_text(config)
+        arguments += ["--config", "config.json"]
+
+    assert main(arguments) == code
+    out, err = capsys.readouterr()
+    assert says in (err if code else out)
+    assert "Traceback" not in err
+
+
+def test_an_unknown_model_is_refused_before_the_run_starts_and_costs_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from synthtune_cli import emulator as emulator_package
+
+    started: list[OpenAIEmulator] = []
+
+    class Recorded(OpenAIEmulator):
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+            started.append(self)
+
+    monkeypatch.setattr(emulator_package, "OpenAIEmulator", Recorded)
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"teacher_model": "gpt-9-ultra"}))
+
+    code = main(["run", str(SAMPLE_PROBLEM_SET), "--config", str(config), "--out", str(tmp_path / "runs")])
+
+    _, err = capsys.readouterr()
+    assert code == 2
+    assert err.startswith("InvalidConfig: teacher_model 'gpt-9-ultra': http://127.0.0.1:")
+    assert "is the project's emulator" in err
+    assert not (tmp_path / "runs").exists()  # no run directory, no offline stack, no execution
+    # The run's own emulator was asked where the teacher is, and nothing was paid for.
+    (emulator,) = started
+    assert emulator.billed == []
+    assert [(request.method, request.path) for request in emulator.requests] == [
+        ("GET", "/v1/models/gpt-9-ultra"),
+        ("GET", "/v1/models"),
+    ]
+
+
+def test_run_and_validate_refuse_with_the_same_message(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    problem_set = tmp_path / "problems.csv"
+    problem_set.write_text("What is 2+2?,4\nWhat is 3+3?,6\n")
+
+    assert main(["validate", str(problem_set)]) == 2
+    validated = capsys.readouterr().err
+    assert main(["run", str(problem_set), "--out", str(tmp_path / "runs")]) == 2
+    ran = capsys.readouterr().err
+
+    assert validated == ran
+    assert validated.startswith(f"InvalidProblemSet: {problem_set}: 1 error\n  line 1: the first row must")
