@@ -349,19 +349,19 @@ def build_parser() -> argparse.ArgumentParser:
     validate.add_argument(
         "--openai",
         choices=["emulator", "live"],
-        help="where OpenAI models are looked up, as for run: the emulator (default), or the OpenAI API (or "
-        "OPENAI_BASE_URL's server) with OPENAI_API_KEY, whose dates then apply",
+        help="where OpenAI models are looked up, as for run: the emulator (default), or the OpenAI API with "
+        "OPENAI_API_KEY, whose dates then apply (or the OpenAI-compatible server in OPENAI_BASE_URL)",
     )
     validate.add_argument(
         "--bedrock",
         choices=["emulator", "live"],
-        help="where Bedrock models are looked up, as for run: the emulator (default), or Amazon Bedrock with "
-        "boto3's credentials and Region (or AWS_ENDPOINT_URL_BEDROCK)",
+        help="where Bedrock models are looked up, as for run: the emulator (default), or Amazon Bedrock in "
+        "us-east-1, a local run's Region, with boto3's credentials (or at AWS_ENDPOINT_URL_BEDROCK)",
     )
     validate.add_argument(
         "--live",
         action="store_true",
-        help="both providers live: --openai live --bedrock live (what a deployed stack's Prepare finds)",
+        help="both providers live: --openai live --bedrock live",
     )
     validate.set_defaults(handler=_validate)
 
