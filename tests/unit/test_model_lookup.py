@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from synthtune.contracts.config import RunConfig
-from synthtune.contracts.errors import FineTuneUnavailable, InvalidConfig, ModelRetired
+from synthtune.contracts.errors import FineTuneUnavailable, InvalidConfig, ModelRequestRejected, ModelRetired
 from synthtune.providers.bedrock import BedrockProvider
 from synthtune.providers.bedrock.client import BedrockEndpoint
 from synthtune.providers.openai.models import OpenAIModels
@@ -135,3 +135,30 @@ def test_an_arn_of_this_accounts_resources_is_not_looked_up(emulator: OpenAIEmul
         status = provider.models().live_status(f"bedrock/{arn}", "teacher")
     assert (status.found, status.available) == (True, True)
     assert emulator.requests == []
+
+
+def _answering(status: int, message: str) -> OpenAIModels:
+    import httpx2
+    import openai
+
+    def api(request: httpx2.Request) -> httpx2.Response:
+        return httpx2.Response(status, json={"error": {"message": message, "type": "invalid_request_error"}})
+
+    client = openai.OpenAI(
+        api_key="sk-test",
+        base_url="http://openai.invalid/v1",
+        max_retries=0,
+        http_client=httpx2.Client(transport=httpx2.MockTransport(api)),
+    )
+    return OpenAIModels(lambda: client, "http://openai.invalid/v1")
+
+
+def test_a_key_that_may_not_read_models_is_not_refused_for_it() -> None:
+    missing = "You have insufficient permissions for this operation. Missing scopes: api.model.read."
+    restricted = _answering(401, missing)
+    status = restricted.live_status("gpt-4.1-mini", "judge")
+    assert (status.found, status.available) == (True, True)
+    assert status.detail == "not looked up: the key may not read http://openai.invalid/v1's models"
+    # A key that is wrong is: the run would fail at its first request.
+    with pytest.raises(ModelRequestRejected, match="authentication failed"):
+        _answering(401, "Incorrect API key provided.").live_status("gpt-4.1-mini", "judge")

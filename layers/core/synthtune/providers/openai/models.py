@@ -28,6 +28,18 @@ if TYPE_CHECKING:
     from openai import OpenAI
 
 
+def _may_not_read_models(error: BaseException | None) -> bool:
+    """OpenAI's answer to a restricted key without the models scope (401 "Missing scopes:
+    api.model.read"), which may still call the models: not a bad key, not an unknown model."""
+    import openai
+
+    return (
+        isinstance(error, openai.APIStatusError)
+        and error.status_code in (401, 403)
+        and ("scope" in str(error.message).lower())
+    )
+
+
 def fine_tunable_students(today: dt.date | None = None) -> list[str]:
     """The OpenAI models the catalog knows a fine-tuning job takes (on `today`, if given)."""
     return [
@@ -83,6 +95,14 @@ class OpenAIModels:
             with provider_errors(f"looking up {model_id} at {self.endpoint}", self._secret_hint):
                 found = client.models.retrieve(model_id)
         except ModelRequestRejected as error:
+            if _may_not_read_models(error.__cause__):
+                # A restricted key that may call models but not read them: the run is not refused for it.
+                return LiveModelStatus(
+                    model=model,
+                    available=True,
+                    detail=f"not looked up: the key may not read {self.endpoint}'s models",
+                    endpoint=self.endpoint,
+                )
             if not isinstance(error.__cause__, openai.NotFoundError):
                 raise
             return self._not_retrieved(model, model_id, client)
