@@ -3,37 +3,25 @@
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import math
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from synthtune.contracts.config import RunConfig, load_run_config
-from synthtune.contracts.errors import (
-    BudgetExceeded,
-    ErrorName,
-    FineTuneUnavailable,
-    InvalidConfig,
-    InvalidProblemSet,
-    ModelRetired,
-    SynthtuneError,
-)
+from synthtune.contracts.errors import ErrorName, InvalidConfig, SynthtuneError
 from synthtune.contracts.models import provider_of
 from synthtune.money.catalog import training_example_limit
-from synthtune.money.estimate import describe_estimate, estimate_run_cost
-from synthtune.providers.registry import ProviderRegistry, dataset_format, roles
+from synthtune.money.estimate import describe_estimate
+from synthtune.providers.registry import dataset_format
 from synthtune.quality.format_report import describe_issues, describe_tokens
-from synthtune.split import split_problems
-from synthtune.stages.prepare import check_budget, check_run_config, check_split
-from synthtune_cli.providers import local_providers
+from synthtune_cli.providers import ProviderMode, plan_local_run, run_providers
 from synthtune_cli.runner import (
     RunInterrupted,
     RunOutcome,
     RunSetupError,
-    read_problem_set_file,
     resume_locally,
     run_locally,
 )
@@ -59,7 +47,9 @@ def _run(args: argparse.Namespace) -> int:
         if args.budget_usd is not None:
             config = {**(config or {}), "budget_usd": args.budget_usd}
         outcome = _resume(args, config) if args.resume is not None else _start(args, config)
-    except (InvalidConfig, RunSetupError) as error:
+    except SynthtuneError as error:
+        return _refused(error)
+    except RunSetupError as error:
         print(f"synthtune: {error}", file=sys.stderr)
         return 2
     except RunInterrupted as stopped:
@@ -87,12 +77,13 @@ def _run(args: argparse.Namespace) -> int:
 def _start(args: argparse.Namespace, config: dict[str, Any] | None) -> RunOutcome:
     if args.problem_set is None:
         raise RunSetupError("give the PROBLEM_SET to run, or --resume RUN_DIR to go on with a run")
+    openai, bedrock = _modes(args)
     return run_locally(
         args.problem_set,
         config=config,
         out_dir=args.out or Path("runs"),
-        openai=args.openai or "emulator",
-        bedrock=args.bedrock or "emulator",
+        openai=openai,
+        bedrock=bedrock,
         run_id=args.run_id,
     )
 
@@ -157,51 +148,39 @@ def _verdicts(run_dir: Path) -> list[str]:
     return [str(c["verdict"]) for c in comparisons or [] if isinstance(c, dict) and c.get("verdict")]
 
 
+def _modes(args: argparse.Namespace) -> tuple[ProviderMode, ProviderMode]:
+    """The providers' modes `validate` plans for: as `run` takes them, `--live` for both live."""
+    default = "live" if getattr(args, "live", False) else "emulator"
+    return cast(ProviderMode, args.openai or default), cast(ProviderMode, args.bedrock or default)
+
+
+def _refused(error: SynthtuneError) -> int:
+    """A problem set, configuration or model the plan refuses: what is wrong and where, exit status 2."""
+    print(f"{type(error).__name__}: {error}", file=sys.stderr)
+    for note in getattr(error, "__notes__", []):
+        print(f"  {note}", file=sys.stderr)
+    return 2
+
+
 def _validate(args: argparse.Namespace) -> int:
-    """What Prepare would say, without starting anything; with --live, what the providers say too."""
-    providers = local_providers()
+    """The plan Prepare will make, without starting anything: 0 when the run would start, 2 when not."""
     try:
         config = load_run_config(_read_config(args.config), source=str(args.config or "config"))
-        if not args.problem_set.is_file():
-            raise InvalidProblemSet(f"{args.problem_set}: no such file")
-        problems = read_problem_set_file(args.problem_set)
-        check_run_config(config, providers, dt.datetime.now(dt.UTC).date())
-    except (InvalidConfig, InvalidProblemSet, FineTuneUnavailable, ModelRetired) as error:
-        print(f"{type(error).__name__}: {error}", file=sys.stderr)
-        return 1
-    split = split_problems(problems, config.holdout_fraction, config.validation_fraction, config.split_seed)
+        with run_providers(*_modes(args)) as providers:
+            plan = plan_local_run(args.problem_set, config, providers.registry, providers.emulator_url)
+    except SynthtuneError as error:
+        return _refused(error)
+    problems, config, counts = plan.problems, plan.config, plan.split.counts
     categories = sorted({problem.category for problem in problems})
     with_answers = sum(problem.answer is not None for problem in problems)
-    print(f"{args.problem_set}: {len(problems)} problems, {with_answers} with reference answers")
+    print(f"{plan.problem_set}: {len(problems)} problems, {with_answers} with reference answers")
     print(f"  categories: {', '.join(categories)}")
-    counts = split.counts
     print(f"  split: {counts.train} train, {counts.validation} validation, {counts.holdout} holdout")
-    print(f"  shards of {config.shard_size}: {-(-(counts.train + counts.validation) // config.shard_size)}")
-    print(f"  models: {', '.join(f'{role} {model}' for role, model in roles(config).items())}")
-    estimate = estimate_run_cost(config, [*split.train, *split.validation], split.holdout)
-    print(f"  {describe_estimate(estimate, config.budget_usd)}")
-    try:
-        check_split(config, split, str(args.problem_set))
-        check_budget(config, estimate, str(args.problem_set))
-    except (BudgetExceeded, InvalidConfig, InvalidProblemSet) as error:
-        print(f"{type(error).__name__}: {error}", file=sys.stderr)
-        return 1
-    return _validate_live(config, providers) if args.live else 0
-
-
-def _validate_live(config: RunConfig, providers: ProviderRegistry) -> int:
-    """Each model as its provider describes it now: 1 if any cannot serve its role."""
-    usable = True
-    for role, model in roles(config).items():
-        try:
-            status = providers.for_model(model).models().live_status(model, role)
-        except (SynthtuneError, RuntimeError) as error:
-            print(f"  {role} {model}: could not ask its provider ({error})", file=sys.stderr)
-            usable = False
-            continue
-        print(f"  {role} {model}: {'ok' if status.available else 'NOT USABLE'} ({status.detail})")
-        usable = usable and status.available
-    return 0 if usable else 1
+    print(f"  shards of {config.shard_size}: {plan.shard_count}")
+    print(f"  {describe_estimate(plan.estimate, config.budget_usd)}")
+    for role, status in plan.models.items():
+        print(f"  {role} {status.model}: ok ({status.detail})")
+    return 0
 
 
 def _check_dataset(args: argparse.Namespace) -> int:
@@ -356,18 +335,33 @@ def build_parser() -> argparse.ArgumentParser:
 
     validate = commands.add_parser(
         "validate",
-        help="check a problem set and config without running anything",
-        description="Checks the problem set, the configuration, the split and the budget as Prepare will, "
-        "and refuses models the dated catalog says are retired or cannot be fine-tuned today (OpenAI's "
-        "dates apply when OPENAI_BASE_URL is empty, the official API). Exit status: 0 fine, 1 refused.",
+        help="make the run's plan as Prepare will, without running anything",
+        description="Makes the plan Prepare will make of this run, and prints it: the problem set read and "
+        "checked, the configuration checked against the dated catalog and the student's provider, the "
+        "split, the shards, the estimate against the budget, and each model looked up where the run will "
+        "call it (OpenAI's GET /models/{id}, Bedrock's GetFoundationModel: free). The providers are those "
+        "`synthtune run` would use with the same --openai and --bedrock: the emulator by default. Whatever "
+        "Prepare would refuse is refused here, with the same message. Exit status: 0 the run would start, "
+        "2 refused.",
     )
     validate.add_argument("problem_set", type=Path, metavar="PROBLEM_SET")
     validate.add_argument("--config", type=Path, metavar="FILE")
     validate.add_argument(
+        "--openai",
+        choices=["emulator", "live"],
+        help="where OpenAI models are looked up, as for run: the emulator (default), or the OpenAI API with "
+        "OPENAI_API_KEY, whose dates then apply (or the OpenAI-compatible server in OPENAI_BASE_URL)",
+    )
+    validate.add_argument(
+        "--bedrock",
+        choices=["emulator", "live"],
+        help="where Bedrock models are looked up, as for run: the emulator (default), or Amazon Bedrock in "
+        "us-east-1, a local run's Region, with boto3's credentials (or at AWS_ENDPOINT_URL_BEDROCK)",
+    )
+    validate.add_argument(
         "--live",
         action="store_true",
-        help="also ask the providers about each model: OpenAI's GET /v1/models/{id} (its shutdown_date), "
-        "Bedrock's GetFoundationModel (lifecycle, fine-tuning); needs their credentials",
+        help="both providers live: --openai live --bedrock live",
     )
     validate.set_defaults(handler=_validate)
 

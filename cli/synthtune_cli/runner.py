@@ -29,10 +29,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from synthtune.contracts.config import CONTESTANTS
+from synthtune.contracts.config import CONTESTANTS, load_run_config
 from synthtune.contracts.errors import InvalidProblemSet
 from synthtune.contracts.models import provider_of
-from synthtune.contracts.problems import Problem, detect_format, parse_problem_set
+from synthtune.contracts.problems import Problem, ProblemSetFile, read_problem_set
 from synthtune.money.estimate import CostEstimate, describe_estimate
 from synthtune.records.items import RUN_SK, SHARD_PREFIX, ShardDone, shard_item
 from synthtune.records.layout import PROBLEM_SET_PREFIX, RunLayout
@@ -40,6 +40,7 @@ from synthtune.stages.report import summarise_run
 from synthtune_cli.clock import Clock, VirtualClock, WallClock
 from synthtune_cli.journal import RunJournal
 from synthtune_cli.offline import OfflineStack
+from synthtune_cli.providers import local_run_providers, plan_local_run
 from synthtune_cli.run_directory import (
     Attempt,
     ProviderMode,
@@ -113,8 +114,7 @@ def new_run_id(problem_set: Path) -> str:
 
 def read_problem_set_file(path: Path) -> list[Problem]:
     """A local problem set, validated exactly as Prepare validates one in S3."""
-    data = path.read_bytes()
-    return parse_problem_set(data.splitlines(), str(path), detect_format(path.name, data[:64]))
+    return read_problem_set(ProblemSetFile.local(path))
 
 
 def _knowledge(problem_set: Path) -> list[Any]:
@@ -139,6 +139,8 @@ class Endpoints:
     described: str
     emulator: OpenAIEmulator | None = None
     """The emulator serving the run, if a provider is emulated."""
+    emulator_url: str | None = None
+    """Its root URL (Bedrock's endpoint; OpenAI's is under /v1)."""
 
 
 def _providers_used(config: dict[str, Any] | None) -> set[str]:
@@ -202,6 +204,7 @@ def _endpoints(
                 ]
             ),
             emulator=emulator,
+            emulator_url=server.root_url,
         )
 
 
@@ -513,6 +516,14 @@ def _execute(
         endpoints = stack_of_contexts.enter_context(
             _endpoints(manifest.openai, manifest.bedrock, knowledge, clock, config)
         )
+        if new_problem_set is not None:
+            # What Prepare would refuse is refused now, with its message, before anything starts.
+            providers = local_run_providers(
+                endpoints.openai_base_url,
+                lambda: endpoints.openai_api_key,
+                endpoints.emulator_url if manifest.bedrock == "emulator" else None,
+            )
+            plan_local_run(new_problem_set, load_run_config(config), providers, endpoints.emulator_url)
         try:
             stack_of_contexts.enter_context(directory.locked())
         except RunDirectoryError as error:

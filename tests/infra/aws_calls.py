@@ -315,6 +315,8 @@ def _bedrock(call: AwsCall) -> list[IamRequest]:
             return [IamRequest(action, _bedrock_arn(call, "provisioned-model", p["provisionedModelId"]))]
         case "GetFoundationModel":
             return [IamRequest(action, _bedrock_arn(call, "foundation-model", p["modelIdentifier"]))]
+        case "ListFoundationModels":
+            return [IamRequest(action, "*")]  # no resource type: IAM authorises it on "*" only
     raise UnmappedCall(call)
 
 

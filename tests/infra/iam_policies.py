@@ -24,6 +24,9 @@ from synthtune_cli.offline import ACCOUNT_ID, STATE_MACHINE_NAME, OfflineStack
 from tests.infra.aws_calls import IamRequest
 
 CONDITION_OPERATORS = frozenset({"StringEquals", "StringLike", "ArnEquals", "ArnLike"})
+ACTIONS_WITHOUT_RESOURCES = frozenset({"bedrock:ListFoundationModels"})
+"""A function's actions that IAM authorises on Resource "*" only (their resource type is none), each the one
+exception to the rule that no function is granted anything on "*"."""
 
 
 class UnsupportedPolicy(ValueError):

@@ -42,7 +42,13 @@ from tests.infra.aws_calls import (
     iam_requests,
     record_aws_calls,
 )
-from tests.infra.iam_policies import Grant, StackEnvironment, grants_of, principal_role
+from tests.infra.iam_policies import (
+    ACTIONS_WITHOUT_RESOURCES,
+    Grant,
+    StackEnvironment,
+    grants_of,
+    principal_role,
+)
 from tests.support import FAST_CONFIG, OPENAI_MODELS, SAMPLE_PROBLEM_SET, execute, sample_rows
 
 SMALL_SET = sample_rows(per_category=8)
@@ -140,6 +146,12 @@ SCENARIOS = [
     ),
     Scenario(
         "invalid-problem-set", FAST_CONFIG, "InvalidProblemSet", rows=[{"question": "2+2?", "anwser": "4"}]
+    ),
+    # A teacher Bedrock does not know: Prepare lists the models it does, to name the closest.
+    Scenario(
+        "unknown-model",
+        {**FAST_CONFIG, "teacher_model": "bedrock/us.amazon.nova-3-lite-v1:0"},
+        "InvalidConfig",
     ),
     # The teacher refuses every request: RecordFailure reads the shards' items to say why each failed.
     Scenario(
@@ -363,8 +375,11 @@ def test_no_principal_may_change_the_bucket_or_use_a_wildcard(
     for grant in grants_of(translated_template, principal):
         assert "*" not in grant.action and "?" not in grant.action, f"{principal}: {grant}"
         if grant.resource == "*":
-            # Only the log-delivery actions Step Functions needs, which take no resource ARN.
-            assert (principal, grant.sid) == (STATE_MACHINE, "ExecutionLogDelivery"), f"{principal}: {grant}"
+            # Only actions that take no resource ARN: the log delivery Step Functions needs, and the list
+            # of Bedrock's models Prepare names the closest from.
+            assert (principal, grant.sid) == (STATE_MACHINE, "ExecutionLogDelivery") or (
+                principal in FUNCTIONS and grant.action in ACTIONS_WITHOUT_RESOURCES
+            ), f"{principal}: {grant}"
         if grant.action.lower().startswith("s3:"):
             # Lifecycle rules, the bucket policy, notifications, versioning: the stack's, never a function's.
             assert grant.action in OBJECT_ACTIONS, f"{principal}: {grant}"

@@ -89,7 +89,7 @@ def test_run_writes_every_artifact(tmp_path: Path, capsys: pytest.CaptureFixture
     assert (manifest["run_id"], manifest["status"]) == ("demo", "SUCCEEDED")
 
 
-def test_failed_run_exits_non_zero_and_keeps_what_it_has(
+def test_a_bad_problem_set_is_refused_before_anything_runs(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     bad = tmp_path / "bad.jsonl"
@@ -98,19 +98,50 @@ def test_failed_run_exits_non_zero_and_keeps_what_it_has(
     code = main(["run", str(bad), "--out", str(tmp_path / "runs"), "--run-id", "bad"])
 
     _, err = capsys.readouterr()
+    assert code == 2
+    # Prepare's own message, naming the user's file rather than the emulated bucket it would be read from.
+    assert err.startswith(f"InvalidProblemSet: {bad}: 1 error\n  line 16: field 'question' is required")
+    assert "s3://" not in err
+    assert not (tmp_path / "runs").exists()
+
+
+def test_failed_run_exits_non_zero_and_keeps_what_it_has(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A weak teacher gets most answers wrong: too few survive to fine-tune on, which only Assemble can know.
+    problem_set = tmp_path / "weak.jsonl"
+    problem_set.write_bytes(jsonl(sample_rows(per_category=6)))
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({**OPENAI_MODELS, "teacher_model": "gpt-4.1-nano-2025-04-14"}))
+
+    code = main(
+        [
+            "run",
+            str(problem_set),
+            "--config",
+            str(config),
+            "--out",
+            str(tmp_path / "runs"),
+            "--run-id",
+            "weak",
+        ]
+    )
+
+    _, err = capsys.readouterr()
     assert code == 1
-    assert "error: InvalidProblemSet" in err
-    assert "line 16: field 'question' is required" in err
-    summary = json.loads((tmp_path / "runs" / "bad" / "summary.json").read_text())
+    assert "error: InvalidDataset" in err
+    assert "needs at least 10" in err
+    run_dir = tmp_path / "runs" / "weak"
+    summary = json.loads((run_dir / "summary.json").read_text())
     assert (summary["status"], summary["failed_state"], summary["error"]) == (
         "FAILED",
-        "Prepare",
-        "InvalidProblemSet",
+        "Assemble",
+        "InvalidDataset",
     )
-    assert "line 16" in (tmp_path / "runs" / "bad" / "report.md").read_text()
-    page = Page.parse((tmp_path / "runs" / "bad" / "report.html").read_text())
+    assert "needs at least 10" in (run_dir / "report.md").read_text()
+    page = Page.parse((run_dir / "report.html").read_text())
     assert page.ids()[:2] == ["simulated", "failure"]
-    assert "line 16" in " ".join(page.text)
+    assert "needs at least 10" in " ".join(page.text)
     assert page.external_references() == []
 
 
@@ -242,7 +273,8 @@ def test_validate_refuses_a_retired_student_naming_the_date(
     config = tmp_path / "config.json"
     config.write_text(json.dumps({"student_model": "gpt-4.1-nano-2025-04-14"}))
 
-    assert main(["validate", str(SAMPLE_PROBLEM_SET), "--config", str(config)]) == 1
+    # Refused from the dated catalog, before any request (none could leave this machine).
+    assert main(["validate", str(SAMPLE_PROBLEM_SET), "--config", str(config), "--openai", "live"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("FineTuneUnavailable: student_model 'gpt-4.1-nano-2025-04-14' was shut down")
     assert "on 2026-10-23" in err
@@ -283,3 +315,83 @@ def test_a_run_id_that_cannot_name_an_execution_is_refused(
 
     assert code == 2
     assert "run id 'my run!'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("problem_set", "config", "code", "says"),
+    [
+        (SAMPLE_PROBLEM_SET, None, 0, ""),
+        (Path("missing.jsonl"), None, 2, "InvalidProblemSet: missing.jsonl: no such file"),
+        (SAMPLE_PROBLEM_SET, "{not json", 2, "InvalidConfig: "),
+        (SAMPLE_PROBLEM_SET, '{"shard_sise": 10}', 2, "shard_sise: Extra inputs are not permitted"),
+        (SAMPLE_PROBLEM_SET, '{"teacher_model": "gpt-9-ultra"}', 2, "teacher_model 'gpt-9-ultra': http"),
+        (SAMPLE_PROBLEM_SET, '{"budget_usd": 0.01}', 2, "BudgetExceeded: "),
+    ],
+    ids=["valid", "no such file", "config not JSON", "misspelt config field", "unknown model", "over budget"],
+)
+def test_validate_exits_0_when_the_run_would_start_and_2_when_it_is_refused(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    problem_set: Path,
+    config: str | None,
+    code: int,
+    says: str,
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    arguments = ["validate", str(problem_set)]
+    if config is not None:
+        Path("config.json").write_text(config)
+        arguments += ["--config", "config.json"]
+
+    assert main(arguments) == code
+    out, err = capsys.readouterr()
+    assert says in (err if code else out)
+    assert "Traceback" not in err
+
+
+def test_an_unknown_model_is_refused_before_the_run_starts_and_costs_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from synthtune_cli import emulator as emulator_package
+
+    started: list[OpenAIEmulator] = []
+
+    class Recorded(OpenAIEmulator):
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+            started.append(self)
+
+    monkeypatch.setattr(emulator_package, "OpenAIEmulator", Recorded)
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"teacher_model": "gpt-9-ultra"}))
+
+    code = main(["run", str(SAMPLE_PROBLEM_SET), "--config", str(config), "--out", str(tmp_path / "runs")])
+
+    _, err = capsys.readouterr()
+    assert code == 2
+    assert err.startswith("InvalidConfig: teacher_model 'gpt-9-ultra': http://127.0.0.1:")
+    assert "is the project's emulator" in err
+    assert not (tmp_path / "runs").exists()  # no run directory, no offline stack, no execution
+    # The run's own emulator was asked where the teacher is, and nothing was paid for.
+    (emulator,) = started
+    assert emulator.billed == []
+    assert [(request.method, request.path) for request in emulator.requests] == [
+        ("GET", "/v1/models/gpt-9-ultra"),
+        ("GET", "/v1/models"),
+    ]
+
+
+def test_run_and_validate_refuse_with_the_same_message(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    problem_set = tmp_path / "problems.csv"
+    problem_set.write_text("What is 2+2?,4\nWhat is 3+3?,6\n")
+
+    assert main(["validate", str(problem_set)]) == 2
+    validated = capsys.readouterr().err
+    assert main(["run", str(problem_set), "--out", str(tmp_path / "runs")]) == 2
+    ran = capsys.readouterr().err
+
+    assert validated == ran
+    assert validated.startswith(f"InvalidProblemSet: {problem_set}: 1 error\n  line 1: the first row must")

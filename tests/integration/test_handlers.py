@@ -261,7 +261,9 @@ def test_prepare_names_a_missing_problem_set(stack: OfflineStack) -> None:
         )
 
 
-def test_record_failure_of_generate_names_each_failed_shard(stack: OfflineStack) -> None:
+def test_record_failure_of_generate_names_each_failed_shard(
+    stack: OfflineStack, emulator: OpenAIEmulator
+) -> None:
     # What AWS reports when a Distributed Map iteration fails (moto never fails a Map, see test_pipeline).
     failure = {
         "Generate": {
@@ -269,8 +271,10 @@ def test_record_failure_of_generate_names_each_failed_shard(stack: OfflineStack)
             "Cause": "The specified tolerated failure threshold was exceeded",
         }
     }
-    prepared = prepare(stack, sample_rows(), run_id="map-run", teacher_model="gpt-4.1-typo")
-    with pytest.raises(FunctionError, match=r"gpt-4\.1-typo solving a problem: HTTP 404"):
+    prepared = prepare(stack, sample_rows(), run_id="map-run", teacher_model="gpt-4.1-2025-04-14")
+    # The teacher was there when Prepare looked it up, and is gone when the shards ask it.
+    emulator.inject_errors(count=10_000, status=404, path_prefix="/v1/chat/completions")
+    with pytest.raises(FunctionError, match=r"gpt-4\.1-2025-04-14 solving a problem: HTTP 404"):
         generate_all(stack, prepared)
 
     record = invoke(stack, "RecordFailureFunction", {"run_id": "map-run", "failure": failure})
@@ -280,7 +284,7 @@ def test_record_failure_of_generate_names_each_failed_shard(stack: OfflineStack)
     assert (
         record["cause"]
         .splitlines()[1]
-        .startswith("shard 0: ModelRequestRejected: gpt-4.1-typo solving a problem")
+        .startswith("shard 0: ModelRequestRejected: gpt-4.1-2025-04-14 solving a problem")
     )
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from synthtune_cli.main import main
-from tests.support import SAMPLE_PROBLEM_SET, jsonl, sample_rows
+from tests.support import OPENAI_MODELS, SAMPLE_PROBLEM_SET, jsonl, sample_rows
 from tests.support_report import Page
 
 RUN_ID = "demo"
@@ -112,10 +112,15 @@ def test_an_old_run_renders_with_outcomes_and_the_simulated_flag_filled_in(
 
 
 def test_a_failed_run_renders_too(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    bad = tmp_path / "bad.jsonl"
-    bad.write_bytes(jsonl([*sample_rows(per_category=5), {"question": ""}]))
-    assert main(["run", str(bad), "--out", str(tmp_path / "runs"), "--run-id", "bad"]) == 1
-    run_dir = tmp_path / "runs" / "bad"
+    # A weak teacher gets most answers wrong: too few survive to fine-tune on (a bad problem set is refused
+    # before a run starts, so a run fails in Assemble at the earliest).
+    weak = tmp_path / "weak.jsonl"
+    weak.write_bytes(jsonl(sample_rows(per_category=6)))
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({**OPENAI_MODELS, "teacher_model": "gpt-4.1-nano-2025-04-14"}))
+    out = tmp_path / "runs"
+    assert main(["run", str(weak), "--config", str(config), "--out", str(out), "--run-id", "weak"]) == 1
+    run_dir = out / "weak"
     written = (run_dir / "report.html").read_text()
     (run_dir / "report.html").unlink()
     capsys.readouterr()
@@ -126,8 +131,8 @@ def test_a_failed_run_renders_too(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert (run_dir / "report.html").read_text() == written
     page = Page.parse(written)
     assert page.ids()[:3] == ["simulated", "failure", "verdict"]
-    assert "InvalidProblemSet" in " ".join(page.text)
-    assert "## Failed in Prepare: `InvalidProblemSet`" in (run_dir / "report.md").read_text()
+    assert "InvalidDataset" in " ".join(page.text)
+    assert "## Failed in Assemble: `InvalidDataset`" in (run_dir / "report.md").read_text()
 
 
 def test_a_directory_that_is_not_a_run_is_refused_naming_what_is_missing(

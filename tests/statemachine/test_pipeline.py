@@ -289,7 +289,9 @@ def test_rate_limited_shard_is_retried_and_every_problem_answered_once(
 def test_a_shard_that_cannot_succeed_fails_the_run_and_says_why(
     stack: OfflineStack, emulator: OpenAIEmulator
 ) -> None:
-    execution = execute(stack, SMALL_SET, config={**FAST_CONFIG, "teacher_model": "gpt-4.1-typo"})
+    # The teacher is there when Prepare looks it up, and gone when the shards ask it.
+    emulator.inject_errors(count=10_000, status=404, path_prefix="/v1/chat/completions")
+    execution = execute(stack, SMALL_SET, config={**FAST_CONFIG, "teacher_model": "gpt-4.1-2025-04-14"})
 
     assert execution.status == "FAILED"
     # In AWS the Distributed Map fails here (States.ExceedToleratedFailureThreshold); moto's never
@@ -302,7 +304,7 @@ def test_a_shard_that_cannot_succeed_fails_the_run_and_says_why(
     cause = execution.description["cause"]
     assert "3 of 3 shards have no answers" in cause
     for index in range(3):
-        assert f"shard {index}: ModelRequestRejected: gpt-4.1-typo solving a problem: HTTP 404" in cause
+        assert f"shard {index}: ModelRequestRejected: gpt-4.1-2025-04-14 solving a problem: HTTP 404" in cause
     shards = [item for sk, item in execution.records.items() if sk.startswith("SHARD#")]
     assert [shard["status"] for shard in shards] == ["failed"] * 3
     assert execution.entered("StartFineTune") == 0

@@ -35,9 +35,13 @@ def test_fine_tuning_availability_follows_the_dated_table() -> None:
         official.check_usable("gpt-4.1-mini-2025-04-14", "student", day_after)
     with pytest.raises(FineTuneUnavailable, match="OpenAI does not fine-tune it"):
         official.check_usable("gpt-5-mini", "student", dt.date(2026, 11, 21))
-    # Another OpenAI-compatible server sets its own rules.
+    # Another OpenAI-compatible server keeps its own dates; but a model OpenAI's fine-tuning API does not
+    # take is refused wherever the run would fine-tune it, before the teacher is paid.
     compatible = OpenAIModels(no_client, base_url="http://127.0.0.1:8787/v1")  # type: ignore[arg-type]
-    compatible.check_usable("gpt-5", "student", dt.date(2027, 6, 1))
+    compatible.check_usable("gpt-4.1-mini-2025-04-14", "student", dt.date(2027, 6, 1))
+    compatible.check_usable("gpt-5", "teacher", dt.date(2027, 6, 1))
+    with pytest.raises(FineTuneUnavailable, match=r"'gpt-3.5-turbo': OpenAI does not fine-tune it"):
+        compatible.check_usable("gpt-3.5-turbo", "student", dt.date(2026, 1, 1))
 
 
 def test_reasoning_models_get_no_temperature() -> None:

@@ -248,7 +248,7 @@ def test_rows_echoing_huge_values_make_a_small_readable_error() -> None:
 
     message = str(raised.value)
     assert len(message) < 10_000
-    assert message.startswith("s3://b/problem-sets/big.jsonl: 26 errors")
+    assert message.startswith("s3://b/problem-sets/big.jsonl: 27 errors")
     assert "line 1: unknown field 'vvvv" in message
     assert "(30,002 characters)" in message
-    assert "... and 6 more" in message
+    assert "... and 7 more" in message

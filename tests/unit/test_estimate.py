@@ -15,7 +15,7 @@ from synthtune.money.estimate import (
     worst_case_solve_usd,
 )
 from synthtune.money.usage import inference_cost_usd
-from synthtune.stages.prepare import check_budget
+from synthtune.stages.plan import check_budget
 
 TEACHER = "gpt-4.1-2025-04-14"  # $2 input, $8 output per million tokens
 STUDENT = "gpt-4.1-nano-2025-04-14"  # $0.10 input, $0.40 output, $1.50 training; fine-tuned $0.20/$0.80

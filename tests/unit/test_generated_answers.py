@@ -17,7 +17,7 @@ from synthtune.stages.generate import (
     majority_vote,
     summarise_calls,
 )
-from synthtune.stages.prepare import check_run_config
+from synthtune.stages.plan import check_run_config
 from synthtune_cli.providers import local_providers
 
 TEACHER = "gpt-4.1-2025-04-14"

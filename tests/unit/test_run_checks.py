@@ -13,7 +13,7 @@ from synthtune.contracts.errors import FineTuneUnavailable, InvalidConfig, Model
 from synthtune.contracts.problems import Problem
 from synthtune.money.estimate import estimate_run_cost
 from synthtune.providers.registry import ProviderRegistry
-from synthtune.stages.prepare import check_budget, check_run_config
+from synthtune.stages.plan import check_budget, check_run_config
 from synthtune_cli.providers import local_providers
 from tests.support import OPENAI_MODELS
 

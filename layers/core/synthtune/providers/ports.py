@@ -306,13 +306,19 @@ class DatasetFormat(Protocol):
 
 
 class LiveModelStatus(BaseModel):
-    """What the provider itself says of a model (`synthtune validate --live`)."""
+    """What the provider itself says of a model, asked at the endpoint the run would use (a free lookup:
+    nothing is generated, trained or created)."""
 
     model_config = ConfigDict(frozen=True)
 
     model: str
-    available: bool
+    available: bool = Field(description="Found, and not shut down by the endpoint's own account.")
     detail: str
+    endpoint: str = Field(default="", description="Where it was asked, as a message names it.")
+    found: bool = True
+    closest: tuple[str, ...] = Field(
+        default=(), description="When it was not found: the names the endpoint offers that come closest."
+    )
     shutdown_on: dt.date | None = None
     fine_tunable: bool | None = None
 
@@ -323,7 +329,9 @@ class ModelsPort(Protocol):
         naming the date and a replacement. Offline: the dated catalog only, never the provider."""
 
     def live_status(self, model: str, role: ModelRole) -> LiveModelStatus:
-        """Ask the provider about `model` (its lifecycle, whether it can be fine-tuned)."""
+        """Look `model` up at the provider's endpoint (OpenAI's `GET /models/{id}`, Bedrock's
+        GetFoundationModel): whether it is served there, its lifecycle, whether it can be fine-tuned; for
+        one that is not served, the closest names the endpoint lists. Free: no tokens, nothing created."""
 
 
 class Provider(Protocol):

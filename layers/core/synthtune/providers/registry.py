@@ -12,11 +12,20 @@ import threading
 from collections.abc import Mapping
 
 from synthtune.contracts.config import RunConfig
-from synthtune.contracts.errors import InvalidConfig
+from synthtune.contracts.errors import FineTuneUnavailable, InvalidConfig, ModelRetired
 from synthtune.contracts.models import ModelRef, parse_model
 from synthtune.contracts.usage import Usage
 from synthtune.prompts import Verdict
-from synthtune.providers.ports import ChatPort, DatasetFormat, ModelRole, Provider, Reply, SolveResult
+from synthtune.providers.lifecycle import ROLE_FIELDS, suggestion
+from synthtune.providers.ports import (
+    ChatPort,
+    DatasetFormat,
+    LiveModelStatus,
+    ModelRole,
+    Provider,
+    Reply,
+    SolveResult,
+)
 
 
 class ProviderRegistry:
@@ -46,6 +55,31 @@ class ProviderRegistry:
         """Refuse, offline, a model that cannot serve its role today (each provider's own rules)."""
         for role, model in roles(config).items():
             self.for_model(model).models().check_usable(model, role, today)
+
+    def confirm_models(self, config: RunConfig) -> dict[ModelRole, LiveModelStatus]:
+        """Each model the run names, looked up at the endpoint the run will call (free: nothing is
+        generated, trained or created); InvalidConfig for one the endpoint does not serve, naming the
+        endpoint and the names it offers that come closest, ModelRetired (FineTuneUnavailable for the
+        student) for one it has shut down."""
+        confirmed: dict[ModelRole, LiveModelStatus] = {}
+        for role, model in roles(config).items():
+            status = self.for_model(model).models().live_status(model, role)
+            field = ROLE_FIELDS[role]
+            if not status.found:
+                offered = (
+                    f"the closest names it offers: {', '.join(repr(name) for name in status.closest)}"
+                    if status.closest
+                    else "it offers no name close to it"
+                )
+                raise InvalidConfig(f"{field} {model!r}: {status.endpoint} does not serve it; {offered}")
+            if not status.available:
+                refused = FineTuneUnavailable if role == "student" else ModelRetired
+                raise refused(
+                    f"{field} {model!r}: {status.endpoint} no longer serves it ({status.detail}); "
+                    f"{suggestion(role)}"
+                )
+            confirmed[role] = status
+        return confirmed
 
 
 def dataset_format(provider: str) -> DatasetFormat:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
@@ -51,8 +52,27 @@ _CONNECTION_ERRORS = (EndpointConnectionError, ConnectTimeoutError, ReadTimeoutE
 _NEVER_SENT = (EndpointConnectionError, ConnectTimeoutError)
 
 
+@dataclass(frozen=True)
+class BedrockEndpoint:
+    """Bedrock as the CLI reaches it before the offline stack exists, in the stack's Region: the project's
+    emulator, or the live service (the functions find either through the stack's own environment)."""
+
+    url: str | None
+    """None: where boto3's own settings point (AWS_ENDPOINT_URL_BEDROCK, or the service)."""
+    region: str
+    credentials: tuple[str, str] | None = None
+    """An access key id and secret to sign with, for an endpoint that wants a signature but checks no
+    account's (the emulator); None: boto3's usual chain."""
+
+
 @lru_cache(maxsize=16)
-def bedrock_client(service: str, *, read_timeout: float = READ_TIMEOUT_SECONDS, max_attempts: int = 3) -> Any:
+def bedrock_client(
+    service: str,
+    *,
+    read_timeout: float = READ_TIMEOUT_SECONDS,
+    max_attempts: int = 3,
+    endpoint: BedrockEndpoint | None = None,
+) -> Any:
     """A `bedrock` or `bedrock-runtime` client; `max_attempts=1` turns botocore's own retries off (chat:
     every Converse attempt may be billed, so the engine retries it, in the ledger).
 
@@ -65,7 +85,17 @@ def bedrock_client(service: str, *, read_timeout: float = READ_TIMEOUT_SECONDS, 
         connect_timeout=CONNECT_TIMEOUT_SECONDS,
         read_timeout=read_timeout,
     )
-    return boto3.client(service, config=config)  # type: ignore[call-overload]
+    if endpoint is None:
+        return boto3.client(service, config=config)  # type: ignore[call-overload]
+    key_id, secret = endpoint.credentials or (None, None)
+    return boto3.client(  # type: ignore[call-overload]
+        service,
+        config=config,
+        endpoint_url=endpoint.url,
+        region_name=endpoint.region,
+        aws_access_key_id=key_id,
+        aws_secret_access_key=secret,
+    )
 
 
 def error_code(error: ClientError) -> str:
