@@ -169,15 +169,25 @@ def test_every_function_is_traced_and_uses_the_core_layer(translated_template: d
 def test_layer_is_built_for_the_functions_runtime(template: dict[str, Any]) -> None:
     layer = template["Resources"]["CoreLayer"]
     function_globals = template["Globals"]["Function"]
+    content = PROJECT_ROOT / layer["Properties"]["ContentUri"]
     assert layer["Type"] == "AWS::Serverless::LayerVersion"
-    assert (PROJECT_ROOT / layer["Properties"]["ContentUri"] / "requirements.txt").is_file()
-    assert (PROJECT_ROOT / layer["Properties"]["ContentUri"] / "synthtune" / "__init__.py").is_file()
+    assert (content / "requirements.lock").is_file()
+    assert (content / "synthtune" / "__init__.py").is_file()
     assert layer["Properties"]["CompatibleRuntimes"] == [function_globals["Runtime"]]
     assert layer["Properties"]["CompatibleArchitectures"] == function_globals["Architectures"]
+    # sam build runs the folder's Makefile, which names the runtime's Python and architecture itself.
     assert layer["Metadata"] == {
-        "BuildMethod": function_globals["Runtime"],
+        "BuildMethod": "makefile",
         "BuildArchitecture": function_globals["Architectures"][0],
     }
+    makefile = (content / "Makefile").read_text()
+    version = function_globals["Runtime"].removeprefix("python")
+    assert "build-CoreLayer:" in makefile
+    assert f"LAMBDA_PYTHON_VERSION := {version}\n" in makefile
+    assert f"LAMBDA_ABI := cp{version.replace('.', '')}\n" in makefile
+    assert {"arm64": "aarch64"}[function_globals["Architectures"][0]] in makefile
+    assert "--require-hashes" in makefile
+    assert "-r requirements.lock" in makefile
 
 
 @pytest.mark.parametrize("function_id", FUNCTION_IDS)
