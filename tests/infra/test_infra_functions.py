@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import sys
 from typing import Any
 
@@ -138,6 +139,16 @@ def test_environment_comes_from_globals_only(
         "OPENAI_BASE_URL": {"Ref": "OpenAIBaseUrl"},
         "BEDROCK_ROLE_ARN": {"Fn::GetAtt": ["BedrockCustomizationRole", "Arn"]},
     }
+
+
+def test_sam_local_env_vars_file_sets_every_function_variable(template: dict[str, Any]) -> None:
+    # `sam local invoke --env-vars events/env.json` (the README): a Ref in the template's environment is not
+    # resolved locally, so the file gives every variable, for every function ("Parameters").
+    env_vars = json.loads((PROJECT_ROOT / "events" / "env.json").read_text(encoding="utf-8"))
+    assert set(env_vars) == {"Parameters"}
+    assert env_vars["Parameters"].keys() == template["Globals"]["Function"]["Environment"]["Variables"].keys()
+    assert all(isinstance(value, str) for value in env_vars["Parameters"].values())
+    assert "--env-vars events/env.json" in (PROJECT_ROOT / "README.md").read_text(encoding="utf-8")
 
 
 def test_deployed_functions_share_one_environment(
