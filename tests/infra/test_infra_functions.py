@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import sys
 from typing import Any
 
@@ -142,6 +143,16 @@ def test_environment_comes_from_globals_only(
     }
 
 
+def test_sam_local_env_vars_file_sets_every_function_variable(template: dict[str, Any]) -> None:
+    # `sam local invoke --env-vars events/env.json` (the README): a Ref in the template's environment is not
+    # resolved locally, so the file gives every variable, for every function ("Parameters").
+    env_vars = json.loads((PROJECT_ROOT / "events" / "env.json").read_text(encoding="utf-8"))
+    assert set(env_vars) == {"Parameters"}
+    assert env_vars["Parameters"].keys() == template["Globals"]["Function"]["Environment"]["Variables"].keys()
+    assert all(isinstance(value, str) for value in env_vars["Parameters"].values())
+    assert "--env-vars events/env.json" in (PROJECT_ROOT / "README.md").read_text(encoding="utf-8")
+
+
 def test_deployed_functions_share_one_environment(
     template: dict[str, Any], translated_template: dict[str, Any]
 ) -> None:
@@ -171,15 +182,25 @@ def test_every_function_is_traced_and_uses_the_core_layer(translated_template: d
 def test_layer_is_built_for_the_functions_runtime(template: dict[str, Any]) -> None:
     layer = template["Resources"]["CoreLayer"]
     function_globals = template["Globals"]["Function"]
+    content = PROJECT_ROOT / layer["Properties"]["ContentUri"]
     assert layer["Type"] == "AWS::Serverless::LayerVersion"
-    assert (PROJECT_ROOT / layer["Properties"]["ContentUri"] / "requirements.txt").is_file()
-    assert (PROJECT_ROOT / layer["Properties"]["ContentUri"] / "synthtune" / "__init__.py").is_file()
+    assert (content / "requirements.lock").is_file()
+    assert (content / "synthtune" / "__init__.py").is_file()
     assert layer["Properties"]["CompatibleRuntimes"] == [function_globals["Runtime"]]
     assert layer["Properties"]["CompatibleArchitectures"] == function_globals["Architectures"]
+    # sam build runs the folder's Makefile, which names the runtime's Python and architecture itself.
     assert layer["Metadata"] == {
-        "BuildMethod": function_globals["Runtime"],
+        "BuildMethod": "makefile",
         "BuildArchitecture": function_globals["Architectures"][0],
     }
+    makefile = (content / "Makefile").read_text()
+    version = function_globals["Runtime"].removeprefix("python")
+    assert "build-CoreLayer:" in makefile
+    assert f"LAMBDA_PYTHON_VERSION := {version}\n" in makefile
+    assert f"LAMBDA_ABI := cp{version.replace('.', '')}\n" in makefile
+    assert {"arm64": "aarch64"}[function_globals["Architectures"][0]] in makefile
+    assert "--require-hashes" in makefile
+    assert "-r requirements.lock" in makefile
 
 
 @pytest.mark.parametrize("function_id", FUNCTION_IDS)
