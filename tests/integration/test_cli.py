@@ -395,3 +395,27 @@ def test_run_and_validate_refuse_with_the_same_message(
 
     assert validated == ran
     assert validated.startswith(f"InvalidProblemSet: {problem_set}: 1 error\n  line 1: the first row must")
+
+
+def test_an_unreachable_endpoint_fails_the_run_at_once_naming_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], closed_port: int
+) -> None:
+    endpoint = f"http://127.0.0.1:{closed_port}/v1"
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({**OPENAI_MODELS, "judge_model": None}))
+    monkeypatch.setenv("OPENAI_BASE_URL", endpoint)
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-live-test")
+
+    arguments = ["--openai", "live", "--config", str(config), "--out", str(tmp_path), "--run-id", "nowhere"]
+    code = main(["run", str(SAMPLE_PROBLEM_SET), *arguments])
+
+    err = capsys.readouterr().err
+    assert code == 1
+    assert f"cannot reach POST {endpoint}/chat/completions: connection refused" in err
+    # Each shard tried once and stopped: no backoff, no Step Functions retry (each would add minutes).
+    log = (tmp_path / "nowhere" / "lambda.log").read_text()
+    assert log.count("Error=EndpointUnreachable") == 2
+    assert "retrying" not in log
+    records = json.loads((tmp_path / "nowhere" / "records.json").read_text())
+    shards = [item for item in records if item["sk"].startswith("SHARD#")]
+    assert [(item["error"], item["checkpointed"]) for item in shards] == [("EndpointUnreachable", 0)] * 2
