@@ -47,6 +47,7 @@ class ErrorName(StrEnum):
     BenchmarkIncomplete = auto()
     ModelUnavailable = auto()
     ModelRequestRejected = auto()
+    EndpointUnreachable = auto()
     BatchFailed = auto()
     FineTuneUnavailable = auto()
     FineTuneFailed = auto()
