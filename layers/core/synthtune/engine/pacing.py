@@ -23,7 +23,6 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from synthtune.contracts.errors import ModelUnavailable, RateLimited
-from synthtune.observability import logger
 from synthtune.providers.ports import Backpressure
 
 ResultT = TypeVar("ResultT")
@@ -169,16 +168,17 @@ def call_paced(
         except RateLimited as error:
             held = gate.refused(error.retry_after_seconds)
             if held >= LOGGED_HOLD_SECONDS:
-                logger.info(
+                _log(
+                    "info",
                     "rate limited: holding this invocation's requests",
-                    extra={"wait_seconds": round(held, 3), "reason": str(error)},
+                    {"wait_seconds": round(held, 3), "reason": str(error)},
                 )
             continue
         except ModelUnavailable as error:
             failures += 1
             reason = {"attempt": failures, "max_attempts": max_attempts, "reason": str(error)}
             if failures >= max_attempts:
-                logger.error("model unavailable: giving up on this request", extra=reason)
+                _log("error", "model unavailable: giving up on this request", reason)
                 raise
             gate.backoff(failures, before=functools.partial(_log_backoff, reason))
             continue
@@ -192,4 +192,12 @@ def call_paced(
 
 
 def _log_backoff(reason: dict[str, object], delay: float) -> None:
-    logger.warning("model unavailable: retrying", extra={**reason, "wait_seconds": round(delay, 3)})
+    _log("warning", "model unavailable: retrying", {**reason, "wait_seconds": round(delay, 3)})
+
+
+def _log(level: str, message: str, fields: dict[str, object]) -> None:
+    # Imported on first use: Powertools' Tracer brings the X-Ray SDK (a third of a second), which the
+    # synthtune command, importing this module through the stages, would otherwise pay at every start.
+    from synthtune.observability import logger
+
+    getattr(logger, level)(message, extra=fields)
