@@ -6,8 +6,9 @@ DefinitionSubstitutions resolved as CloudFormation would. moto's Step Functions 
 the definition; each Lambda task it reaches is dispatched to the handler named by the function's
 CodeUri and Handler, in this process. There is no second copy of the workflow.
 
-Each function gets one execution environment, which serves one invocation at a time; different
-functions (and the Map's iterations of different functions) run concurrently on moto's threads.
+Each function gets as many execution environments as its concurrent invocations need, as in Lambda
+(a Map's iterations up to its MaxConcurrency), each serving one invocation at a time, with Powertools'
+per-invocation state its own (see `synthtune_cli.environments`); they run on moto's threads.
 
 Time: with a `VirtualClock`, Wait states and retry intervals advance the clock instead of sleeping, so
 the fine-tuning poll loop turns as often as it would in the cloud and finishes in milliseconds. With
@@ -38,6 +39,7 @@ import boto3
 
 from synthtune.records.artifacts import ArtifactStore
 from synthtune_cli.clock import Clock, WallClock
+from synthtune_cli.environments import Environments, powertools_per_environment
 from synthtune_cli.template import PROJECT_ROOT, TEMPLATE_PATH, load_template, resources_of_type
 
 ACCOUNT_ID = "123456789012"
@@ -183,9 +185,7 @@ class OfflineStack:
         self._functions = _function_specs(self.template)
         self._handlers: dict[str, Callable[[dict[str, Any], Any], Any]] = {}
         self._import_lock = threading.Lock()
-        # One execution environment per function: like a Lambda environment, it serves one invocation at
-        # a time, so Powertools' per-invocation state (log keys, metric dimensions) stays per invocation.
-        self._environment_locks = {logical_id: threading.Lock() for logical_id in self._functions}
+        self.environments = Environments()
         self._invocations = threading.Condition()
         self._in_flight = 0
         self._draining = False
@@ -220,6 +220,7 @@ class OfflineStack:
         stack.enter_context(mock.patch.dict(os.environ, {"AWS_DEFAULT_REGION": self.region}))
         stack.enter_context(mock_aws(config=self._moto_config()))
         stack.enter_context(_atomic_dynamodb_updates())
+        stack.enter_context(powertools_per_environment())
         self._patch_interpreter()
 
         secret_arn = self.client("secretsmanager").create_secret(
@@ -383,8 +384,9 @@ class OfflineStack:
         event = json.loads(body) if body else {}
         context = LambdaContext(logical_id, spec.timeout_seconds, spec.memory_mb, self.region)
         try:
-            with self._environment_locks[logical_id]:
-                result = self._handler(logical_id)(event, context)
+            handler = self._handler(logical_id)
+            with self.environments.serving(logical_id):
+                result = handler(event, context)
         except Exception as error:  # a real Lambda reports any exception as a function error
             response_headers["x-amz-function-error"] = "Unhandled"
             return _error_payload(type(error).__name__, str(error), traceback.format_tb(error.__traceback__))
