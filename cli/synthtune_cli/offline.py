@@ -187,6 +187,7 @@ class OfflineStack:
         self._import_lock = threading.Lock()
         self.environments = Environments()
         self._invocations = threading.Condition()
+        self._watchers: dict[object, Callable[[dict[str, Any]], None]] = {}
         self._in_flight = 0
         self._draining = False
         self._exit_stack = contextlib.ExitStack()
@@ -328,6 +329,7 @@ class OfflineStack:
             return dispatch(function_name, body, response_headers)
 
         stack.enter_context(mock.patch.object(LambdaSimpleBackend, "invoke", invoke))
+        self._patch_history_events()
         if isinstance(self.clock, WallClock):
             return
         from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
@@ -349,6 +351,44 @@ class OfflineStack:
 
         on_clock = SimpleNamespace(monotonic=clock.now, sleep=clock.sleep)
         stack.enter_context(mock.patch.object(synthtune.engine.pacing, "time", on_clock))
+
+    def _patch_history_events(self) -> None:
+        """Hand each history event of a watched execution to its watcher as the interpreter publishes it
+        (see `watch`)."""
+        from moto.stepfunctions.parser.asl.eval.event.event_manager import EventManager
+
+        publish = EventManager._publish_history_event
+        watchers = self._watchers
+
+        def published(manager: Any, *args: Any, **kwargs: Any) -> None:
+            publish(manager, *args, **kwargs)
+            watcher = watchers.get(manager)
+            if watcher is not None:
+                watcher(manager._history_event_list[-1])
+
+        self._exit_stack.enter_context(mock.patch.object(EventManager, "_publish_history_event", published))
+
+    def watch(self, execution_arn: str, on_event: Callable[[dict[str, Any]], None]) -> None:
+        """Call `on_event` with each history event of the execution: those it already has, then each one as
+        moto's interpreter publishes it — on the interpreter's thread, holding its event lock, so
+        `on_event` must only take note. The same events, in the same order, as GetExecutionHistory returns
+        (which copies the whole history at every call; a Distributed Map's iterations are not in it)."""
+        from moto.stepfunctions.parser.models import stepfunctions_parser_backends
+
+        execution: Any = stepfunctions_parser_backends[ACCOUNT_ID][self.region].describe_execution(
+            execution_arn
+        )
+        deadline = time.monotonic() + 30
+        # The execution's environment, which holds its event manager, is made on the interpreter's thread.
+        while (worker := execution.exec_worker) is None or worker.env is None:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{execution_arn} did not start within 30 s")
+            time.sleep(0.001)
+        manager = worker.env.event_manager
+        with manager._mutex:
+            for event in manager._history_event_list:
+                on_event(event)
+            self._watchers[manager] = on_event
 
     def _handler(self, logical_id: str) -> Callable[[dict[str, Any], Any], Any]:
         with self._import_lock:
