@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import importlib.util
+import io
 import json
 import logging
 import os
@@ -213,11 +214,12 @@ class OfflineStack:
         from moto import mock_aws
 
         stack = self._exit_stack
-        stack.enter_context(_quiet_moto(self._log_stream))
-        if self._log_stream is not None:
+        log_stream = _WholeLines(self._log_stream) if self._log_stream is not None else None
+        stack.enter_context(_quiet_moto(log_stream))
+        if log_stream is not None:
             # What Lambda sends to CloudWatch Logs — Powertools' JSON logs and EMF metrics, both printed
             # to stdout — goes to the run's log file instead of the user's terminal.
-            stack.enter_context(contextlib.redirect_stdout(self._log_stream))
+            stack.enter_context(contextlib.redirect_stdout(log_stream))
         stack.enter_context(mock.patch.dict(os.environ, {"AWS_DEFAULT_REGION": self.region}))
         stack.enter_context(mock_aws(config=self._moto_config()))
         stack.enter_context(_atomic_dynamodb_updates())
@@ -554,6 +556,36 @@ def _atomic_dynamodb_updates() -> Iterator[None]:
         yield
 
 
+class _WholeLines(io.TextIOBase):
+    """The run's log, written by every execution environment at once: each thread's text is held until it
+    ends a line and then written whole (print writes a line and its newline separately, so two EMF blobs
+    printed at once could otherwise share a line)."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self._stream = stream
+        self._lock = threading.Lock()
+        self._pending = threading.local()
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        lines, newline, rest = (getattr(self._pending, "text", "") + text).rpartition("\n")
+        if newline:
+            with self._lock:
+                self._stream.write(lines + newline)
+        self._pending.text = rest
+        return len(text)
+
+    def flush(self) -> None:
+        rest = getattr(self._pending, "text", "")
+        self._pending.text = ""
+        with self._lock:
+            if rest:
+                self._stream.write(rest)
+            self._stream.flush()
+
+
 def _error_payload(error_type: str, message: str, stack_trace: list[str]) -> bytes:
     return json.dumps({"errorType": error_type, "errorMessage": message, "stackTrace": stack_trace}).encode()
 
@@ -586,7 +618,7 @@ def _redirect_powertools_logs(stream: IO[str]) -> None:
 
 
 @contextlib.contextmanager
-def _quiet_moto(stream: IO[str] | None) -> Iterator[None]:
+def _quiet_moto(stream: IO[str] | io.TextIOBase | None) -> Iterator[None]:
     """moto logs every failed state at ERROR: useful in a log file, noise on a user's terminal."""
     moto_logger = logging.getLogger("moto")
     handler: logging.Handler = logging.StreamHandler(stream) if stream is not None else logging.NullHandler()

@@ -14,7 +14,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from synthtune.engine.chat import with_requests_in_flight
 from synthtune.observability import logger, metrics
 from synthtune_cli.environments import Environments, powertools_per_environment
-from synthtune_cli.offline import _redirect_powertools_logs
+from synthtune_cli.offline import _redirect_powertools_logs, _WholeLines
 
 
 def test_an_idle_environment_is_reused_warm_and_a_busy_one_is_not() -> None:
@@ -72,3 +72,26 @@ def test_invocations_at_once_keep_their_own_log_keys_and_metrics() -> None:
     assert published == [[1.0], [2.0]]
     (outside,) = [line for line in logged if line.get("message") == "outside"]
     assert "shard" not in outside  # the process's own state is untouched
+
+
+def test_the_log_keeps_each_line_whole_when_environments_print_at_once() -> None:
+    written = io.StringIO()
+    log = _WholeLines(written)
+    between = threading.Barrier(2, timeout=10)
+
+    def emit(who: str) -> None:
+        for number in range(50):
+            log.write(json.dumps({"who": who, "number": number}))
+            between.wait()  # the other environment writes between this line's text and its newline
+            log.write("\n")
+
+    threads = [threading.Thread(target=emit, args=(who,)) for who in ("a", "b")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    lines = [json.loads(line) for line in written.getvalue().splitlines()]
+    assert sorted((line["who"], line["number"]) for line in lines) == sorted(
+        (who, number) for who in "ab" for number in range(50)
+    )
