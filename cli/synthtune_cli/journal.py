@@ -154,14 +154,21 @@ class RunJournal:
     # -- reading ----------------------------------------------------------------------------------
 
     def objects(self, prefix: str = "") -> Iterator[tuple[str, Path]]:
-        """(key, file) for each journalled object whose key starts with `prefix`, in key order."""
-        if not self.objects_dir.is_dir():
+        """(key, file) for each journalled object whose key starts with `prefix`, in key order. Only the
+        folder the prefix names is walked: a run's answers are one file each, thousands of them."""
+        folder = self.objects_dir.joinpath(*prefix.split("/")[:-1])
+        if not folder.is_dir():
             return
-        for path in sorted(self.objects_dir.rglob("*")):
+        for path in sorted(folder.rglob("*")):
             if path.is_file() and not durable.is_temporary(path):
                 key = path.relative_to(self.objects_dir).as_posix()
                 if key.startswith(prefix):
                     yield key, path
+
+    def object(self, key: str) -> Path | None:
+        """The file of the journalled object `key`, if there is one."""
+        path = self.objects_dir.joinpath(*key.split("/"))
+        return path if path.is_file() else None
 
     def items(self) -> Iterator[dict[str, Any]]:
         """Each journalled item, in DynamoDB's typed JSON, in sort-key order."""
