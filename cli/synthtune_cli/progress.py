@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any, Protocol
 
 from synthtune.money.estimate import CostEstimate, describe_estimate
+from synthtune.records.items import RUN_SK, SHARD_PREFIX, shard_item
 from synthtune.records.layout import RunLayout
 
 if TYPE_CHECKING:
@@ -30,7 +31,6 @@ if TYPE_CHECKING:
 
     from synthtune_cli.offline import OfflineStack
 
-FINAL_EVENTS = frozenset({"ExecutionSucceeded", "ExecutionFailed", "ExecutionAborted", "ExecutionTimedOut"})
 SHARD_LINE_SECONDS = 1.0
 """The plain display's shortest interval between two lines of shard counts (the last is always shown)."""
 
@@ -190,7 +190,7 @@ class RunProgress:
 
     def on_write(self, kind: str, key: str, content: bytes | None) -> None:
         if (kind == "object" and key.startswith(self._answers_prefix)) or (
-            kind == "item" and key.startswith("SHARD#")
+            kind == "item" and key.startswith(SHARD_PREFIX)
         ):
             self._events.put((kind, key, content))
 
@@ -216,9 +216,12 @@ class RunProgress:
                 item = json.loads(payload) if payload is not None else {}
                 self._shard_status[key] = str(item.get("status", {}).get("S", ""))
         if self._generating:
-            self.status.answered = len(self._answers)
-            self.status.shards_done = sum(1 for status in self._shard_status.values() if status == "done")
+            self._tally()
         self.display.show(self.status)
+
+    def _tally(self) -> None:
+        self.status.answered = len(self._answers)
+        self.status.shards_done = sum(1 for status in self._shard_status.values() if status == "done")
 
     def _say(self, line: str) -> None:
         self.display.say(line)
@@ -235,8 +238,8 @@ class RunProgress:
             self._on_enter(str(entered["name"]), json.loads(entered.get("input") or "{}"))
         elif exited is not None and kind in {"TaskStateExited", "MapStateExited"}:
             self._on_exit(str(exited["name"]), json.loads(exited.get("output") or "{}"))
-        elif kind in FINAL_EVENTS:
-            self.finished = True
+        elif kind.startswith("Execution") and kind != "ExecutionStarted":
+            self.finished = True  # ExecutionSucceeded, ...Failed, ...Aborted, ...TimedOut: the end
 
     def _on_enter(self, state: str, state_input: dict[str, Any]) -> None:
         if state == "Prepare":
@@ -272,8 +275,8 @@ class RunProgress:
         """What a resumed run already has, read once; from here on its writes tell the rest."""
         self._answers.update(self.stack.keys(self._answers_prefix))
         for item in self.stack.records(self.run_id):
-            if str(item["sk"]).startswith("SHARD#"):
-                self._shard_status.setdefault(str(item["sk"]), str(item.get("status", "")))
+            if str(item["sk"]).startswith(SHARD_PREFIX):
+                self._shard_status.setdefault(str(item["sk"]), shard_item(item).status)
         self.status.problems, self.status.shards, self.status.batch = problems, shards, batch
         self._generating = True
 
@@ -282,13 +285,12 @@ class RunProgress:
             splits = output["generation"]["splits"]
             train, validation, holdout = splits["train"], splits["validation"], splits["holdout"]
             self._say(f"  split: {train} train, {validation} validation, {holdout} held out")
-            run = next((item for item in self.stack.records(self.run_id) if item["sk"] == "RUN"), {})
+            run = next((item for item in self.stack.records(self.run_id) if item["sk"] == RUN_SK), {})
             estimate = CostEstimate.model_validate(run["estimate"]) if run.get("estimate") else None
             budget = output["run"]["config"].get("budget_usd")
             self._say(f"  {describe_estimate(estimate, budget)}")
         elif state == "Generate":
-            self.status.answered = len(self._answers)
-            self.status.shards_done = sum(1 for status in self._shard_status.values() if status == "done")
+            self._tally()
             self.display.show(self.status)
             self._generating = False
             self.status.problems = None
