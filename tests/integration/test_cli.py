@@ -397,7 +397,7 @@ def test_run_and_validate_refuse_with_the_same_message(
     assert validated.startswith(f"InvalidProblemSet: {problem_set}: 1 error\n  line 1: the first row must")
 
 
-def test_an_unreachable_endpoint_fails_the_run_at_once_naming_it(
+def test_an_unreachable_endpoint_is_refused_at_once_naming_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], closed_port: int
 ) -> None:
     endpoint = f"http://127.0.0.1:{closed_port}/v1"
@@ -406,16 +406,12 @@ def test_an_unreachable_endpoint_fails_the_run_at_once_naming_it(
     monkeypatch.setenv("OPENAI_BASE_URL", endpoint)
     monkeypatch.setenv("OPENAI_API_KEY", "sk-live-test")
 
-    arguments = ["--openai", "live", "--config", str(config), "--out", str(tmp_path), "--run-id", "nowhere"]
+    arguments = ["--openai", "live", "--config", str(config), "--out", str(tmp_path / "runs")]
     code = main(["run", str(SAMPLE_PROBLEM_SET), *arguments])
 
     err = capsys.readouterr().err
-    assert code == 1
-    assert f"cannot reach POST {endpoint}/chat/completions: connection refused" in err
-    # Each shard tried once and stopped: no backoff, no Step Functions retry (each would add minutes).
-    log = (tmp_path / "nowhere" / "lambda.log").read_text()
-    assert log.count("Error=EndpointUnreachable") == 2
-    assert "retrying" not in log
-    records = json.loads((tmp_path / "nowhere" / "records.json").read_text())
-    shards = [item for item in records if item["sk"].startswith("SHARD#")]
-    assert [(item["error"], item["checkpointed"]) for item in shards] == [("EndpointUnreachable", 0)] * 2
+    assert code == 2
+    assert err.startswith("EndpointUnreachable: ")
+    assert f"cannot reach GET {endpoint}/models/" in err
+    assert "connection refused" in err
+    assert not (tmp_path / "runs").exists()  # refused by the plan: nothing started
