@@ -124,9 +124,11 @@ def run_synthtune(
     )
 
 
-def _serve_emulator(port: int, problem_set: str, latency: float, rpm: int, ready: Any) -> None:
-    """The emulator as a live server would be: wall-clock latency and limits, fine-tuning at once."""
-    from synthtune.contracts.problems import detect_format, parse_problem_set
+def _serve_emulator(port: int, problems: int, latency: float, rpm: int, ready: Any) -> None:
+    """The emulator as a live server would be: wall-clock latency and limits, fine-tuning at once; it knows
+    the answers to the run's `problems` word problems."""
+    from generation import word_problems  # benchmarks/generation.py, beside this script
+
     from synthtune_cli.clock import WallClock
     from synthtune_cli.emulator import EmulatorKnobs, KnowledgeItem, OpenAIEmulator
 
@@ -140,10 +142,9 @@ def _serve_emulator(port: int, problem_set: str, latency: float, rpm: int, ready
         min_training_seconds=0,
     )
     emulator = OpenAIEmulator(clock=WallClock(), knobs=knobs)
-    data = Path(problem_set).read_bytes()
-    problems = parse_problem_set(data.splitlines(), problem_set, detect_format(problem_set, data[:64]))
     emulator.add_knowledge(
-        KnowledgeItem(question=p.question, answer=p.answer, category=p.category) for p in problems
+        KnowledgeItem(question=p.question, answer=p.answer, category=p.category)
+        for p in word_problems(problems)
     )
     with emulator.serve(host="127.0.0.1", port=port):
         ready.set()
@@ -158,14 +159,12 @@ def _free_port() -> int:
 
 
 @contextmanager
-def served_emulator(problem_set: Path, latency: float, rpm: int) -> Iterator[str]:
+def served_emulator(problems: int, latency: float, rpm: int) -> Iterator[str]:
     """The emulator in a process of its own (its work is the server's, not the run's): its base URL."""
     context = multiprocessing.get_context("spawn")
     ready = context.Event()
     port = _free_port()
-    server = context.Process(
-        target=_serve_emulator, args=(port, str(problem_set), latency, rpm, ready), daemon=True
-    )
+    server = context.Process(target=_serve_emulator, args=(port, problems, latency, rpm, ready), daemon=True)
     server.start()
     try:
         if not ready.wait(timeout=60):
@@ -191,7 +190,7 @@ def measure_ceiling(args: argparse.Namespace, work: Path) -> str:
     problem_set = write_problem_set(work, args.problems)
     # Live, Wait states take real time: poll the (instant) fine-tuning job every second.
     config = {**base_config(), "poll_interval_seconds": 1}
-    with served_emulator(problem_set, args.latency, args.rpm) as base_url:
+    with served_emulator(args.problems, args.latency, args.rpm) as base_url:
         measurement = run_synthtune(
             problem_set,
             config,
