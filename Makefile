@@ -1,6 +1,6 @@
 # synthtune: `make demo` runs the sample problem set offline; `make test` runs the test suite;
-# `make bench` measures the Generate stage against the emulator and the Assemble step's memory and
-# throughput on synthetic runs (minutes; not part of `make test`).
+# `make bench` measures the Generate stage against the emulator, the Assemble step's memory and
+# throughput on synthetic runs, and whole `synthtune run`s (minutes; not part of `make test`).
 #
 # Everything installs from lock files with hashes, so the demo, the tests and the Lambda layer run the same
 # versions: requirements.lock (what the demo and the synthtune command need), requirements-dev.lock (that and
@@ -43,6 +43,7 @@ test: install-dev
 bench: install-dev
 	$(BIN)/python benchmarks/generation.py $(BENCH_ARGS)
 	$(BIN)/python benchmarks/assembly.py $(ASSEMBLY_BENCH_ARGS)
+	$(BIN)/python benchmarks/local_run.py $(LOCAL_RUN_BENCH_ARGS)
 
 # checkov pins boto3==1.35.49 and packaging<24, which the dev tools (boto3>=1.40) and pytest 9 cannot share with
 # it, so it gets a virtualenv of its own. Pinned: a new release brings new checks, added here on purpose.

@@ -21,7 +21,7 @@ import inspect
 import itertools
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -61,6 +61,7 @@ class RunJournal:
         self._sequence = itertools.count()
         self._written: dict[Path, int] = {}
         self._path_locks: dict[Path, threading.Lock] = {}
+        self._observers: list[Callable[[str, str, bytes | None], None]] = []
 
     # -- what is journalled -----------------------------------------------------------------------
 
@@ -105,6 +106,12 @@ class RunJournal:
                 patches.enter_context(self._hook(backend, method, container, key, s3=backend is S3Backend))
             yield
 
+    def observe(self, observer: Callable[[str, str, bytes | None], None]) -> None:
+        """Tell `observer` of each journalled write as it is stored: ("object", key, body) or ("item", sort
+        key, the item in DynamoDB's JSON), None for a deletion — on the writer's thread, so it must only
+        take note (the run's progress display counts answers and finished shards this way)."""
+        self._observers.append(observer)
+
     def _hook(
         self, backend_class: type, method: str, container: str, key_argument: str, *, s3: bool
     ) -> contextlib.AbstractContextManager[Any]:
@@ -125,6 +132,8 @@ class RunJournal:
                 content = _stored_object(backend, where, key) if s3 else _stored_item(backend, where, key)
                 sequence = next(journal._sequence)
             journal._write(path, content, sequence, fsync=not s3 or journal._worth_fsync(key))
+            for observer in journal._observers:
+                observer("object" if s3 else "item", key if s3 else key["sk"]["S"], content)
             return result
 
         return mock.patch.object(backend_class, method, journalled)
@@ -145,14 +154,21 @@ class RunJournal:
     # -- reading ----------------------------------------------------------------------------------
 
     def objects(self, prefix: str = "") -> Iterator[tuple[str, Path]]:
-        """(key, file) for each journalled object whose key starts with `prefix`, in key order."""
-        if not self.objects_dir.is_dir():
+        """(key, file) for each journalled object whose key starts with `prefix`, in key order. Only the
+        folder the prefix names is walked: a run's answers are one file each, thousands of them."""
+        folder = self.objects_dir.joinpath(*prefix.split("/")[:-1])
+        if not folder.is_dir():
             return
-        for path in sorted(self.objects_dir.rglob("*")):
+        for path in sorted(folder.rglob("*")):
             if path.is_file() and not durable.is_temporary(path):
                 key = path.relative_to(self.objects_dir).as_posix()
                 if key.startswith(prefix):
                     yield key, path
+
+    def object(self, key: str) -> Path | None:
+        """The file of the journalled object `key`, if there is one."""
+        path = self.objects_dir.joinpath(*key.split("/"))
+        return path if path.is_file() else None
 
     def items(self) -> Iterator[dict[str, Any]]:
         """Each journalled item, in DynamoDB's typed JSON, in sort-key order."""

@@ -6,8 +6,9 @@ DefinitionSubstitutions resolved as CloudFormation would. moto's Step Functions 
 the definition; each Lambda task it reaches is dispatched to the handler named by the function's
 CodeUri and Handler, in this process. There is no second copy of the workflow.
 
-Each function gets one execution environment, which serves one invocation at a time; different
-functions (and the Map's iterations of different functions) run concurrently on moto's threads.
+Each function gets as many execution environments as its concurrent invocations need, as in Lambda
+(a Map's iterations up to its MaxConcurrency), each serving one invocation at a time, with Powertools'
+per-invocation state its own (see `synthtune_cli.environments`); they run on moto's threads.
 
 Time: with a `VirtualClock`, Wait states and retry intervals advance the clock instead of sleeping, so
 the fine-tuning poll loop turns as often as it would in the cloud and finishes in milliseconds. With
@@ -19,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import importlib.util
+import io
 import json
 import logging
 import os
@@ -38,6 +40,7 @@ import boto3
 
 from synthtune.records.artifacts import ArtifactStore
 from synthtune_cli.clock import Clock, WallClock
+from synthtune_cli.environments import Environments, powertools_per_environment
 from synthtune_cli.template import PROJECT_ROOT, TEMPLATE_PATH, load_template, resources_of_type
 
 ACCOUNT_ID = "123456789012"
@@ -183,10 +186,9 @@ class OfflineStack:
         self._functions = _function_specs(self.template)
         self._handlers: dict[str, Callable[[dict[str, Any], Any], Any]] = {}
         self._import_lock = threading.Lock()
-        # One execution environment per function: like a Lambda environment, it serves one invocation at
-        # a time, so Powertools' per-invocation state (log keys, metric dimensions) stays per invocation.
-        self._environment_locks = {logical_id: threading.Lock() for logical_id in self._functions}
+        self.environments = Environments()
         self._invocations = threading.Condition()
+        self._watchers: dict[object, Callable[[dict[str, Any]], None]] = {}
         self._in_flight = 0
         self._draining = False
         self._exit_stack = contextlib.ExitStack()
@@ -212,14 +214,16 @@ class OfflineStack:
         from moto import mock_aws
 
         stack = self._exit_stack
-        stack.enter_context(_quiet_moto(self._log_stream))
-        if self._log_stream is not None:
+        log_stream = _WholeLines(self._log_stream) if self._log_stream is not None else None
+        stack.enter_context(_quiet_moto(log_stream))
+        if log_stream is not None:
             # What Lambda sends to CloudWatch Logs — Powertools' JSON logs and EMF metrics, both printed
             # to stdout — goes to the run's log file instead of the user's terminal.
-            stack.enter_context(contextlib.redirect_stdout(self._log_stream))
+            stack.enter_context(contextlib.redirect_stdout(log_stream))
         stack.enter_context(mock.patch.dict(os.environ, {"AWS_DEFAULT_REGION": self.region}))
         stack.enter_context(mock_aws(config=self._moto_config()))
         stack.enter_context(_atomic_dynamodb_updates())
+        stack.enter_context(powertools_per_environment())
         self._patch_interpreter()
 
         secret_arn = self.client("secretsmanager").create_secret(
@@ -327,6 +331,7 @@ class OfflineStack:
             return dispatch(function_name, body, response_headers)
 
         stack.enter_context(mock.patch.object(LambdaSimpleBackend, "invoke", invoke))
+        self._patch_history_events()
         if isinstance(self.clock, WallClock):
             return
         from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
@@ -348,6 +353,44 @@ class OfflineStack:
 
         on_clock = SimpleNamespace(monotonic=clock.now, sleep=clock.sleep)
         stack.enter_context(mock.patch.object(synthtune.engine.pacing, "time", on_clock))
+
+    def _patch_history_events(self) -> None:
+        """Hand each history event of a watched execution to its watcher as the interpreter publishes it
+        (see `watch`)."""
+        from moto.stepfunctions.parser.asl.eval.event.event_manager import EventManager
+
+        publish = EventManager._publish_history_event
+        watchers = self._watchers
+
+        def published(manager: Any, *args: Any, **kwargs: Any) -> None:
+            publish(manager, *args, **kwargs)
+            watcher = watchers.get(manager)
+            if watcher is not None:
+                watcher(manager._history_event_list[-1])
+
+        self._exit_stack.enter_context(mock.patch.object(EventManager, "_publish_history_event", published))
+
+    def watch(self, execution_arn: str, on_event: Callable[[dict[str, Any]], None]) -> None:
+        """Call `on_event` with each history event of the execution: those it already has, then each one as
+        moto's interpreter publishes it — on the interpreter's thread, holding its event lock, so
+        `on_event` must only take note. The same events, in the same order, as GetExecutionHistory returns
+        (which copies the whole history at every call; a Distributed Map's iterations are not in it)."""
+        from moto.stepfunctions.parser.models import stepfunctions_parser_backends
+
+        execution: Any = stepfunctions_parser_backends[ACCOUNT_ID][self.region].describe_execution(
+            execution_arn
+        )
+        deadline = time.monotonic() + 30
+        # The execution's environment, which holds its event manager, is made on the interpreter's thread.
+        while (worker := execution.exec_worker) is None or worker.env is None:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{execution_arn} did not start within 30 s")
+            time.sleep(0.001)
+        manager = worker.env.event_manager
+        with manager._mutex:
+            for event in manager._history_event_list:
+                on_event(event)
+            self._watchers[manager] = on_event
 
     def _handler(self, logical_id: str) -> Callable[[dict[str, Any], Any], Any]:
         with self._import_lock:
@@ -383,8 +426,9 @@ class OfflineStack:
         event = json.loads(body) if body else {}
         context = LambdaContext(logical_id, spec.timeout_seconds, spec.memory_mb, self.region)
         try:
-            with self._environment_locks[logical_id]:
-                result = self._handler(logical_id)(event, context)
+            handler = self._handler(logical_id)
+            with self.environments.serving(logical_id):
+                result = handler(event, context)
         except Exception as error:  # a real Lambda reports any exception as a function error
             response_headers["x-amz-function-error"] = "Unhandled"
             return _error_payload(type(error).__name__, str(error), traceback.format_tb(error.__traceback__))
@@ -512,6 +556,36 @@ def _atomic_dynamodb_updates() -> Iterator[None]:
         yield
 
 
+class _WholeLines(io.TextIOBase):
+    """The run's log, written by every execution environment at once: each thread's text is held until it
+    ends a line and then written whole (print writes a line and its newline separately, so two EMF blobs
+    printed at once could otherwise share a line)."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self._stream = stream
+        self._lock = threading.Lock()
+        self._pending = threading.local()
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        lines, newline, rest = (getattr(self._pending, "text", "") + text).rpartition("\n")
+        if newline:
+            with self._lock:
+                self._stream.write(lines + newline)
+        self._pending.text = rest
+        return len(text)
+
+    def flush(self) -> None:
+        rest = getattr(self._pending, "text", "")
+        self._pending.text = ""
+        with self._lock:
+            if rest:
+                self._stream.write(rest)
+            self._stream.flush()
+
+
 def _error_payload(error_type: str, message: str, stack_trace: list[str]) -> bytes:
     return json.dumps({"errorType": error_type, "errorMessage": message, "stackTrace": stack_trace}).encode()
 
@@ -544,7 +618,7 @@ def _redirect_powertools_logs(stream: IO[str]) -> None:
 
 
 @contextlib.contextmanager
-def _quiet_moto(stream: IO[str] | None) -> Iterator[None]:
+def _quiet_moto(stream: IO[str] | io.TextIOBase | None) -> Iterator[None]:
     """moto logs every failed state at ERROR: useful in a log file, noise on a user's terminal."""
     moto_logger = logging.getLogger("moto")
     handler: logging.Handler = logging.StreamHandler(stream) if stream is not None else logging.NullHandler()

@@ -245,9 +245,10 @@ class RunDirectory:
 
 
 def _shard_problems(journal: RunJournal, layout: RunLayout, shard: int) -> list[Problem]:
-    for _, path in journal.objects(layout.shard_input(shard)):
-        return [Problem.model_validate_json(line) for line in path.read_bytes().splitlines() if line.strip()]
-    return []
+    path = journal.object(layout.shard_input(shard))
+    if path is None:
+        return []
+    return [Problem.model_validate_json(line) for line in path.read_bytes().splitlines() if line.strip()]
 
 
 def _paid_answer(checkpoint: Checkpoint, problem: Problem | None, shard: int, position: int) -> PaidAnswer:

@@ -33,13 +33,12 @@ from synthtune.contracts.config import CONTESTANTS, load_run_config
 from synthtune.contracts.errors import InvalidProblemSet
 from synthtune.contracts.models import provider_of
 from synthtune.contracts.problems import Problem, ProblemSetFile, read_problem_set
-from synthtune.money.estimate import CostEstimate, describe_estimate
-from synthtune.records.items import RUN_SK, SHARD_PREFIX, ShardDone, shard_item
 from synthtune.records.layout import PROBLEM_SET_PREFIX, RunLayout
 from synthtune.stages.report import summarise_run
 from synthtune_cli.clock import Clock, VirtualClock, WallClock
 from synthtune_cli.journal import RunJournal
 from synthtune_cli.offline import OfflineStack
+from synthtune_cli.progress import Display, RunProgress, RunStatus, follow, open_display
 from synthtune_cli.providers import local_run_providers, plan_local_run
 from synthtune_cli.run_directory import (
     Attempt,
@@ -208,154 +207,6 @@ def _endpoints(
         )
 
 
-class Progress:
-    """Prints the run's progress from its execution history: every stage, every shard count change,
-    every fine-tuning status change — however fast emulated time runs."""
-
-    def __init__(self, stack: OfflineStack, run_id: str, stream: IO[str]) -> None:
-        self.stack = stack
-        self.run_id = run_id
-        self.stream = stream
-        self.started = time.monotonic()
-        self._events_seen = 0
-        self._last_poll = 0.0
-        self._generating = False
-        self._shards: tuple[int, int] | None = None
-        self._job_status: str | None = None
-        self._serving_status: str | None = None
-
-    def __call__(self, description: dict[str, Any]) -> None:
-        final = description["status"] != "RUNNING"
-        if not final and time.monotonic() - self._last_poll < 0.1:
-            return
-        self._last_poll = time.monotonic()
-        history = self.stack.history(description["executionArn"])
-        for event in history[self._events_seen :]:
-            self._on_event(event)
-        self._events_seen = len(history)
-        if self._generating:
-            self._report_shards()
-
-    def _say(self, line: str) -> None:
-        print(f"  [{time.monotonic() - self.started:6.1f}s] {line}", file=self.stream, flush=True)
-
-    def _on_event(self, event: dict[str, Any]) -> None:
-        kind = event["type"]
-        entered = event.get("stateEnteredEventDetails")
-        exited = event.get("stateExitedEventDetails")
-        if entered is not None:
-            self._on_enter(str(entered["name"]), json.loads(entered.get("input") or "{}"))
-        elif exited is not None and kind in {"TaskStateExited", "MapStateExited"}:
-            self._on_exit(str(exited["name"]), json.loads(exited.get("output") or "{}"))
-
-    def _on_enter(self, state: str, state_input: dict[str, Any]) -> None:
-        if state == "Prepare":
-            self._say("Prepare: reading and validating the problem set")
-        elif state == "Generate":
-            plan = state_input["generation"]
-            problems, shards = plan["problem_count"], plan["shard_count"]
-            if state_input.get("batch"):
-                self._say(f"Generate: grading the batch's answers to {problems} problems in {shards} shards")
-            else:
-                self._say(f"Generate: the teacher answers {problems} problems in {shards} shards")
-            self._generating = True
-        elif state == "SubmitBatch":
-            self._say("SubmitBatch: the teacher's requests go to the Batch API")
-        elif state in {"Assemble", "StartFineTune", "Report", "RecordFailure"}:
-            self._generating = False
-            self._say(state)
-        elif state == "PrepareServing":
-            self._say(
-                "PrepareServing: making the fine-tuned model answer (a Bedrock deployment; none on OpenAI)"
-            )
-        elif state in {"ReleaseServing", "ReleaseAfterFailure"}:
-            self._say(f"{state}: deleting what serves the fine-tuned model")
-        elif state == "Benchmark":
-            plan = state_input["benchmark"]
-            contestants = ", ".join(plan["contestants"])
-            self._say(f"Benchmark: {contestants} answer {plan['problem_count']} held-out problems")
-
-    def _on_exit(self, state: str, output: dict[str, Any]) -> None:
-        if state == "Prepare" and "generation" in output:
-            splits = output["generation"]["splits"]
-            train, validation, holdout = splits["train"], splits["validation"], splits["holdout"]
-            self._say(f"  split: {train} train, {validation} validation, {holdout} held out")
-            records = self.stack.records(self.run_id)
-            run = next((item for item in records if item["sk"] == RUN_SK), {})
-            estimate = CostEstimate.model_validate(run["estimate"]) if run.get("estimate") else None
-            budget = output["run"]["config"].get("budget_usd")
-            self._say(f"  {describe_estimate(estimate, budget)}")
-        elif state == "Generate":
-            self._report_shards()
-            self._generating = False
-        elif state in {"SubmitBatch", "CheckBatch"} and output.get("batch"):
-            self._on_batch(state, output["batch"])
-        elif state == "Assemble" and "dataset" in output:
-            dataset = output["dataset"]
-            dropped = (
-                ", ".join(f"{reason} {count}" for reason, count in dataset["dropped"].items()) or "nothing"
-            )
-            self._say(
-                f"  dataset: {dataset['train_examples']} train, {dataset['validation_examples']} validation; "
-                f"dropped {dropped}"
-            )
-        elif state in {"StartFineTune", "CheckFineTune", "CancelFineTune"} and "finetune" in output:
-            job = output["finetune"]
-            if job["status"] != self._job_status:
-                self._job_status = job["status"]
-                waited = output.get("wait", {}).get("waited_seconds", 0)
-                polled = _duration(waited)
-                self._say(f"  fine-tuning job {job['job_id']}: {job['status']} (after {polled} of polling)")
-        elif state in {"PrepareServing", "CheckServing", "ReleaseServing"} and output.get("serving"):
-            serving = output["serving"]
-            if serving["kind"] != "none" and serving["status"] != self._serving_status:
-                self._serving_status = serving["status"]
-                fate = "kept (keep_deployment)" if serving.get("kept") else serving["status"]
-                waited = _duration(output.get("serving_wait", {}).get("waited_seconds", 0))
-                self._say(
-                    f"  {serving['kind'].replace('_', ' ')} {serving.get('name')}: {fate} (after {waited})"
-                )
-        elif state == "Benchmark" and "scores" in output:
-            scores = ", ".join(f"{s['contestant']} {s['accuracy'] * 100:.1f}%" for s in output["scores"])
-            self._say(f"  accuracy: {scores}")
-
-    def _on_batch(self, state: str, batch: dict[str, Any]) -> None:
-        status, round_number = batch["status"], batch["round"]
-        if state == "SubmitBatch":
-            self._say(
-                f"  round {round_number}: {batch['requests']} requests in {len(batch['batch_ids'])} batches"
-            )
-        elif status != "in_progress":
-            missing = batch["missing"]
-            then = {"resubmit": "resubmitting those", "collected": "collected"}[status]
-            self._say(
-                f"  round {round_number}: {batch['succeeded']} of {batch['requests']} answered, "
-                f"{missing} missing; {then}"
-            )
-
-    def _report_shards(self) -> None:
-        records = self.stack.records(self.run_id)
-        run = next((item for item in records if item["sk"] == RUN_SK), {})
-        done = sum(
-            1
-            for item in records
-            if item["sk"].startswith(SHARD_PREFIX) and isinstance(shard_item(item), ShardDone)
-        )
-        shards = (done, int(run.get("shard_count", 0)))
-        if shards != self._shards:
-            self._shards = shards
-            self._say(f"  {shards[0]}/{shards[1]} shards done")
-
-
-def _duration(seconds: float) -> str:
-    seconds = int(seconds)
-    if seconds < 60:
-        return f"{seconds}s"
-    if seconds < 3600:
-        return f"{seconds // 60}m{seconds % 60:02d}s"
-    return f"{seconds // 3600}h{(seconds % 3600) // 60:02d}m"
-
-
 def _write_json(path: Path, document: Any) -> None:
     path.write_text(json.dumps(document, indent=2, default=str, ensure_ascii=False) + "\n", encoding="utf-8")
 
@@ -510,20 +361,22 @@ def _execute(
     problem_set_copy = directory.state / "s3" / manifest.problem_set_key
     knowledge = new_problem_set or problem_set_copy
 
+    # On a terminal the panel shows at once: planning and starting moto and the emulator take seconds
+    # before the execution's first event. The run's own lines start once the plan is accepted, so a
+    # refused run says only what validate says.
+    display = open_display(progress_stream, started)
+    display.show(RunStatus(stage="planning: the problem set, the budget, the models at their endpoints"))
     with ExitStack() as stack_of_contexts, warnings.catch_warnings():
+        stack_of_contexts.callback(display.close)
         # A handler that fails before adding a metric makes Powertools warn; the failure says more.
         warnings.filterwarnings("ignore", message="No application metrics to publish")
         endpoints = stack_of_contexts.enter_context(
             _endpoints(manifest.openai, manifest.bedrock, knowledge, clock, config)
         )
         if new_problem_set is not None:
-            # What Prepare would refuse is refused now, with its message, before anything starts.
-            providers = local_run_providers(
-                endpoints.openai_base_url,
-                lambda: endpoints.openai_api_key,
-                endpoints.emulator_url if manifest.bedrock == "emulator" else None,
-            )
-            plan_local_run(new_problem_set, load_run_config(config), providers, endpoints.emulator_url)
+            _plan(new_problem_set, manifest, endpoints)
+        display.print(f"synthtune run {run_id}")
+        display.show(RunStatus(stage="starting emulated AWS (moto) from template.yaml"))
         try:
             stack_of_contexts.enter_context(directory.locked())
         except RunDirectoryError as error:
@@ -542,36 +395,30 @@ def _execute(
         )
         journal = directory.journal(manifest, bucket=stack.bucket, table=stack.table)
         emulator = endpoints.emulator
-        print(f"synthtune run {run_id}", file=progress_stream)
         if new_problem_set is None:
-            _restore(directory, journal, stack, emulator, progress_stream)
+            _restore(directory, journal, stack, emulator, display)
+        progress = RunProgress(stack, run_id, display)
+        journal.observe(progress.on_write)
         stack_of_contexts.enter_context(journal.recording())
         if emulator is not None:
             emulator.keep_state_in(directory.emulator_state)
             stack_of_contexts.callback(emulator.keep_state_in, None)
-        print(
-            f"  problem set {manifest.problem_set} · AWS emulated by moto · {endpoints.described}",
-            file=progress_stream,
-        )
+        display.print(f"  problem set {manifest.problem_set} · AWS emulated by moto · {endpoints.described}")
         if new_problem_set is not None:
             stack.upload(manifest.problem_set_key, new_problem_set.read_bytes())
         emulated_start = clock.now()
         execution_arn, manifest = _start_execution(stack, directory, manifest)
-        timeout = EMULATED_RUN_TIMEOUT_SECONDS
-        if not emulated:
-            timeout = float((config or {}).get("max_wait_seconds", 86_400)) + 6 * 3600
         try:
-            description = stack.wait(
-                execution_arn,
-                timeout_seconds=timeout,
-                poll_seconds=0.05,
-                on_poll=Progress(stack, run_id, progress_stream),
+            description = follow(
+                stack, execution_arn, progress, timeout_seconds=_run_timeout(emulated, config)
             )
         except KeyboardInterrupt:
+            display.close()
             abandoned = _stop(stack, execution_arn, progress_stream)
             description = stack.describe(execution_arn)
             _, answers = _finish(directory, manifest, stack, journal, description, status="interrupted")
             raise RunInterrupted(run_dir, answers, abandoned=abandoned) from None
+        display.close()
         summary, answers = _finish(directory, manifest, stack, journal, description, status=None)
 
     return RunOutcome(
@@ -587,22 +434,38 @@ def _execute(
     )
 
 
+def _plan(problem_set: Path, manifest: RunManifest, endpoints: Endpoints) -> None:
+    """What Prepare would refuse is refused now, with its message, before anything starts."""
+    providers = local_run_providers(
+        endpoints.openai_base_url,
+        lambda: endpoints.openai_api_key,
+        endpoints.emulator_url if manifest.bedrock == "emulator" else None,
+    )
+    plan_local_run(problem_set, load_run_config(manifest.config), providers, endpoints.emulator_url)
+
+
+def _run_timeout(emulated: bool, config: dict[str, Any] | None) -> float:
+    """Offline, the poll loop costs nothing, so an emulated run is bounded by real seconds, not its config."""
+    if emulated:
+        return EMULATED_RUN_TIMEOUT_SECONDS
+    return float((config or {}).get("max_wait_seconds", 86_400)) + 6 * 3600
+
+
 def _restore(
     directory: RunDirectory,
     journal: RunJournal,
     stack: OfflineStack,
     emulator: OpenAIEmulator | None,
-    stream: IO[str],
+    display: Display,
 ) -> None:
     """What the run kept, back into the fresh moto (and emulator) before a resumed execution starts."""
     restored = journal.restore(stack.client("s3"), stack.client("dynamodb"))
     if emulator is not None and directory.emulator_state.is_file():
         emulator.load_state(directory.emulator_state)
     paid = sum(1 for _ in journal.objects(f"{RunLayout(journal.run_id).prefix}answers/"))
-    print(
+    display.print(
         f"  resuming from {directory.path}: {restored.objects} objects and {restored.items} records kept, "
-        f"{paid} teacher answers already paid for",
-        file=stream,
+        f"{paid} teacher answers already paid for"
     )
 
 

@@ -395,3 +395,23 @@ def test_run_and_validate_refuse_with_the_same_message(
 
     assert validated == ran
     assert validated.startswith(f"InvalidProblemSet: {problem_set}: 1 error\n  line 1: the first row must")
+
+
+def test_an_unreachable_endpoint_is_refused_at_once_naming_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], closed_port: int
+) -> None:
+    endpoint = f"http://127.0.0.1:{closed_port}/v1"
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({**OPENAI_MODELS, "judge_model": None}))
+    monkeypatch.setenv("OPENAI_BASE_URL", endpoint)
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-live-test")
+
+    arguments = ["--openai", "live", "--config", str(config), "--out", str(tmp_path / "runs")]
+    code = main(["run", str(SAMPLE_PROBLEM_SET), *arguments])
+
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.startswith("EndpointUnreachable: ")
+    assert f"cannot reach GET {endpoint}/models/" in err
+    assert "connection refused" in err
+    assert not (tmp_path / "runs").exists()  # refused by the plan: nothing started

@@ -260,3 +260,20 @@ def test_a_huge_cause_still_ends_with_the_run_failed_and_the_cause_readable(
     ]
     assert max(sizes) < 32 * 1024
     assert emulator.requests == []
+
+
+def test_an_unreachable_endpoint_fails_the_run_in_prepare_on_its_first_try(
+    clock: VirtualClock, closed_port: int
+) -> None:
+    endpoint = f"http://127.0.0.1:{closed_port}/v1"
+    started = clock.now()
+    with OfflineStack(openai_api_key="sk-test", parameters={"OpenAIBaseUrl": endpoint}, clock=clock) as stack:
+        execution = execute(stack, SMALL_SET, config={**FAST_CONFIG, **OPENAI_MODELS})
+
+    assert execution.status == "FAILED"
+    assert execution.description["error"] == "EndpointUnreachable"
+    assert f"cannot reach GET {endpoint}/models/" in execution.description["cause"]
+    assert "connection refused" in execution.description["cause"]
+    # Tried once, not retried: Step Functions' retries of a passing outage would wait 30 s and more.
+    assert execution.lambda_failures() == ["EndpointUnreachable"]
+    assert clock.now() - started < 30

@@ -11,6 +11,7 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.config import Config
 from botocore.exceptions import (
     ConnectionClosedError,
     ConnectTimeoutError,
@@ -20,7 +21,12 @@ from botocore.exceptions import (
 from botocore.stub import ANY, Stubber
 
 from synthtune.contracts.config import FineTuneHyperparameters
-from synthtune.contracts.errors import ModelRequestRejected, ModelUnavailable, RateLimited
+from synthtune.contracts.errors import (
+    EndpointUnreachable,
+    ModelRequestRejected,
+    ModelUnavailable,
+    RateLimited,
+)
 from synthtune.contracts.usage import Usage
 from synthtune.contracts.workflow import FineTuneState, S3Location
 from synthtune.prompts import SOLVER_SYSTEM_PROMPT
@@ -199,16 +205,31 @@ def test_each_bedrock_error_has_its_workflow_name(
     assert "said Bedrock" in str(raised.value)
 
 
-def test_an_unreachable_endpoint_is_unavailable_not_rejected() -> None:
+def test_an_unreachable_endpoint_fails_at_once_naming_it() -> None:
     runtime = client("bedrock-runtime")
 
     def unreachable(**_: object) -> None:
         raise EndpointConnectionError(endpoint_url="http://127.0.0.1:9/model/x/converse")
 
     runtime.converse = unreachable
-    with pytest.raises(ModelUnavailable, match="EndpointConnectionError") as raised:
+    with pytest.raises(EndpointUnreachable, match=re.escape(f"cannot reach {URL}")):
         BedrockChat(runtime).answer(NOVA, "q", max_tokens=10)
-    assert raised.value.outcome_unknown is False  # never sent: nothing can have been billed
+
+
+def test_a_refused_connection_is_named_as_such(closed_port: int) -> None:
+    runtime = boto3.client(
+        "bedrock-runtime",
+        region_name="us-east-1",
+        endpoint_url=f"http://127.0.0.1:{closed_port}",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        config=Config(retries={"total_max_attempts": 1}),
+    )
+    with pytest.raises(EndpointUnreachable) as raised:
+        BedrockChat(runtime).answer(NOVA, "q", max_tokens=10)
+    message = str(raised.value)
+    assert f"cannot reach http://127.0.0.1:{closed_port}/model/" in message
+    assert "connection refused" in message
 
 
 @pytest.mark.parametrize(

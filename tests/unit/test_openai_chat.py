@@ -1,7 +1,13 @@
 """The teacher's adapter on a stand-in client: what it sends, how it reads n samples, and how the
 provider's failures become the workflow's named errors."""
 
+import errno
+import http.server
 import json
+import re
+import socket
+import ssl
+import threading
 from types import SimpleNamespace
 from typing import Any
 
@@ -10,7 +16,12 @@ import openai
 import pytest
 from openai.types.chat import ChatCompletion
 
-from synthtune.contracts.errors import ModelRequestRejected, ModelUnavailable, RateLimited
+from synthtune.contracts.errors import (
+    EndpointUnreachable,
+    ModelRequestRejected,
+    ModelUnavailable,
+    RateLimited,
+)
 from synthtune.contracts.usage import Usage
 from synthtune.providers.openai.chat import SOLUTION_FORMAT, OpenAIChat
 from synthtune.providers.openai.client import provider_errors
@@ -194,3 +205,60 @@ def test_unavailable_says_whether_the_provider_may_have_done_the_work(
     with pytest.raises(ModelUnavailable) as raised, provider_errors("solving"):
         raise error
     assert raised.value.outcome_unknown is unknown
+
+
+def ask(base_url: str) -> None:
+    """One chat request as the teacher sends it (no SDK retries), through `provider_errors`."""
+    client = openai.OpenAI(base_url=base_url, api_key="sk-test", max_retries=0, timeout=10)
+    with provider_errors("solving"):
+        client.chat.completions.create(model=TEACHER, messages=[{"role": "user", "content": "2+2?"}])
+
+
+def test_a_refused_connection_fails_at_once_naming_the_endpoint(closed_port: int) -> None:
+    with pytest.raises(EndpointUnreachable) as raised:
+        ask(f"http://127.0.0.1:{closed_port}/v1")
+    assert str(raised.value) == (
+        f"solving: cannot reach POST http://127.0.0.1:{closed_port}/v1/chat/completions: "
+        "connection refused (nothing listens there)"
+    )
+
+
+def test_tls_spoken_to_a_plain_http_port_is_unreachable_with_a_hint() -> None:
+    server = http.server.HTTPServer(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        with pytest.raises(EndpointUnreachable, match=r"TLS handshake failed .*is it plain http\?"):
+            ask(f"https://127.0.0.1:{server.server_address[1]}/v1")
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.parametrize(
+    ("underneath", "why"),
+    [
+        (socket.gaierror(socket.EAI_NONAME, "Name or service not known"), "its host name does not resolve"),
+        (ssl.SSLCertVerificationError(1, "certificate verify failed"), "TLS certificate is not trusted"),
+        (OSError(errno.EHOSTUNREACH, "No route to host"), "no route to it (No route to host)"),
+    ],
+)
+def test_a_connection_never_made_says_why(underneath: OSError, why: str) -> None:
+    # As httpx2 raises it: its ConnectError wraps the socket's error, and the SDK's error wraps that.
+    with pytest.raises(EndpointUnreachable, match=re.escape(why)), provider_errors("solving"):
+        raise connection_error(openai.APIConnectionError, httpx2.ConnectError(underneath))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("kind", "status"),
+    [
+        (openai.AuthenticationError, 401),
+        (openai.PermissionDeniedError, 403),
+        (openai.NotFoundError, 404),
+    ],
+)
+def test_a_refusal_is_not_retried_and_names_the_endpoint(
+    kind: type[openai.APIStatusError], status: int
+) -> None:
+    with pytest.raises(ModelRequestRejected) as raised, provider_errors("solving"):
+        raise status_error(kind, status, {})
+    assert "POST http://127.0.0.1:8787/v1/chat/completions" in str(raised.value)

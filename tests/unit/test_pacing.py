@@ -1,8 +1,14 @@
+import logging
 from collections.abc import Callable
 
 import pytest
 
-from synthtune.contracts.errors import ModelRequestRejected, ModelUnavailable, RateLimited
+from synthtune.contracts.errors import (
+    EndpointUnreachable,
+    ModelRequestRejected,
+    ModelUnavailable,
+    RateLimited,
+)
 from synthtune.contracts.usage import Usage
 from synthtune.engine.paced import PacedChat
 from synthtune.engine.pacing import OutOfTime, RateLimitGate, call_paced
@@ -306,7 +312,14 @@ def test_call_paced_retries_unavailable_up_to_max_attempts_then_raises() -> None
     assert recovered.calls == 3
 
 
-@pytest.mark.parametrize("error", [ModelRequestRejected("HTTP 400"), RuntimeError("bug")])
+@pytest.mark.parametrize(
+    "error",
+    [
+        ModelRequestRejected("HTTP 400"),
+        EndpointUnreachable("cannot reach POST http://127.0.0.1:9/v1/chat/completions: connection refused"),
+        RuntimeError("bug"),
+    ],
+)
 def test_call_paced_never_retries_other_errors(error: Exception) -> None:
     clock = FakeClock()
     request = ScriptedRequest(error)
@@ -314,6 +327,49 @@ def test_call_paced_never_retries_other_errors(error: Exception) -> None:
         paced(gate_on(clock), request, max_attempts=5)
     assert request.calls == 1
     assert clock.sleeps == []
+
+
+def test_each_wait_for_trouble_is_logged_before_it_starts_with_what_how_long_and_why(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    clock = FakeClock()
+    logged: list[logging.LogRecord] = []
+
+    def sleep(seconds: float) -> None:
+        # What a reader of the log sees while the request waits: the line is already there.
+        logged[:] = caplog.records
+        clock.sleep(seconds)
+
+    gate = RateLimitGate(monotonic=clock.monotonic, sleep=sleep, jitter=lambda: 0.5)
+    request = ScriptedRequest(
+        RateLimited("gpt-4.1 solving a problem: rate limited (slow down)", retry_after_seconds=20.0),
+        RateLimited("gpt-4.1 solving a problem: rate limited (one more)", retry_after_seconds=0.5),
+        ModelUnavailable("gpt-4.1 solving a problem: HTTP 503 from POST http://127.0.0.1:8787/v1/x"),
+    )
+    with caplog.at_level(logging.INFO):
+        assert paced(gate, request, max_attempts=3) == "ok"
+
+    assert [(line.levelname, line.getMessage()) for line in logged] == [
+        ("INFO", "rate limited: holding this invocation's requests"),
+        ("WARNING", "model unavailable: retrying"),
+    ]  # the half-second hold is pacing, not news
+    hold, backoff = (vars(line) for line in logged)
+    assert hold["wait_seconds"] == 20.0
+    assert hold["reason"] == "gpt-4.1 solving a problem: rate limited (slow down)"
+    assert (backoff["attempt"], backoff["max_attempts"], backoff["wait_seconds"]) == (1, 3, 0.5)
+    assert "HTTP 503 from POST http://127.0.0.1:8787" in backoff["reason"]
+
+
+def test_a_request_given_up_on_is_logged_as_an_error(caplog: pytest.LogCaptureFixture) -> None:
+    request = ScriptedRequest(ModelUnavailable("HTTP 502 (Bad Gateway)"))
+    with pytest.raises(ModelUnavailable):
+        paced(gate_on(FakeClock()), request, max_attempts=1)
+    (line,) = caplog.records
+    assert (line.levelname, line.getMessage(), vars(line)["reason"]) == (
+        "ERROR",
+        "model unavailable: giving up on this request",
+        "HTTP 502 (Bad Gateway)",
+    )
 
 
 def test_a_success_that_used_up_the_window_closes_the_gate_until_it_resets() -> None:

@@ -47,6 +47,7 @@ class ErrorName(StrEnum):
     BenchmarkIncomplete = auto()
     ModelUnavailable = auto()
     ModelRequestRejected = auto()
+    EndpointUnreachable = auto()
     BatchFailed = auto()
     FineTuneUnavailable = auto()
     FineTuneFailed = auto()
@@ -145,6 +146,14 @@ class ModelUnavailable(SynthtuneError):
 
 class ModelRequestRejected(SynthtuneError):
     """The provider refused the request (bad key, unknown model, invalid parameters); not retried."""
+
+
+class EndpointUnreachable(SynthtuneError):
+    """No connection to the provider's endpoint could be made: refused, a host name that does not
+    resolve, a TLS handshake that failed. Nothing was sent, so nothing was billed. Not retried where
+    the run first meets the provider (a wrong or down endpoint is not fixed by minutes of retries: the
+    run fails within seconds, naming the endpoint and the cause); retried only by the states that poll
+    a job the same endpoint accepted earlier in the run, where it is a passing outage."""
 
 
 # Batch generation.

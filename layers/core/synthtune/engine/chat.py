@@ -5,6 +5,7 @@ The stages talk to models through `providers.ports.ChatPort` only, whoever serve
 
 from __future__ import annotations
 
+import contextvars
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from typing import TypeVar
@@ -24,10 +25,12 @@ def with_requests_in_flight(
     """`ask` for every item, at most `in_flight` at a time, results in item order.
 
     On the first failure the requests not yet sent are cancelled (they would be paid for and thrown
-    away) and that failure is raised.
+    away) and that failure is raised. Each request runs in a copy of the caller's context, so what the
+    invocation set in context variables (Powertools' thread-safe log keys; offline, the execution
+    environment) holds for its requests too: a thread does not inherit them by itself.
     """
     with ThreadPoolExecutor(max_workers=in_flight, thread_name_prefix=name) as executor:
-        futures = [executor.submit(ask, item) for item in items]
+        futures = [executor.submit(contextvars.copy_context().run, ask, item) for item in items]
         done, pending = wait(futures, return_when=FIRST_EXCEPTION)
         for future in pending:
             future.cancel()

@@ -15,6 +15,7 @@ shard stops, keeping every answer it has checkpointed, to be resumed by Step Fun
 
 from __future__ import annotations
 
+import functools
 import random
 import threading
 import time
@@ -32,6 +33,10 @@ JITTER_SHARE = 0.2
 
 SERVER_ERROR_BACKOFF_SECONDS = 1.0
 SERVER_ERROR_BACKOFF_CAP_SECONDS = 30.0
+
+LOGGED_HOLD_SECONDS = 5.0
+"""A rate-limit hold at least this long is logged (INFO): pacing at a per-second window holds the gate
+thousands of times for a fraction of a second each, which says nothing a waiting run's reader needs."""
 
 UNADVISED_429_HOLD_SECONDS = 1.0
 UNADVISED_429_HOLD_CAP_SECONDS = 60.0
@@ -92,16 +97,20 @@ class RateLimitGate:
                 self._held_for_429 = rate_limited
                 self.holds += 1
 
-    def refused(self, advice: float | None) -> None:
-        """A rate-limit refusal: hold for as long as the provider said, or back off exponentially."""
+    def refused(self, advice: float | None) -> float:
+        """A rate-limit refusal: hold for as long as the provider said, or back off exponentially.
+        Returns the hold's seconds."""
         if advice is not None:
             self.hold(advice, rate_limited=True)
-            return
+            return advice
         with self._lock:
             self._unadvised_refusals += 1
             refusals = self._unadvised_refusals
-        seconds = min(UNADVISED_429_HOLD_CAP_SECONDS, UNADVISED_429_HOLD_SECONDS * 2 ** (refusals - 1))
+        seconds: float = min(
+            UNADVISED_429_HOLD_CAP_SECONDS, UNADVISED_429_HOLD_SECONDS * 2.0 ** (refusals - 1)
+        )
         self.hold(seconds, rate_limited=True)
+        return seconds
 
     def admitted(self) -> None:
         """A request went through: the next unadvised refusal starts from the shortest hold again."""
@@ -122,13 +131,16 @@ class RateLimitGate:
                 return
             self._sleep(delay)
 
-    def backoff(self, attempt: int) -> None:
-        """This request alone waits before its next try after a 5xx or timeout (full jitter)."""
+    def backoff(self, attempt: int, before: Callable[[float], None] | None = None) -> None:
+        """This request alone waits before its next try after a 5xx or timeout (full jitter); `before`
+        hears how long, before the wait."""
         ceiling = min(SERVER_ERROR_BACKOFF_CAP_SECONDS, SERVER_ERROR_BACKOFF_SECONDS * 2 ** (attempt - 1))
         delay = self._jitter() * ceiling
         remaining = self.remaining()
         if remaining is not None and delay >= remaining:
             raise OutOfTime(rate_limited=False)
+        if before is not None:
+            before(delay)
         self._sleep(delay)
 
 
@@ -142,20 +154,33 @@ def call_paced(
     tokens_per_request: int,
 ) -> ResultT:
     """`request`, sent when the gate allows, retried on 429 (until time runs out) and on 5xx/timeouts
-    (up to `max_attempts`); other errors propagate at once."""
+    (up to `max_attempts`); other errors propagate at once (`EndpointUnreachable`, `ModelRequestRejected`:
+    a retry would meet the same refusal).
+
+    Each wait for trouble is logged before it starts — what, how long, why — so that the function's log
+    says what a waiting run is waiting for: every backoff after a 5xx or timeout (WARNING), and rate-limit
+    holds of LOGGED_HOLD_SECONDS or more (INFO)."""
     failures = 0
     while True:
         gate.wait_turn(must_finish_within)
         try:
             result = request()
         except RateLimited as error:
-            gate.refused(error.retry_after_seconds)
+            held = gate.refused(error.retry_after_seconds)
+            if held >= LOGGED_HOLD_SECONDS:
+                _log(
+                    "info",
+                    "rate limited: holding this invocation's requests",
+                    {"wait_seconds": round(held, 3), "reason": str(error)},
+                )
             continue
-        except ModelUnavailable:
+        except ModelUnavailable as error:
             failures += 1
+            reason = {"attempt": failures, "max_attempts": max_attempts, "reason": str(error)}
             if failures >= max_attempts:
+                _log("error", "model unavailable: giving up on this request", reason)
                 raise
-            gate.backoff(failures)
+            gate.backoff(failures, before=functools.partial(_log_backoff, reason))
             continue
         gate.admitted()
         backpressure = backpressure_of(result)
@@ -164,3 +189,15 @@ def call_paced(
             if wait > 0:
                 gate.hold(wait, rate_limited=True)
         return result
+
+
+def _log_backoff(reason: dict[str, object], delay: float) -> None:
+    _log("warning", "model unavailable: retrying", {**reason, "wait_seconds": round(delay, 3)})
+
+
+def _log(level: str, message: str, fields: dict[str, object]) -> None:
+    # Imported on first use: Powertools' Tracer brings the X-Ray SDK (a third of a second), which the
+    # synthtune command, importing this module through the stages, would otherwise pay at every start.
+    from synthtune.observability import logger
+
+    getattr(logger, level)(message, extra=fields)

@@ -135,7 +135,7 @@ class BedrockChat:
         self._runtime = runtime
 
     def _converse(self, action: str, request: dict[str, Any]) -> dict[str, Any]:
-        with bedrock_errors(action):
+        with bedrock_errors(action, self._runtime):
             response: dict[str, Any] = self._runtime.converse(**request)
         return response
 

@@ -23,9 +23,16 @@ from botocore.exceptions import (
     EndpointConnectionError,
     NoCredentialsError,
     ReadTimeoutError,
+    SSLError,
 )
 
-from synthtune.contracts.errors import ModelRequestRejected, ModelUnavailable, RateLimited
+from synthtune.contracts.errors import (
+    EndpointUnreachable,
+    ModelRequestRejected,
+    ModelUnavailable,
+    RateLimited,
+)
+from synthtune.providers.network import unreachable_because
 
 CONNECT_TIMEOUT_SECONDS = 10.0
 READ_TIMEOUT_SECONDS = 300.0
@@ -46,10 +53,13 @@ _UNAVAILABLE = frozenset(
 )
 # Refused before any work: a model still loading takes no request in.
 _NOT_STARTED = frozenset({"ModelNotReadyException"})
-_CONNECTION_ERRORS = (EndpointConnectionError, ConnectTimeoutError, ReadTimeoutError, ConnectionClosedError)
-# The connection was never made, so the request never reached Bedrock (every other connection error may
-# have come after it was sent: a read timeout, a connection closed while waiting for the reply).
-_NEVER_SENT = (EndpointConnectionError, ConnectTimeoutError)
+# No connection could be made at all (refused, a host name that does not resolve, TLS failed): the
+# endpoint is wrong or down, which no retry within the run fixes; nothing reached Bedrock.
+_UNREACHABLE = (EndpointConnectionError, SSLError)
+_CONNECTION_ERRORS = (ConnectTimeoutError, ReadTimeoutError, ConnectionClosedError)
+# The connection was not made in time, so the request never reached Bedrock (every other connection
+# error may have come after it was sent: a read timeout, a connection closed while waiting for the reply).
+_NEVER_SENT = (ConnectTimeoutError,)
 
 
 @dataclass(frozen=True)
@@ -103,8 +113,9 @@ def error_code(error: ClientError) -> str:
 
 
 @contextmanager
-def bedrock_errors(action: str) -> Iterator[None]:
-    """Translate botocore's exceptions into the names Retry and Catch match on."""
+def bedrock_errors(action: str, client: Any = None) -> Iterator[None]:
+    """Translate botocore's exceptions into the names Retry and Catch match on; a refusal names the
+    endpoint of `client` (the boto3 client that made the call), when given."""
     try:
         yield
     except ClientError as error:
@@ -116,16 +127,20 @@ def bedrock_errors(action: str) -> Iterator[None]:
             raise ModelUnavailable(
                 f"{action}: {code} ({message})", outcome_unknown=code not in _NOT_STARTED
             ) from error
+        at = _client_endpoint(client)
         if code == "AccessDeniedException":
             raise ModelRequestRejected(
-                f"{action}: access denied ({message}). Request access to the model in the Bedrock console "
-                "(Model access) and check that the function's role may use it"
+                f"{action}: access denied{at} ({message}). Request access to the model in the Bedrock "
+                "console (Model access) and check that the function's role may use it"
             ) from error
         if code == "ServiceQuotaExceededException":
             raise ModelRequestRejected(
                 f"{action}: a Bedrock quota is used up ({message}); ask for more in Service Quotas"
             ) from error
-        raise ModelRequestRejected(f"{action}: {code or 'error'} ({message})") from error
+        raise ModelRequestRejected(f"{action}: {code or 'error'}{at} ({message})") from error
+    except _UNREACHABLE as error:
+        why = unreachable_because(error) or f"no connection could be made ({type(error).__name__})"
+        raise EndpointUnreachable(f"{action}: cannot reach {_endpoint(error)}: {why}") from error
     except _CONNECTION_ERRORS as error:
         raise ModelUnavailable(
             f"{action}: {type(error).__name__}: {error}", outcome_unknown=not isinstance(error, _NEVER_SENT)
@@ -136,12 +151,23 @@ def bedrock_errors(action: str) -> Iterator[None]:
         raise ModelUnavailable(f"{action}: {type(error).__name__}: {error}") from error
 
 
+def _endpoint(error: BotoCoreError) -> str:
+    url = str(getattr(error, "kwargs", {}).get("endpoint_url") or "Amazon Bedrock's endpoint")
+    return url.split("?", 1)[0]
+
+
+def _client_endpoint(client: Any) -> str:
+    """ " at <endpoint URL>" of a boto3 client, or nothing for anything else (a test's stand-in)."""
+    url = getattr(getattr(client, "meta", None), "endpoint_url", None)
+    return f" at {url}" if isinstance(url, str) else ""
+
+
 def bedrock_call(
     action: str, operation: Callable[..., Any], *, tolerate: Collection[str] = (), **arguments: Any
 ) -> Any:
     """`operation(**arguments)` with Bedrock's failures translated; None when it fails with one of the
     error codes in `tolerate` (a lookup that finds nothing, a create that finds the name taken)."""
-    with bedrock_errors(action):
+    with bedrock_errors(action, getattr(operation, "__self__", None)):
         try:
             return operation(**arguments)
         except ClientError as error:

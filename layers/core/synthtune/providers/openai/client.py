@@ -13,7 +13,13 @@ from contextlib import contextmanager
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
-from synthtune.contracts.errors import ModelRequestRejected, ModelUnavailable, RateLimited
+from synthtune.contracts.errors import (
+    EndpointUnreachable,
+    ModelRequestRejected,
+    ModelUnavailable,
+    RateLimited,
+)
+from synthtune.providers.network import unreachable_because
 from synthtune.providers.openai.headers import backpressure_from_headers
 
 if TYPE_CHECKING:
@@ -62,12 +68,14 @@ def is_official_endpoint(base_url: str | None) -> bool:
 
 @contextmanager
 def provider_errors(action: str, secret_hint: str = "") -> Iterator[None]:
-    """Translate openai's exceptions into the names Retry and Catch match on.
+    """Translate openai's exceptions into the names Retry and Catch match on, naming the endpoint.
 
     Reads (retrieve, list) have been retried by the SDK `max_retries` times by the time one surfaces
     here; model requests and creates never are (see `OpenAIProvider`): what remains is handed to the
     caller's own retry (`synthtune.engine.pacing`) or to Step Functions, which backs off for longer.
-    A `ModelUnavailable` says whether the request may have been carried out (`outcome_unknown`).
+    A `ModelUnavailable` says whether the request may have been carried out (`outcome_unknown`). An
+    endpoint that cannot be connected to at all (`EndpointUnreachable`), a refused key or an unknown
+    model (`ModelRequestRejected`) is not retried: the run stops at once, saying where and why.
     """
     import openai
 
@@ -82,16 +90,36 @@ def provider_errors(action: str, secret_hint: str = "") -> Iterator[None]:
         raise RateLimited(f"{action}: rate limited ({error.message})", advice) from error
     except openai.AuthenticationError as error:
         hint = f"; store a valid key in {secret_hint}" if secret_hint else ""
-        raise ModelRequestRejected(f"{action}: authentication failed ({error.message}){hint}") from error
+        raise ModelRequestRejected(
+            f"{action}: authentication failed at {endpoint_of(error.request)} ({error.message}){hint}"
+        ) from error
     except openai.APIConnectionError as error:  # includes APITimeoutError
+        endpoint = endpoint_of(error.request)
+        cause = unreachable_because(error)
+        if cause is not None:
+            raise EndpointUnreachable(f"{action}: cannot reach {endpoint}: {cause}") from error
         raise ModelUnavailable(
-            f"{action}: {type(error).__name__}: {error.message}", outcome_unknown=_maybe_sent(error)
+            f"{action}: {type(error).__name__} at {endpoint}: {error.message}",
+            outcome_unknown=_maybe_sent(error),
         ) from error
     except openai.APIStatusError as error:
+        where = endpoint_of(error.request)
         if error.status_code >= 500:
             # The service may have done the work before it failed (or before the reply was lost).
-            raise ModelUnavailable(f"{action}: HTTP {error.status_code} ({error.message})") from error
-        raise ModelRequestRejected(f"{action}: HTTP {error.status_code} ({error.message})") from error
+            raise ModelUnavailable(
+                f"{action}: HTTP {error.status_code} from {where} ({error.message})"
+            ) from error
+        raise ModelRequestRejected(
+            f"{action}: HTTP {error.status_code} from {where} ({error.message})"
+        ) from error
+
+
+def endpoint_of(request: object) -> str:
+    """The request's method and URL, without its query (which a server's URL scheme may put a key in)."""
+    url = getattr(request, "url", None)
+    if url is None:
+        return "the OpenAI endpoint"
+    return f"{getattr(request, 'method', 'POST')} {str(url).split('?', 1)[0]}"
 
 
 def _maybe_sent(error: Exception) -> bool:
