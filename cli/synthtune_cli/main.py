@@ -268,6 +268,15 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("synthtune")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        return "(not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     from synthtune_cli.emulator.command import add_emulator_arguments
 
@@ -275,7 +284,10 @@ def build_parser() -> argparse.ArgumentParser:
         prog="synthtune",
         description="Distil a strong teacher model into a cheaper student: generate verified step-by-step "
         "answers, fine-tune, and benchmark base vs fine-tuned vs teacher.",
+        epilog=EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     run = commands.add_parser(
@@ -435,9 +447,27 @@ def _emulator(args: argparse.Namespace) -> int:
     return run_emulator(args)
 
 
+EXIT_CODES = """exit status:
+  0    succeeded (validate: the run would start; report: drawn again)
+  1    the run failed (its run directory says why and keeps what it paid for)
+  2    the input, the configuration or the command line is invalid: nothing was started or spent
+  130  interrupted (Ctrl-C); a run keeps its directory and can be resumed"""
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    result: int = args.handler(args)
+    try:
+        args = build_parser().parse_args(argv)
+        result: int = args.handler(args)
+    except BrokenPipeError:
+        # The reader went away (`synthtune validate ... | head`): no traceback, and none at exit when Python
+        # flushes stdout again (the recipe in Python's documentation for SIGPIPE).
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
+    except OSError as error:  # a path the user gave that cannot be read or written (--out /proc/nope)
+        where = f"{error.filename}: " if error.filename else ""
+        print(f"synthtune: {where}{error.strerror or error}", file=sys.stderr)
+        return 2
     return result
 
 

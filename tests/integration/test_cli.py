@@ -154,7 +154,7 @@ def test_bad_config_is_refused_before_anything_runs(
     code = main(["run", str(SAMPLE_PROBLEM_SET), "--config", str(config), "--out", str(tmp_path / "runs")])
 
     assert code == 2
-    assert "shard_sise: Extra inputs are not permitted" in capsys.readouterr().err
+    assert "shard_sise: not a field here; did you mean 'shard_size'?" in capsys.readouterr().err
     assert not (tmp_path / "runs").exists()
 
 
@@ -323,7 +323,12 @@ def test_a_run_id_that_cannot_name_an_execution_is_refused(
         (SAMPLE_PROBLEM_SET, None, 0, ""),
         (Path("missing.jsonl"), None, 2, "InvalidProblemSet: missing.jsonl: no such file"),
         (SAMPLE_PROBLEM_SET, "{not json", 2, "InvalidConfig: "),
-        (SAMPLE_PROBLEM_SET, '{"shard_sise": 10}', 2, "shard_sise: Extra inputs are not permitted"),
+        (
+            SAMPLE_PROBLEM_SET,
+            '{"shard_sise": 10}',
+            2,
+            "shard_sise: not a field here; did you mean 'shard_size'?",
+        ),
         (SAMPLE_PROBLEM_SET, '{"teacher_model": "gpt-9-ultra"}', 2, "teacher_model 'gpt-9-ultra': http"),
         (SAMPLE_PROBLEM_SET, '{"budget_usd": 0.01}', 2, "BudgetExceeded: "),
     ],

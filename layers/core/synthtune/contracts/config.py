@@ -8,11 +8,12 @@ Model names are defaults here; their prices and retirement dates live in `syntht
 
 from __future__ import annotations
 
+import difflib
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from synthtune.contracts.errors import InvalidConfig, describe_fields
+from synthtune.contracts.errors import InvalidConfig
 from synthtune.contracts.models import ProviderName, check_model_name, provider_of
 
 # The defaults work today and after OpenAI's 2027-01-14 shutdowns, on AWS alone, with no OpenAI key: Nova
@@ -304,4 +305,51 @@ def load_run_config(overrides: object, source: str = "config") -> RunConfig:
     try:
         return RunConfig.model_validate(overrides)
     except ValidationError as error:
-        raise InvalidConfig(f"{source}: {describe_fields(error)}") from None
+        raise InvalidConfig(f"{source}: {describe_config_errors(error)}") from None
+
+
+def describe_config_errors(error: ValidationError, model: type[BaseModel] | None = None) -> str:
+    """pydantic's errors in plain words, one per field: a misspelt field with the names it may have meant,
+    a field a union refused named once (not once per member, with pydantic's tags such as `constrained-int`)
+    and the value it got."""
+    model = model or RunConfig
+    by_field: dict[str, list[str]] = {}
+    got: dict[str, object] = {}
+    for issue in error.errors():
+        path, fields = _field_path(model, issue["loc"])
+        name = ".".join(path) or "(root)"
+        if issue["type"] == "extra_forbidden":
+            close = difflib.get_close_matches(path[-1], sorted(fields), n=3, cutoff=0.6)
+            hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+            by_field.setdefault(name, []).append(f"not a field here{hint}")
+            continue
+        message = str(issue["msg"])
+        message = message.removeprefix("Value error, ")
+        by_field.setdefault(name, []).append(message[:1].lower() + message[1:])
+        if "input" in issue and not isinstance(issue["input"], dict):
+            got[name] = issue["input"]
+    return "; ".join(
+        f"{name}: {' or '.join(dict.fromkeys(messages))}" + (f" (got {got[name]!r})" if name in got else "")
+        for name, messages in by_field.items()
+    )
+
+
+def _field_path(model: type[BaseModel], loc: tuple[int | str, ...]) -> tuple[list[str], set[str]]:
+    """The field names of `loc`, without the tags pydantic adds past a field to name a union's member
+    (`constrained-int`), and the names of the fields beside the last one (for a misspelt field's hint)."""
+    path: list[str] = []
+    current: type[BaseModel] | None = model
+    fields: set[str] = set(model.model_fields)
+    for part in loc:
+        if not isinstance(part, str):  # an index into a list
+            path.append(str(part))
+            continue
+        if current is None:
+            break  # past a field that holds no model: a union member's tag
+        fields = set(current.model_fields)
+        path.append(part)
+        if part not in current.model_fields:
+            break
+        annotation = current.model_fields[part].annotation
+        current = annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
+    return path, fields
