@@ -219,7 +219,7 @@ def _check_dataset(args: argparse.Namespace) -> int:
     if not within:
         bounds = f"{fewest:,} to {most:,}" if most is not None else f"at least {fewest:,}"
         print(f"{report.file}: {report.examples:,} examples; fine-tuning {model} takes {bounds}")
-    return 0 if report.valid and within else 1
+    return 0 if report.valid and within else 2  # an invalid file is invalid input, as for every command
 
 
 def detect_dataset_provider(first_line: bytes) -> str:
@@ -268,6 +268,35 @@ def _positive_int(text: str) -> int:
     return value
 
 
+RUN_EXAMPLES = (
+    "examples:\n"
+    "  synthtune run events/problem-set.sample.jsonl\n"
+    "  synthtune run my-problems.jsonl --config config.json --budget-usd 2\n"
+    "  synthtune run --resume runs/my-problems-20261201-081500-a1b2c3 --budget-usd 5\n"
+    "  OPENAI_API_KEY=sk-... synthtune run my-problems.jsonl --openai live"
+)
+VALIDATE_EXAMPLES = (
+    "examples:\n"
+    "  synthtune validate my-problems.jsonl\n"
+    "  synthtune validate my-problems.csv --config config.json --live"
+)
+REPORT_EXAMPLES = (
+    "examples:\n"
+    "  synthtune report runs/my-problems-20261201-081500-a1b2c3\n"
+    "  aws s3 cp --recursive s3://BUCKET/runs/RUN_ID/ run-copy && synthtune report run-copy"
+)
+
+
+class _ExamplesFormatter(argparse.HelpFormatter):
+    """Wraps descriptions as argparse does, and keeps the lines of an epilog of examples (and of the
+    exit-status table) as written."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        if text.startswith(("example", "exit status")):
+            return text
+        return super()._fill_text(text, width, indent)
+
+
 def _version() -> str:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -285,7 +314,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Distil a strong teacher model into a cheaper student: generate verified step-by-step "
         "answers, fine-tune, and benchmark base vs fine-tuned vs teacher.",
         epilog=EXIT_CODES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=_ExamplesFormatter,
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -299,6 +328,8 @@ def build_parser() -> argparse.ArgumentParser:
         "job — so a run stopped by Ctrl-C, kill -9, a crash or its budget goes on with --resume RUN_DIR: "
         "a new execution of the same run id that pays for nothing already answered and finds the run's "
         "fine-tuning job instead of starting another.",
+        epilog=RUN_EXAMPLES,
+        formatter_class=_ExamplesFormatter,
     )
     run.add_argument(
         "problem_set",
@@ -355,6 +386,8 @@ def build_parser() -> argparse.ArgumentParser:
         "`synthtune run` would use with the same --openai and --bedrock: the emulator by default. Whatever "
         "Prepare would refuse is refused here, with the same message. Exit status: 0 the run would start, "
         "2 refused.",
+        epilog=VALIDATE_EXAMPLES,
+        formatter_class=_ExamplesFormatter,
     )
     validate.add_argument("problem_set", type=Path, metavar="PROBLEM_SET")
     validate.add_argument("--config", type=Path, metavar="FILE")
@@ -384,7 +417,7 @@ def build_parser() -> argparse.ArgumentParser:
         "chat files, Amazon Bedrock's rules for bedrock-conversation-2024 files (turn order, reserved "
         "keywords, file name, example counts) — counts each example's tokens offline, and refuses examples "
         "over the per-example limit. The format is read from the first line unless --format says. Exit "
-        "status: 0 valid, 1 invalid, 2 unreadable.",
+        "status: 0 valid, 2 invalid or unreadable.",
     )
     check_dataset.add_argument("file", type=Path, metavar="FILE", help="a .jsonl file, one example a line")
     check_dataset.add_argument(
@@ -414,6 +447,8 @@ def build_parser() -> argparse.ArgumentParser:
         "its files), or a run copied from S3 with `aws s3 cp --recursive s3://BUCKET/runs/RUN_ID/ DIR` (the "
         "reports go to DIR/report/). Runs written by older versions render too. Exit status: 0 written, 2 "
         "not a run directory or a file of it unreadable.",
+        epilog=REPORT_EXAMPLES,
+        formatter_class=_ExamplesFormatter,
     )
     report.add_argument(
         "run_dir",
@@ -423,7 +458,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     report.set_defaults(handler=_report)
 
-    emulator = commands.add_parser("emulator", help="serve the OpenAI emulator over HTTP on loopback")
+    emulator = commands.add_parser(
+        "emulator",
+        help="serve the OpenAI emulator over HTTP on loopback",
+        description="Serves the project's model emulator — OpenAI's chat, files, batches, fine-tuning and "
+        "models endpoints, and Bedrock's — on 127.0.0.1, with knobs for latency, rate limits and errors, "
+        "for trying a client or `synthtune run --openai live` against a server that behaves like a "
+        "provider and bills nothing.",
+        epilog="example:\n  synthtune emulator --port 8787 --rpm 600 --latency 0.3 &\n"
+        "  OPENAI_BASE_URL=http://127.0.0.1:8787/v1 OPENAI_API_KEY=sk-local synthtune run PROBLEMS.jsonl "
+        "--openai live",
+        formatter_class=_ExamplesFormatter,
+    )
     add_emulator_arguments(emulator)
     emulator.set_defaults(handler=_emulator)
     return parser

@@ -67,7 +67,7 @@ def test_an_invalid_file_exits_one_and_lists_every_problem_up_to_the_limit(
     code = main(["check-dataset", str(path), "--model", "gpt-4o-mini-2024-07-18"])
 
     out, _ = capsys.readouterr()
-    assert code == 1
+    assert code == 2
     assert f"{path}: 28 examples for gpt-4o-mini-2024-07-18" in out
     assert f"{path}: 26 problems\n" in out
     assert (
@@ -87,7 +87,7 @@ def test_max_example_tokens_refuses_longer_examples(
     code = main(["check-dataset", str(path), "--max-example-tokens", str(tokens - 1)])
 
     out, _ = capsys.readouterr()
-    assert code == 1
+    assert code == 2
     assert f"line 1: {tokens} tokens, over the limit of {tokens - 1} per example" in out
     assert "billed tokens per epoch: 0\n" in out
 
@@ -145,7 +145,7 @@ def test_a_bedrock_file_that_breaks_nova_rules_exits_one_naming_line_and_rule(
     code = main(["check-dataset", str(path)])
 
     out, _ = capsys.readouterr()
-    assert code == 1
+    assert code == 2
     assert "  line 11: the text holds 'User:', which Nova reserves; the job would fail\n" in out
     assert "  line 12: the first message is the assistant's; it must be the user's\n" in out
 
@@ -155,7 +155,7 @@ def test_too_few_examples_for_the_student_exit_one(
 ) -> None:
     path = write_jsonl(tmp_path / "train.jsonl", [bedrock_example(n) for n in range(5)])
 
-    assert main(["check-dataset", str(path)]) == 1
+    assert main(["check-dataset", str(path)]) == 2
     assert (
         "5 examples; fine-tuning bedrock/amazon.nova-micro-v1:0 takes 8 to 20,000" in capsys.readouterr().out
     )
