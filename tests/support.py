@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import threading
 from dataclasses import dataclass
@@ -12,6 +13,22 @@ from synthtune_cli.template import PROJECT_ROOT, load_template
 
 SAMPLE_PROBLEM_SET = PROJECT_ROOT / "events" / "problem-set.sample.jsonl"
 EVENTS = PROJECT_ROOT / "events"
+
+
+def code_strings(tree: ast.Module) -> set[str]:
+    """Every string literal of a module's code: its docstrings left out (they may name what they describe)."""
+    docstrings = {
+        id(node.body[0].value)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef)
+        and node.body
+        and isinstance(node.body[0], ast.Expr)
+    }
+    return {
+        node.value
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings
+    }
 
 
 def sample_rows(per_category: int | None = None) -> list[dict[str, Any]]:

@@ -25,6 +25,7 @@ from synthtune.contracts.errors import (
 from synthtune.stages.failure import UNCAUGHT
 from synthtune_cli.template import PROJECT_ROOT
 from tests.infra.asl import given_errors, load_definition, matched_errors
+from tests.support import code_strings
 
 BUILT_IN_PREFIXES = ("States.", "Lambda.")
 """Step Functions' own errors and those of its Lambda integration."""
@@ -161,19 +162,5 @@ def test_a_new_exception_class_must_be_an_error_name() -> None:
 def test_python_spells_no_error_name_as_a_string(path: Path, tree: ast.Module) -> None:
     if path.resolve() == ERRORS_MODULE:
         return
-    docstrings = {
-        id(node.body[0].value)
-        for node in ast.walk(tree)
-        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef)
-        and node.body
-        and isinstance(node.body[0], ast.Expr)
-    }
-    spelt = {
-        node.value
-        for node in ast.walk(tree)
-        if isinstance(node, ast.Constant)
-        and isinstance(node.value, str)
-        and node.value in ErrorName.__members__
-        and id(node) not in docstrings
-    }
+    spelt = {value for value in code_strings(tree) if value in ErrorName.__members__}
     assert not spelt, f"spells {sorted(spelt)}: use ErrorName's members (or the exception classes)"

@@ -28,6 +28,7 @@ from synthtune.records.items import (
 )
 from synthtune.records.runs import RunStore
 from synthtune_cli.template import PROJECT_ROOT
+from tests.support import code_strings
 
 RUN = "run-items"
 MODEL = "openai/gpt-4.1-mini-2025-04-14"
@@ -149,19 +150,5 @@ MODULES = [
 @pytest.mark.parametrize("path", MODULES, ids=lambda path: str(path.relative_to(PROJECT_ROOT)))
 def test_keys_are_spelled_only_in_records_items(path: Path) -> None:
     tree = ast.parse(path.read_text(encoding="utf-8"))
-    docstrings = {
-        id(node.body[0].value)
-        for node in ast.walk(tree)
-        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef)
-        and node.body
-        and isinstance(node.body[0], ast.Expr)
-    }
-    spelt = {
-        node.value
-        for node in ast.walk(tree)
-        if isinstance(node, ast.Constant)
-        and isinstance(node.value, str)
-        and id(node) not in docstrings
-        and (node.value.startswith(KEY_SPELLINGS) or node.value in SORT_KEYS)
-    }
+    spelt = {value for value in code_strings(tree) if value.startswith(KEY_SPELLINGS) or value in SORT_KEYS}
     assert not spelt, f"spells the keys {sorted(spelt)}: use records.items' constants and key builders"
