@@ -15,7 +15,7 @@ SAMPLE_PROBLEM_SET = PROJECT_ROOT / "events" / "problem-set.sample.jsonl"
 EVENTS = PROJECT_ROOT / "events"
 
 
-def code_strings(tree: ast.Module) -> set[str]:
+def code_strings(tree: ast.AST) -> set[str]:
     """Every string literal of a module's code: its docstrings left out (they may name what they describe)."""
     docstrings = {
         id(node.body[0].value)
@@ -23,6 +23,7 @@ def code_strings(tree: ast.Module) -> set[str]:
         if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef)
         and node.body
         and isinstance(node.body[0], ast.Expr)
+        and isinstance(node.body[0].value, ast.Constant)
     }
     return {
         node.value

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from synthtune_cli.template import PROJECT_ROOT
+from tests.support import code_strings
 
 LAYER = PROJECT_ROOT / "layers" / "core" / "synthtune"
 PROVIDERS = LAYER / "providers"
@@ -73,22 +74,6 @@ def imported(tree: ast.AST) -> set[str]:
     return names
 
 
-def string_constants(tree: ast.AST) -> set[str]:
-    docstrings = {
-        id(node.body[0].value)
-        for node in ast.walk(tree)
-        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef)
-        and node.body
-        and isinstance(node.body[0], ast.Expr)
-        and isinstance(node.body[0].value, ast.Constant)
-    }
-    return {
-        node.value
-        for node in ast.walk(tree)
-        if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings
-    }
-
-
 @pytest.mark.parametrize("path", outside_providers(), ids=lambda path: str(path.relative_to(LAYER)))
 def test_no_provider_sdk_outside_providers(path: Path) -> None:
     tree = ast.parse(path.read_text(encoding="utf-8"))
@@ -108,7 +93,7 @@ def test_no_provider_sdk_outside_providers(path: Path) -> None:
 @pytest.mark.parametrize("path", outside_providers(), ids=lambda path: str(path.relative_to(LAYER)))
 def test_no_provider_payload_outside_providers(path: Path) -> None:
     tree = ast.parse(path.read_text(encoding="utf-8"))
-    words = {word for constant in string_constants(tree) for word in PAYLOAD_WORDS if word in constant}
+    words = {word for constant in code_strings(tree) for word in PAYLOAD_WORDS if word in constant}
     assert not words, f"{path.name} spells {words}: provider payloads belong in synthtune/providers/"
     services = {
         node.args[0].value
@@ -148,7 +133,7 @@ def test_the_rules_would_catch_a_breach(tmp_path: Path) -> None:
     )
     assert "openai" in imported(breach)
     assert {"modelId", "response_format"} <= {
-        w for c in string_constants(breach) for w in PAYLOAD_WORDS if w in c
+        w for c in code_strings(breach) for w in PAYLOAD_WORDS if w in c
     }
 
 
