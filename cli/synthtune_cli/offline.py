@@ -222,7 +222,7 @@ class OfflineStack:
             stack.enter_context(contextlib.redirect_stdout(log_stream))
         stack.enter_context(mock.patch.dict(os.environ, {"AWS_DEFAULT_REGION": self.region}))
         stack.enter_context(mock_aws(config=self._moto_config()))
-        stack.enter_context(_atomic_dynamodb_updates())
+        stack.enter_context(atomic_data_stores())
         stack.enter_context(powertools_per_environment())
         self._patch_interpreter()
 
@@ -538,22 +538,36 @@ class OfflineStack:
 
 
 @contextlib.contextmanager
-def _atomic_dynamodb_updates() -> Iterator[None]:
-    """DynamoDB applies each UpdateItem atomically, its condition included; moto reads, checks and writes
-    in separate steps, so two shards adding to the run's ledger at once could lose one addition (or both
-    pass a budget only one fits). Serialise them, as DynamoDB does."""
-    from moto.dynamodb.models import DynamoDBBackend
+def atomic_data_stores() -> Iterator[None]:
+    """DynamoDB applies each request atomically, an UpdateItem's condition included; moto reads, checks
+    and writes in separate steps, and copies the item it updates outside its backend, so two shards
+    adding to the run's ledger at once could lose one addition, both pass a budget only one fits, or
+    fail copying an item another thread is changing ("dictionary changed size during iteration").
+    moto's S3 likewise lists a bucket by iterating the dictionary another thread's PutObject grows.
+    Serialise each service's requests, as the real services make each one atomic. A request never
+    waits on another service's: handling one calls nothing outside its own backend, except S3's event
+    notifications, which only start executions on their own threads. (S3's lock is reentrant because
+    its ambiguous path, bucket or key, hands over to the bucket or key handler.)"""
+    from moto.dynamodb.responses import DynamoHandler
+    from moto.s3.responses import S3Response
 
-    lock = threading.Lock()
-    update_item = DynamoDBBackend.update_item
-
-    @functools.wraps(update_item)  # keeps moto's signature for hooks that bind its arguments (the journal)
-    def atomic_update_item(backend: DynamoDBBackend, *args: Any, **kwargs: Any) -> Any:
-        with lock:
-            return update_item(backend, *args, **kwargs)
-
-    with mock.patch.object(DynamoDBBackend, "update_item", atomic_update_item):
+    s3_lock = threading.RLock()
+    patches = [(DynamoHandler, "call_action", threading.Lock())] + [
+        (S3Response, name, s3_lock) for name in ("ambiguous_response", "bucket_response", "key_response")
+    ]
+    with contextlib.ExitStack() as stack:
+        for owner, name, lock in patches:
+            stack.enter_context(mock.patch.object(owner, name, _holding(lock, getattr(owner, name))))
         yield
+
+
+def _holding(lock: threading.Lock | threading.RLock, method: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(method)
+    def holding(*args: Any, **kwargs: Any) -> Any:
+        with lock:
+            return method(*args, **kwargs)
+
+    return holding
 
 
 class _WholeLines(io.TextIOBase):

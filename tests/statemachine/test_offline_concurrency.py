@@ -78,3 +78,45 @@ def test_shards_run_at_once_each_in_an_execution_environment_of_its_own(
     ]
     assert len(shard_metrics) == 3
     assert all(len(line["TeacherAnswersVerified"]) == 1 for line in shard_metrics)
+
+
+def test_concurrent_requests_to_one_item_and_one_bucket_are_each_atomic(stack: OfflineStack) -> None:
+    # Shards add to the run's ledger item and write checkpoints into the bucket at once. moto, unlike
+    # DynamoDB and S3, is not atomic per request: unserialised, updates are lost and a copy of an item
+    # another thread is changing fails with "dictionary changed size during iteration".
+    dynamodb, s3 = stack.client("dynamodb"), stack.client("s3")
+    key = {"pk": {"S": "RUN#hammered"}, "sk": {"S": "RUN"}}
+    workers, rounds = 8, 40
+    start = threading.Barrier(workers)
+    errors: list[BaseException] = []
+
+    def worker(number: int) -> None:
+        try:
+            start.wait(timeout=10)
+            for turn in range(rounds):
+                dynamodb.update_item(
+                    TableName=stack.table,
+                    Key=key,
+                    # Each update also adds an attribute of its own, so the item keeps growing while the
+                    # others copy it.
+                    UpdateExpression=f"ADD requests :one SET #w{number}_{turn} = :turn",
+                    ExpressionAttributeNames={f"#w{number}_{turn}": f"w{number}_{turn}"},
+                    ExpressionAttributeValues={":one": {"N": "1"}, ":turn": {"N": str(turn)}},
+                )
+                s3.put_object(Bucket=stack.bucket, Key=f"hammered/{number}/{turn}", Body=b"{}")
+                s3.list_objects_v2(Bucket=stack.bucket, Prefix="hammered/")
+        except BaseException as error:
+            errors.append(error)
+
+    threads = [threading.Thread(target=worker, args=(number,)) for number in range(workers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    assert errors == []
+    item = dynamodb.get_item(TableName=stack.table, Key=key, ConsistentRead=True)["Item"]
+    assert item["requests"] == {"N": str(workers * rounds)}
+    assert len(item) == 3 + workers * rounds
+    listed = s3.list_objects_v2(Bucket=stack.bucket, Prefix="hammered/", MaxKeys=1000)
+    assert listed["KeyCount"] == workers * rounds

@@ -1,9 +1,7 @@
 import threading
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterator
 
 import pytest
-from moto.dynamodb.models import DynamoDBBackend
 
 from synthtune.contracts.errors import (
     BudgetExceeded,
@@ -28,6 +26,7 @@ from synthtune.prompts import Solution, Verdict
 from synthtune.providers.ports import Reply, Sample, SolveResult
 from synthtune.records.items import RUN_SK, shard_sk
 from synthtune.records.runs import RunStore
+from synthtune_cli.offline import atomic_data_stores
 
 RUN = "run-ledger"
 TEACHER = "gpt-4.1-2025-04-14"
@@ -107,16 +106,10 @@ def test_a_request_dearer_than_the_whole_budget_is_refused_before_writing(runs: 
 
 
 @pytest.fixture
-def atomic_updates(monkeypatch: pytest.MonkeyPatch) -> None:
+def atomic_updates() -> Iterator[None]:
     """DynamoDB applies each conditional update atomically; moto checks and writes in separate steps."""
-    lock = threading.Lock()
-    update_item = DynamoDBBackend.update_item
-
-    def locked(self: DynamoDBBackend, *args: Any, **kwargs: Any) -> Any:
-        with lock:
-            return update_item(self, *args, **kwargs)
-
-    monkeypatch.setattr(DynamoDBBackend, "update_item", locked)
+    with atomic_data_stores():
+        yield
 
 
 @pytest.mark.usefixtures("atomic_updates")
