@@ -13,11 +13,31 @@ import re
 
 from pydantic import BaseModel, ConfigDict, Field
 
+ANSWER_PREFIX = "Answer:"
+
 SOLVER_SYSTEM_PROMPT = (
     "You are a careful problem solver. Work through the problem step by step, one short step per line. "
     "Then give the final answer on the last line, in the form 'Answer: <answer>'. "
     "Keep the final answer short: a number, a word or a short phrase."
 )
+
+ABSTENTION_ANSWER = "I don't know"
+"""The final answer of an honest abstention: what an abstaining student is taught to say, and what
+`quality.abstention` recognises."""
+
+ABSTAINING_SYSTEM_PROMPT = (
+    SOLVER_SYSTEM_PROMPT
+    + f" If you are not confident that you know the answer, do not guess: say so, and give the final answer "
+    f"as '{ANSWER_PREFIX} {ABSTENTION_ANSWER}'."
+)
+"""The system prompt of a run that teaches abstention (`dataset.knowledge_policy` abstain_unknown), in
+its training examples and in its benchmark alike."""
+
+ABSTENTION_STEPS = (
+    "I do not reliably know the fact this question depends on.",
+    "A guess would be likely to be wrong, so I will not give one.",
+)
+"""The reasoning of the abstention the pipeline writes in place of an unknown example's target."""
 
 JUDGE_SYSTEM_PROMPT = (
     "You grade answers to problems. Decide whether the candidate answer means the same as the reference "
@@ -25,7 +45,6 @@ JUDGE_SYSTEM_PROMPT = (
     "a candidate that gives a different value, names a different thing or hedges between options is wrong."
 )
 
-ANSWER_PREFIX = "Answer:"
 
 JUDGE_MAX_TOKENS = 256
 """A verdict is one boolean and one sentence."""
@@ -75,3 +94,24 @@ def parse_final_answer(text: str | None) -> str | None:
 def judge_request(question: str, reference: str, candidate: str) -> str:
     """The user message a judge model grades: the labelled lines are part of the contract."""
     return f"Question: {question}\nReference answer: {reference}\nCandidate answer: {candidate}"
+
+
+def solver_system_prompt(abstains: bool) -> str:
+    """The system prompt students are trained and benchmarked with: asking for "I don't know" when unsure
+    in a run that teaches abstention."""
+    return ABSTAINING_SYSTEM_PROMPT if abstains else SOLVER_SYSTEM_PROMPT
+
+
+def abstention_solution() -> Solution:
+    """The short, honest abstention an unknown example is taught instead of the teacher's answer."""
+    return Solution(steps=list(ABSTENTION_STEPS), final_answer=ABSTENTION_ANSWER)
+
+
+class Exemplar(BaseModel):
+    """A worked example shown before a question (a user turn and the assistant's reply in the training
+    format): probing varies them to word a greedy question apart."""
+
+    model_config = ConfigDict(frozen=True)
+
+    question: str
+    reply: str

@@ -100,6 +100,76 @@ class GenerationConfig(BaseModel):
     )
 
 
+KnowledgePolicy = Literal["keep_all", "drop_unknown", "abstain_unknown"]
+KNOWLEDGE_POLICIES: tuple[KnowledgePolicy, ...] = ("keep_all", "drop_unknown", "abstain_unknown")
+
+REASONING_CATEGORIES: tuple[str, ...] = (
+    "math", "maths", "mathematics", "arithmetic", "algebra", "geometry", "logic", "reasoning",
+)  # fmt: skip
+"""Problem categories that teach a way of reasoning rather than facts: by default their examples are kept
+whatever the student knows (an unknown math problem still shows how to reason; an unknown fact only
+teaches the student to state things it cannot know)."""
+
+
+_REASONING_KEEP_ALL: dict[str, KnowledgePolicy] = {category: "keep_all" for category in REASONING_CATEGORIES}
+
+
+class ProbeConfig(BaseModel):
+    """How the base student is asked, before Assemble, whether it already knows each training problem.
+
+    Each probe answer is graded like the teacher's. `greedy` answers at temperature 0, the first with
+    the training prompt, each further one with different worked examples before the question (a
+    deterministic provider answers the same prompt the same way); `samples` answers at `temperature`,
+    in one request where the provider takes `n`.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    enabled: bool = Field(
+        default=True,
+        description="Probe the student; false skips it (and every knowledge category is then unknown to the "
+        "run, so knowledge_policy must be keep_all).",
+    )
+    greedy: int = Field(default=2, ge=1, le=8, description="Answers at temperature 0, each worded apart.")
+    samples: int = Field(default=4, ge=0, le=16, description="Answers sampled at `temperature`.")
+    temperature: float = Field(
+        default=0.7, gt=0, le=2, description="The sampled answers' temperature (the greedy ones use 0)."
+    )
+    exemplars: int = Field(
+        default=3,
+        ge=0,
+        le=8,
+        description="Worked examples (other training problems with their reference answers) before the "
+        "question in each greedy answer after the first.",
+    )
+
+
+class KnowledgePolicyConfig(BaseModel):
+    """What to do with training examples the base student does not know, by problem category."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    default: KnowledgePolicy = Field(
+        default="drop_unknown", description="The policy of every category not named in `categories`."
+    )
+    categories: dict[str, KnowledgePolicy] = Field(
+        default_factory=lambda: dict(_REASONING_KEEP_ALL),
+        description="A policy per problem category (matched ignoring case); by default keep_all for the "
+        "reasoning categories (REASONING_CATEGORIES).",
+    )
+
+    def for_category(self, category: str) -> KnowledgePolicy:
+        folded = category.casefold()
+        for name, policy in self.categories.items():
+            if name.casefold() == folded:
+                return policy
+        return self.default
+
+    @property
+    def policies(self) -> set[KnowledgePolicy]:
+        return {self.default, *self.categories.values()}
+
+
 ExportFormat = Literal["bedrock", "huggingface"]
 EXPORT_FORMATS: tuple[ExportFormat, ...] = ("bedrock", "huggingface")
 
@@ -145,11 +215,47 @@ class DatasetConfig(BaseModel):
         default=True,
         description='Drop answers that hedge ("I\'m not sure", "probably", "I don\'t know").',
     )
+    probe: ProbeConfig = Field(default_factory=ProbeConfig)
+    knowledge_policy: KnowledgePolicyConfig = Field(
+        default_factory=KnowledgePolicyConfig,
+        description='keep_all, drop_unknown or abstain_unknown for every category, or {"default": ..., '
+        '"categories": {"<category>": ...}}; by default unknown examples are dropped except in reasoning '
+        "categories (math, logic, ...), which keep them.",
+    )
+    max_abstention_share: float = Field(
+        default=0.1,
+        ge=0,
+        lt=1,
+        description="abstain_unknown: the largest share of the training examples that may be abstentions; "
+        "unknown examples past it are dropped (student_unknown).",
+    )
     exports: list[ExportFormat] = Field(
         default_factory=lambda: list(EXPORT_FORMATS),
         description="Copies of the dataset for other trainers: Amazon Bedrock's conversation format, "
         "Hugging Face chat JSONL.",
     )
+
+    @field_validator("knowledge_policy", mode="before")
+    @classmethod
+    def _policy_for_every_category(cls, value: object) -> object:
+        # "drop_unknown" is short for {"default": "drop_unknown", "categories": {}}: one policy everywhere.
+        if isinstance(value, str):
+            return {"default": value, "categories": {}}
+        return value
+
+    @model_validator(mode="after")
+    def _policy_needs_probe(self) -> DatasetConfig:
+        if not self.probe.enabled and self.knowledge_policy.policies != {"keep_all"}:
+            raise ValueError(
+                "dataset.knowledge_policy needs to know what the student knows, and dataset.probe.enabled is "
+                'false; probe the student, or set dataset.knowledge_policy to "keep_all"'
+            )
+        return self
+
+    @property
+    def abstains(self) -> bool:
+        """Whether some examples may teach the student to say it does not know."""
+        return "abstain_unknown" in self.knowledge_policy.policies
 
     @model_validator(mode="after")
     def _exports_unique(self) -> DatasetConfig:

@@ -8,9 +8,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-ChatPurpose = Literal["solve", "answer", "judge"]
+ChatPurpose = Literal["solve", "answer", "judge", "probe"]
 """What a chat request is for: the teacher solving (generation), a contestant answering (benchmark), the
-judge grading."""
+judge grading, the base student probed for what it knows (generation, and the held-out problems after the
+benchmark)."""
 
 
 class Usage(BaseModel):
@@ -59,7 +60,7 @@ class CallCost(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    purpose: Literal["solve", "judge"]
+    purpose: Literal["solve", "judge", "probe"]
     model: str
     usage: Usage
     usd: float | None = Field(

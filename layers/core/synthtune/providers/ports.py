@@ -20,7 +20,7 @@ structured answer that does not parse). Neutral fine-tuning statuses are those o
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
@@ -30,7 +30,7 @@ from synthtune.contracts.config import FineTuneHyperparameters
 from synthtune.contracts.examples import ChatExample
 from synthtune.contracts.usage import Usage
 from synthtune.contracts.workflow import FineTuneState, S3Location, ServingState
-from synthtune.prompts import Solution, Verdict
+from synthtune.prompts import SOLVER_SYSTEM_PROMPT, Exemplar, Solution, Verdict
 from synthtune.quality.format_report import FormatReport
 
 ModelRole = Literal["teacher", "judge", "student"]
@@ -115,6 +115,27 @@ class SolveResult(BaseModel):
         )
 
 
+class ReplyText(BaseModel):
+    """One choice of a free-text request: its text (None when withheld) and why it stopped."""
+
+    model_config = ConfigDict(frozen=True)
+
+    text: str | None
+    finish_reason: str
+    refusal: str | None = None
+
+
+class Replies(BaseModel):
+    """The free-text choices of one request for one problem (probing the student), billed together."""
+
+    model_config = ConfigDict(frozen=True)
+
+    model: str
+    replies: list[ReplyText]
+    usage: Usage
+    backpressure: Backpressure | None = None
+
+
 class ChatPort(Protocol):
     """A chat model. `model` is the canonical name (`contracts.models`) of the model to ask."""
 
@@ -123,12 +144,36 @@ class ChatPort(Protocol):
     ) -> SolveResult:
         """Step-by-step solutions as structured answers (the teacher), `samples` of them."""
 
-    def answer(self, model: str, question: str, *, max_tokens: int, endpoint: str | None = None) -> Reply:
-        """A free-text reply in the training format (every benchmark contestant).
+    def answer(
+        self,
+        model: str,
+        question: str,
+        *,
+        max_tokens: int,
+        endpoint: str | None = None,
+        system: str = SOLVER_SYSTEM_PROMPT,
+    ) -> Reply:
+        """A free-text reply in the training format at temperature 0 (every benchmark contestant).
 
         `endpoint`, when given, is where the request goes instead of the model's own name (a Bedrock
         custom model answers through its deployment); the reply is still recorded under `model`.
+        `system`: the system prompt the student was trained with (`prompts.solver_system_prompt`).
         """
+
+    def replies(
+        self,
+        model: str,
+        question: str,
+        *,
+        system: str,
+        exemplars: Sequence[Exemplar] = (),
+        temperature: float,
+        max_tokens: int,
+        samples: int = 1,
+    ) -> Replies:
+        """`samples` free-text replies in the training format (probing what a student knows): the
+        exemplars as earlier user and assistant turns before the question, in one request where the
+        provider takes `n`, else one request per sample."""
 
     def judge(self, model: str, question: str, reference: str, candidate: str) -> tuple[Verdict, Usage]:
         """Whether `candidate` means the same as `reference`."""

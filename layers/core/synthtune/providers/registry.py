@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from synthtune.contracts.config import RunConfig
 from synthtune.contracts.errors import FineTuneUnavailable, InvalidConfig, ModelRetired
 from synthtune.contracts.models import ModelRef, parse_model
 from synthtune.contracts.usage import Usage
-from synthtune.prompts import Verdict
+from synthtune.prompts import SOLVER_SYSTEM_PROMPT, Exemplar, Verdict
 from synthtune.providers.lifecycle import ROLE_FIELDS, suggestion
 from synthtune.providers.ports import (
     ChatPort,
@@ -23,6 +23,7 @@ from synthtune.providers.ports import (
     LiveModelStatus,
     ModelRole,
     Provider,
+    Replies,
     Reply,
     SolveResult,
 )
@@ -129,9 +130,39 @@ class RoutedChat:
         port, ref = self._port(model)
         return port.solve(ref.name, question, temperature=temperature, max_tokens=max_tokens, samples=samples)
 
-    def answer(self, model: str, question: str, *, max_tokens: int, endpoint: str | None = None) -> Reply:
+    def answer(
+        self,
+        model: str,
+        question: str,
+        *,
+        max_tokens: int,
+        endpoint: str | None = None,
+        system: str = SOLVER_SYSTEM_PROMPT,
+    ) -> Reply:
         port, ref = self._port(model)
-        return port.answer(ref.name, question, max_tokens=max_tokens, endpoint=endpoint)
+        return port.answer(ref.name, question, max_tokens=max_tokens, endpoint=endpoint, system=system)
+
+    def replies(
+        self,
+        model: str,
+        question: str,
+        *,
+        system: str,
+        exemplars: Sequence[Exemplar] = (),
+        temperature: float,
+        max_tokens: int,
+        samples: int = 1,
+    ) -> Replies:
+        port, ref = self._port(model)
+        return port.replies(
+            ref.name,
+            question,
+            system=system,
+            exemplars=exemplars,
+            temperature=temperature,
+            max_tokens=max_tokens,
+            samples=samples,
+        )
 
     def judge(self, model: str, question: str, reference: str, candidate: str) -> tuple[Verdict, Usage]:
         port, ref = self._port(model)

@@ -11,6 +11,13 @@ retries it, and the retry starts from the checkpoints: an answered problem is ne
 In batch mode the checkpoints come from the Batch API's output file (see `synthtune.stages.batch`) and the
 shard only grades them; a problem the batch could not answer is recorded as failed, not sent online.
 
+With `dataset.probe` on, each answer worth training (verified, or unverified with an answer) is then put
+to the base student (`engine.probing`): greedy and sampled answers graded against the reference (else the
+teacher's answer), saved on the same checkpoint as they are paid for, and the problem classified by what
+the student knows (`quality.knowledge`) for Assemble's `dataset.knowledge_policy`. A problem whose
+teacher answer is dropped anyway is not probed; held-out problems never are here (Benchmark probes them
+after the benchmark, for analysis only).
+
 With `generation.samples` > 1 the teacher writes N answers and the majority answer is kept, its
 agreement recorded: in one request where the provider takes `n` (the prompt billed once), else one
 request per sample, each checkpointed as it arrives so that a retry asks only for the samples missing.
@@ -32,10 +39,13 @@ from synthtune.engine.asking import Progress, RequestPolicy, Unfinished, ask_man
 from synthtune.engine.chat import grade_with_run_judge
 from synthtune.engine.checkpoints import CheckpointStore
 from synthtune.engine.pacing import RateLimitGate, invocation_deadline
+from synthtune.engine.probing import ExemplarSource, exemplar_sets, probe_problem
 from synthtune.money.ledger import CostLedger
 from synthtune.money.usage import inference_cost_usd
+from synthtune.prompts import solver_system_prompt
 from synthtune.providers.ports import ChatPort, Sample, SolveResult
 from synthtune.quality.grading import Grade, GradeMethod, answers_match
+from synthtune.quality.knowledge import KnowledgeEvidence, Probe, evidence
 from synthtune.records.artifacts import ArtifactStore
 from synthtune.records.items import ShardDone, ShardFailed, shard_sk
 from synthtune.records.layout import RunLayout
@@ -64,7 +74,7 @@ def summarise_calls(parts: Iterable[Iterable[CallCost]]) -> list[CallCost]:
 
 
 def call_cost(
-    purpose: Literal["solve", "judge"], model: str, usage: Usage, *, batch: bool = False
+    purpose: Literal["solve", "judge", "probe"], model: str, usage: Usage, *, batch: bool = False
 ) -> CallCost:
     return CallCost(
         purpose=purpose,
@@ -85,6 +95,9 @@ class Checkpoint(BaseModel):
     result: SolveResult
     grade: Grade | None = None
     judge_calls: list[CallCost] = Field(default_factory=list)
+    probe: Probe | None = Field(
+        default=None, description="The base student's answers to the problem, as far as they were paid for."
+    )
 
 
 class GeneratedAnswer(BaseModel):
@@ -112,6 +125,10 @@ class GeneratedAnswer(BaseModel):
     )
     sample_answers: list[str | None] = Field(default_factory=list)
     source: AnswerSource = "online"
+    knowledge: KnowledgeEvidence | None = Field(
+        default=None,
+        description="What the base student knows of the problem (dataset.probe); None: not probed.",
+    )
     calls: list[CallCost] = Field(default_factory=list)
     usage: UsageByModel
 
@@ -149,9 +166,15 @@ def _failure(sample: Sample | None) -> str:
 
 
 def checkpoint_calls(checkpoint: Checkpoint) -> list[CallCost]:
+    """What the checkpoint was paid: the teacher's reply, its verdict, and the student's probe."""
     result = checkpoint.result
     solve = call_cost("solve", result.model, result.usage, batch=checkpoint.source == "batch")
-    return [solve, *checkpoint.judge_calls]
+    calls = [solve, *checkpoint.judge_calls]
+    probe = checkpoint.probe
+    if probe is not None:
+        calls.append(call_cost("probe", probe.model, probe.usage))
+        calls += [call_cost("judge", model, usage) for model, usage in probe.judge_usage.items()]
+    return calls
 
 
 def graded_answer(problem: Problem, checkpoint: Checkpoint) -> GeneratedAnswer:
@@ -185,6 +208,7 @@ def graded_answer(problem: Problem, checkpoint: Checkpoint) -> GeneratedAnswer:
         status: AnswerStatus = "unverified"
     else:
         status = "verified" if grade.correct else "rejected"
+    probe = checkpoint.probe
     return GeneratedAnswer(
         **base,
         status=status,
@@ -192,7 +216,13 @@ def graded_answer(problem: Problem, checkpoint: Checkpoint) -> GeneratedAnswer:
         final_answer=solution.final_answer,
         grade_method=grade.method if grade else None,
         finish_reason=chosen.finish_reason,
+        knowledge=evidence(probe) if probe is not None and probe.graded else None,
     )
+
+
+def worth_probing(answer: GeneratedAnswer) -> bool:
+    """Whether an answer may become a training example, and so is worth asking the student about."""
+    return answer.status in ("verified", "unverified") and bool(answer.final_answer)
 
 
 def failed_answer(problem: Problem, failure: str) -> GeneratedAnswer:
@@ -283,7 +313,12 @@ def load_checkpoints(data: ArtifactStore, layout: RunLayout, shard: int) -> dict
 
 
 def _answer(
-    problem: Problem, progress: Progress[Checkpoint], chat: ChatPort, *, run: RunRef
+    problem: Problem,
+    progress: Progress[Checkpoint],
+    chat: ChatPort,
+    *,
+    run: RunRef,
+    exemplars: list[ExemplarSource],
 ) -> GeneratedAnswer:
     config = run.config
     checkpoint = progress.saved
@@ -293,19 +328,61 @@ def _answer(
         checkpoint.source == "online" and len(checkpoint.result.samples) < config.generation.samples
     ):
         checkpoint = _ask_teacher(problem, progress, run=run, chat=chat)
-    if problem.answer is None or checkpoint.grade is not None:
-        return graded_answer(problem, checkpoint)
-    chosen, _ = majority_vote(checkpoint.result.samples)
-    candidate = chosen.solution.final_answer if chosen and chosen.solution else None
-    judge_usage: UsageByModel = {}
-    grade = grade_with_run_judge(
-        chat, config.judge_model, problem.question, problem.answer, candidate, judge_usage
-    )
-    judge_calls = [call_cost("judge", model, usage) for model, usage in judge_usage.items()]
-    checkpoint = checkpoint.model_copy(update={"grade": grade, "judge_calls": judge_calls})
-    if judge_calls:  # the verdict was paid for: keep it with the reply
-        progress.save(checkpoint)
+    if problem.answer is not None and checkpoint.grade is None:
+        chosen, _ = majority_vote(checkpoint.result.samples)
+        candidate = chosen.solution.final_answer if chosen and chosen.solution else None
+        judge_usage: UsageByModel = {}
+        grade = grade_with_run_judge(
+            chat, config.judge_model, problem.question, problem.answer, candidate, judge_usage
+        )
+        judge_calls = [call_cost("judge", model, usage) for model, usage in judge_usage.items()]
+        checkpoint = checkpoint.model_copy(update={"grade": grade, "judge_calls": judge_calls})
+        if judge_calls:  # the verdict was paid for: keep it with the reply
+            progress.save(checkpoint)
+    answer = graded_answer(problem, checkpoint)
+    if not config.dataset.probe.enabled or not worth_probing(answer):
+        return answer
+    if checkpoint.probe is None or not checkpoint.probe.graded:
+        checkpoint = _probe_student(
+            problem, answer, checkpoint, progress, run=run, chat=chat, exemplars=exemplars
+        )
     return graded_answer(problem, checkpoint)
+
+
+def _probe_student(
+    problem: Problem,
+    answer: GeneratedAnswer,
+    checkpoint: Checkpoint,
+    progress: Progress[Checkpoint],
+    *,
+    run: RunRef,
+    chat: ChatPort,
+    exemplars: list[ExemplarSource],
+) -> Checkpoint:
+    """The checkpoint with the base student's graded probe, each request saved as it is paid for."""
+    config = run.config
+    probe_config = config.dataset.probe
+    target = problem.answer if problem.answer is not None else answer.final_answer
+    assert target is not None  # worth_probing: an unverified answer has a final answer
+
+    def save(probe: Probe) -> None:
+        nonlocal checkpoint
+        checkpoint = progress.save(checkpoint.model_copy(update={"probe": probe}))
+
+    probe = probe_problem(
+        problem.question,
+        target,
+        model=config.student_model,
+        probe=probe_config,
+        system=solver_system_prompt(config.dataset.abstains),
+        exemplars=exemplar_sets(problem.id, exemplars, probe_config.greedy, probe_config.exemplars),
+        max_tokens=config.max_output_tokens,
+        judge_model=config.judge_model,
+        chat=chat,
+        saved=checkpoint.probe,
+        save=save,
+    )
+    return checkpoint.model_copy(update={"probe": probe})
 
 
 def _ask_teacher(
@@ -339,10 +416,12 @@ def _generate_shard(
     config = run.config
     layout = RunLayout(run.run_id)
     problems = list(data.read_jsonl(layout.shard_input(index), Problem))
+    # The worked examples a probe may show the student: the shard's other problems with a reference.
+    exemplars = [(p.id, p.question, p.answer) for p in problems if p.answer is not None]
     try:
         asked = ask_many(
             problems,
-            lambda problem, progress, paid: _answer(problem, progress, paid, run=run),
+            lambda problem, progress, paid: _answer(problem, progress, paid, run=run, exemplars=exemplars),
             checkpoints=shard_checkpoints(data, layout, index),
             chat=chat,
             ledger=CostLedger(runs, run.run_id, config.budget_usd),

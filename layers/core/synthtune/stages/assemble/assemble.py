@@ -5,6 +5,9 @@ either becomes an example or is logged, once, under the first gate it fails:
 
 1. per answer (`gates.answer_gate`): the teacher answered, the answer is verified (or, without a
    reference, allowed and agreed on), it neither refuses nor hedges, it was not cut off, it reasons;
+1b. what the student knows (`knowledge`): `dataset.knowledge_policy` drops an `unknown` example or
+   teaches an abstention in its place (held back to the end of the pass, then capped at
+   `dataset.max_abstention_share` of its split);
 2. length: the example fits the student's per-example token limit;
 3. decontamination: the question shares no long word sequence with a held-out problem;
 4. duplicates: the question is neither the same nor nearly the same as an earlier example's.
@@ -29,15 +32,17 @@ import tempfile
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
 
-from synthtune.contracts.config import RunConfig
+from synthtune.contracts.config import DatasetConfig, RunConfig
 from synthtune.contracts.errors import BudgetExceeded, ErrorName, GenerationIncomplete, InvalidDataset
 from synthtune.contracts.examples import ChatExample
 from synthtune.contracts.problems import Problem
 from synthtune.contracts.workflow import AssembleInput, DatasetSummary, ShardRef
 from synthtune.money.catalog import CATALOG_AS_OF, training_example_limit
 from synthtune.money.estimate import epochs_for, fine_tuning_usd
+from synthtune.prompts import abstention_solution, solver_system_prompt
 from synthtune.providers.ports import DatasetFormat, FormatValidator
 from synthtune.quality.contamination import ContaminationIndex
 from synthtune.quality.dedup import DuplicateIndex
@@ -57,6 +62,12 @@ from synthtune.stages.assemble.card import (
 from synthtune.stages.assemble.examples import training_example
 from synthtune.stages.assemble.exports import exporter
 from synthtune.stages.assemble.gates import Drop, answer_gate
+from synthtune.stages.assemble.knowledge import (
+    KnowledgeTally,
+    abstention_rank,
+    abstentions_allowed,
+    treatment,
+)
 from synthtune.stages.generate import GeneratedAnswer, failed_shards
 
 
@@ -191,13 +202,20 @@ class _Gatekeeper:
         self._holdout = holdout
         self._duplicates = duplicates
         self._output = output
+        self._system = solver_system_prompt(config.dataset.abstains)
 
-    def judge(self, answer: GeneratedAnswer) -> tuple[ChatExample, tuple[int, int]] | Drop:
-        """The training example and its (tokens, assistant tokens), or the first gate it fails."""
+    def judge(self, answer: GeneratedAnswer) -> Judged | Drop:
+        """The training example, or the first gate it fails."""
         drop = answer_gate(answer, self._config.dataset)
         if drop is not None:
             return drop
-        example = training_example(answer)
+        treated = treatment(answer, self._config.dataset)
+        if isinstance(treated, Drop):
+            return treated
+        abstains = treated == "abstain"
+        example = training_example(
+            answer, system=self._system, target=abstention_solution() if abstains else None
+        )
         unfit = self._output.unfit(example)
         if unfit is not None:
             return Drop("format_rule", unfit)
@@ -214,12 +232,71 @@ class _Gatekeeper:
         duplicate = self._duplicates.check_and_add(answer.problem_id, answer.question)
         if duplicate is not None:
             return Drop(duplicate.kind, f"of {duplicate.of} (similarity {duplicate.similarity:.2f})")
-        return example, counted
+        return Judged(example, counted, abstains)
+
+
+@dataclass(frozen=True)
+class Judged:
+    """An answer that passed every gate: its example, (tokens, assistant tokens), and whether the example
+    is an abstention written in place of the teacher's answer."""
+
+    example: ChatExample
+    counted: tuple[int, int]
+    abstention: bool
 
 
 def _answers(data: ArtifactStore, layout: RunLayout, shards: list[ShardRef]) -> Iterator[GeneratedAnswer]:
     for shard in shards:
         yield from data.read_jsonl(layout.shard_output(shard.index), GeneratedAnswer)
+
+
+def _write_examples(
+    answers: Iterator[GeneratedAnswer],
+    gatekeeper: _Gatekeeper,
+    outputs: dict[str, _Output],
+    ledger: _Ledger,
+    gates: DatasetConfig,
+) -> KnowledgeTally:
+    """Every answer through the gates, in order, into its split's files or the drop log; the abstentions
+    last, once each split's size, and so their cap, is known."""
+    tally = KnowledgeTally(gates)
+    abstentions: dict[str, list[tuple[bytes, GeneratedAnswer, Judged]]] = {"train": [], "validation": []}
+
+    def keep(answer: GeneratedAnswer, split: str, judged: Judged) -> None:
+        outputs[split].write(judged.example, judged.counted)
+        counts = ledger.categories[answer.category]
+        if split == "validation":
+            counts.validation += 1
+        else:
+            counts.train += 1
+        tally.record(answer, "abstained" if judged.abstention else "kept")
+
+    for answer in answers:
+        ledger.consider(answer.category)
+        verdict = gatekeeper.judge(answer)
+        if isinstance(verdict, Drop):
+            ledger.drop(answer.problem_id, answer.split, answer.category, verdict)
+            if answer.knowledge is not None:
+                tally.record(answer, "dropped")
+            continue
+        split = "validation" if answer.split == "validation" else "train"
+        if verdict.abstention:
+            abstentions[split].append((abstention_rank(answer.problem_id), answer, verdict))
+        else:
+            keep(answer, split, verdict)
+
+    for split, candidates in abstentions.items():
+        candidates.sort(key=lambda candidate: candidate[0])
+        taught = outputs[split].file.count
+        allowed = abstentions_allowed(gates.max_abstention_share, taught, len(candidates))
+        for _, answer, judged in candidates[:allowed]:
+            keep(answer, split, judged)
+        for _, answer, _ in candidates[allowed:]:
+            assert answer.knowledge is not None
+            detail = f"{answer.knowledge.describe()}; past dataset.max_abstention_share"
+            ledger.drop(answer.problem_id, answer.split, answer.category, Drop("student_unknown", detail))
+            tally.record(answer, "dropped")
+    return tally
 
 
 def assemble_dataset(
@@ -256,19 +333,7 @@ def assemble_dataset(
                 ledger.drop(problem.id, problem.split or "train", problem.category, Drop("shard_failed"))
 
         gatekeeper = _Gatekeeper(config, holdout, duplicates, outputs["train"])
-        for answer in _answers(data, layout, present):
-            ledger.consider(answer.category)
-            verdict = gatekeeper.judge(answer)
-            if isinstance(verdict, Drop):
-                ledger.drop(answer.problem_id, answer.split, answer.category, verdict)
-                continue
-            split = "validation" if answer.split == "validation" else "train"
-            outputs[split].write(*verdict)
-            counts = ledger.categories[answer.category]
-            if split == "validation":
-                counts.validation += 1
-            else:
-                counts.train += 1
+        tally = _write_examples(_answers(data, layout, present), gatekeeper, outputs, ledger, gates)
 
     train, validation = outputs["train"], outputs["validation"]
     student_format = formats(config.student_provider)
@@ -294,6 +359,7 @@ def assemble_dataset(
         validation_examples=validation.file.count,
         dropped=drop_counts(dict(ledger.dropped)),
         categories=dict(ledger.categories),
+        knowledge=tally.summary({"train": train.file.count, "validation": validation.file.count}),
         gates=gates,
         max_example_tokens=max_example_tokens(config),
         holdout_problems=holdout.size,

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from synthtune.contracts.config import DatasetConfig
 from synthtune.quality.format_report import FormatReport, TokenHistogram, describe_tokens
 from synthtune.stages.assemble.gates import DROP_REASONS
+from synthtune.stages.assemble.knowledge import KnowledgeSummary, render_knowledge
 
 
 class CategoryCounts(BaseModel):
@@ -64,6 +65,9 @@ class DatasetCard(BaseModel):
     validation_examples: int
     dropped: list[DropCount]
     categories: dict[str, CategoryCounts]
+    knowledge: KnowledgeSummary | None = Field(
+        default=None, description="What the base student knew, by category, split and knowledge category."
+    )
     gates: DatasetConfig
     max_example_tokens: int
     holdout_problems: int = Field(description="Held-out problems the questions were decontaminated against.")
@@ -139,6 +143,8 @@ def render_card(card: DatasetCard) -> str:
             f"| {name} | {counts.considered:,} | {counts.train:,} | {counts.validation:,} | {dropped:,} |"
             + by_reason
         )
+    if card.knowledge is not None:
+        lines += ["", *render_knowledge(card.knowledge)]
     training = card.training
     usd = (
         f"${training.estimated_usd:,.4f}"

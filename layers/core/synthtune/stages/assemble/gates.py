@@ -31,6 +31,8 @@ DROP_REASONS: dict[str, str] = {
     "too_long": "the example has more tokens than dataset.max_example_tokens (or the student's limit)",
     "contaminated": "the question shares dataset.contamination_ngram consecutive words with a held-out "
     "problem",
+    "student_unknown": "the base student never answered it right when probed (dataset.knowledge_policy "
+    "drop_unknown, or abstain_unknown past dataset.max_abstention_share)",
     "duplicate": "the same question (case, spacing and punctuation aside) as an earlier example",
     "near_duplicate": "a question at least dataset.near_duplicate_threshold similar to an earlier example",
 }
