@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
+from collections.abc import Sequence
 
 import pytest
 from pydantic import BaseModel
@@ -18,8 +19,8 @@ from synthtune.engine.checkpoints import CheckpointStore
 from synthtune.engine.pacing import RateLimitGate
 from synthtune.money.estimate import worst_case_answer_usd
 from synthtune.money.ledger import CostLedger, spend_records
-from synthtune.prompts import Verdict
-from synthtune.providers.ports import ChatPort, Reply, SolveResult
+from synthtune.prompts import SOLVER_SYSTEM_PROMPT, Exemplar, Verdict
+from synthtune.providers.ports import ChatPort, Replies, Reply, ReplyText, SolveResult
 from synthtune.records.artifacts import ArtifactStore
 from synthtune.records.runs import RunStore
 from tests.support import FakeClock
@@ -56,7 +57,15 @@ class CountingChat:
         self.paid: Counter[str] = Counter()
         self._lock = threading.Lock()
 
-    def answer(self, model: str, question: str, *, max_tokens: int, endpoint: str | None = None) -> Reply:
+    def answer(
+        self,
+        model: str,
+        question: str,
+        *,
+        max_tokens: int,
+        endpoint: str | None = None,
+        system: str = SOLVER_SYSTEM_PROMPT,
+    ) -> Reply:
         with self._lock:
             self.tries[question] += 1
             failing = self.error is not None and self.tries[question] <= self.failures
@@ -68,6 +77,21 @@ class CountingChat:
         with self._lock:
             self.paid[question] += 1
         return Reply(model=model, text=f"Answer: {len(question)}", finish_reason="stop", usage=USAGE)
+
+    def replies(
+        self,
+        model: str,
+        question: str,
+        *,
+        system: str,
+        exemplars: Sequence[Exemplar] = (),
+        temperature: float,
+        max_tokens: int,
+        samples: int = 1,
+    ) -> Replies:
+        reply = self.answer(model, question, max_tokens=max_tokens, system=system)
+        text = ReplyText(text=reply.text, finish_reason=reply.finish_reason, refusal=reply.refusal)
+        return Replies(model=model, replies=[text] * samples, usage=reply.usage)
 
     def solve(self, *args: object, **kwargs: object) -> SolveResult:
         raise AssertionError("not asked here")

@@ -7,14 +7,19 @@ from synthtune.contracts.usage import Usage
 from synthtune.money.estimate import (
     SCHEMA_OVERHEAD_TOKENS,
     CostEstimate,
+    describe_estimate,
     epochs_for,
     estimate_run_cost,
+    probe_prompt_tokens,
     solver_prompt_tokens,
+    worst_case_answer_usage,
     worst_case_answer_usd,
     worst_case_judge_usd,
+    worst_case_probe_usage,
     worst_case_solve_usd,
 )
 from synthtune.money.usage import inference_cost_usd
+from synthtune.prompts import ABSTAINING_SYSTEM_PROMPT, SOLVER_SYSTEM_PROMPT, Exemplar
 from synthtune.stages.plan import check_budget
 
 TEACHER = "gpt-4.1-2025-04-14"  # $2 input, $8 output per million tokens
@@ -117,9 +122,15 @@ def config(**changes: object) -> RunConfig:
     return RunConfig.model_validate({"teacher_model": TEACHER, "student_model": STUDENT, **changes})
 
 
+NO_PROBE = {"probe": {"enabled": False}, "knowledge_policy": "keep_all"}
+
+
 def test_the_estimate_prices_generation_fine_tuning_and_benchmark() -> None:
-    estimate = estimate_run_cost(config(max_output_tokens=200), [*TRAIN, *VALIDATION], HOLDOUT)
+    estimate = estimate_run_cost(
+        config(max_output_tokens=200, dataset=NO_PROBE), [*TRAIN, *VALIDATION], HOLDOUT
+    )
     assert estimate is not None
+    assert estimate.probe_usd == 0.0  # the student is not probed
     # Every generated problem (validation too) is answered by the teacher; answers of 200 tokens here,
     # since max_output_tokens is below the assumed 300.
     prompts = sum(
@@ -173,6 +184,76 @@ def test_the_estimate_follows_the_knobs_that_change_the_bill() -> None:
 )
 def test_no_estimate_when_a_model_of_the_run_has_no_price(unpriced: dict[str, str]) -> None:
     assert estimate_run_cost(config(**unpriced), TRAIN, HOLDOUT) is None
+
+
+def test_the_probe_is_priced_per_problem_greedy_with_exemplars_and_sampled_at_the_students_price() -> None:
+    probe = {"greedy": 3, "samples": 4, "exemplars": 2}
+    estimate = estimate_run_cost(
+        config(max_output_tokens=200, dataset={"probe": probe}), [*TRAIN, *VALIDATION], HOLDOUT
+    )
+    without = estimate_run_cost(
+        config(max_output_tokens=200, dataset=NO_PROBE), [*TRAIN, *VALIDATION], HOLDOUT
+    )
+    assert estimate is not None and without is not None
+    expected = 0.0
+    for problem in [*TRAIN, *VALIDATION, *HOLDOUT]:  # held-out problems too, probed after the benchmark
+        alone = solver_prompt_tokens(STUDENT, problem.question)
+        # Each exemplar counted as large as the problem itself and a 200-token answer.
+        shown = [Exemplar(question=problem.question, reply="")] * 2
+        with_exemplars = probe_prompt_tokens(STUDENT, problem.question, SOLVER_SYSTEM_PROMPT, shown) + 2 * 200
+        greedy = (alone + 2 * with_exemplars) * 0.10 + 3 * 200 * 0.40
+        sampled = alone * 0.10 + 4 * 200 * 0.40  # OpenAI: the 4 samples in one request (`n`)
+        expected += (greedy + sampled) / 1e6
+    assert estimate.probe_usd == pytest.approx(expected)
+    # Nothing else moves: the probe is its own part of the total.
+    assert (estimate.generation_usd, estimate.fine_tuning_usd, estimate.benchmark_usd) == pytest.approx(
+        (without.generation_usd, without.fine_tuning_usd, without.benchmark_usd)
+    )
+    assert estimate.total_usd == pytest.approx(without.total_usd + expected)
+    assert "probed 7 times on every problem" in estimate.assumptions
+    assert "probed" not in without.assumptions
+    line = describe_estimate(estimate, None)
+    assert f"probe ${expected:,.4f}" in line
+    assert f"${estimate.total_usd:,.4f} (" in line
+    assert "probe $" not in describe_estimate(without, None)
+
+
+def test_a_bedrock_student_is_probed_one_request_per_sample() -> None:
+    nova = "bedrock/amazon.nova-micro-v1:0"
+    problems = [TRAIN[0]]
+    probe = {"greedy": 1, "samples": 3, "exemplars": 0}
+    estimate = estimate_run_cost(config(student_model=nova, dataset={"probe": probe}), problems, [])
+    without = estimate_run_cost(config(student_model=nova, dataset=NO_PROBE), problems, [])
+    assert estimate is not None and without is not None
+    alone = solver_prompt_tokens(nova, TRAIN[0].question)
+    usage = Usage(requests=4, input_tokens=4 * alone, output_tokens=4 * 300)  # greedy + 3 sampled requests
+    assert estimate.probe_usd == pytest.approx(inference_cost_usd(nova, usage))
+    # The worst case of one probe call pays the prompt once per Converse request, once for OpenAI's `n`.
+    worst = worst_case_probe_usage(nova, TRAIN[0].question, SOLVER_SYSTEM_PROMPT, (), 500, 3)
+    assert worst == Usage(requests=3, input_tokens=3 * alone, output_tokens=1500)
+    openai_worst = worst_case_probe_usage(STUDENT, TRAIN[0].question, SOLVER_SYSTEM_PROMPT, (), 500, 3)
+    assert openai_worst.requests == 1
+    assert openai_worst.input_tokens == solver_prompt_tokens(STUDENT, TRAIN[0].question)
+
+
+def test_a_run_that_teaches_abstention_prices_its_longer_system_prompt() -> None:
+    abstaining = config(dataset={"knowledge_policy": "abstain_unknown"})
+    usual = config()
+    assert abstaining.dataset.abstains and not usual.dataset.abstains
+    more = estimate_run_cost(abstaining, TRAIN, HOLDOUT)
+    less = estimate_run_cost(usual, TRAIN, HOLDOUT)
+    assert more is not None and less is not None
+    assert more.benchmark_usd > less.benchmark_usd
+    assert more.fine_tuning_usd > less.fine_tuning_usd
+    assert more.probe_usd > less.probe_usd
+    assert more.generation_usd == pytest.approx(less.generation_usd)  # the teacher's prompt is its own
+    question = HOLDOUT[0].question
+    assert worst_case_answer_usage(STUDENT, question, 100, ABSTAINING_SYSTEM_PROMPT).input_tokens == (
+        solver_prompt_tokens(STUDENT, question, ABSTAINING_SYSTEM_PROMPT)
+    )
+    assert worst_case_answer_usage(STUDENT, question, 100).input_tokens == solver_prompt_tokens(
+        STUDENT, question
+    )
 
 
 def estimate_of(total: float) -> CostEstimate:

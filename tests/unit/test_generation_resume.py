@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import pytest
 
@@ -31,8 +31,8 @@ from synthtune.contracts.workflow import (
 from synthtune.engine.pacing import RateLimitGate
 from synthtune.money.estimate import worst_case_solve_usd
 from synthtune.money.usage import inference_cost_usd
-from synthtune.prompts import Solution, Verdict
-from synthtune.providers.ports import Reply, Sample, SolveResult
+from synthtune.prompts import SOLVER_SYSTEM_PROMPT, Exemplar, Solution, Verdict
+from synthtune.providers.ports import Replies, Reply, ReplyText, Sample, SolveResult
 from synthtune.providers.registry import dataset_format
 from synthtune.records.artifacts import ArtifactStore
 from synthtune.records.items import shard_sk
@@ -47,6 +47,7 @@ TEACHER = str(OPENAI_MODELS["teacher_model"])
 JUDGE = str(OPENAI_MODELS["judge_model"])
 SOLVE_USAGE = Usage(requests=1, input_tokens=150, output_tokens=60)
 JUDGE_USAGE = Usage(requests=1, input_tokens=90, output_tokens=20)
+PROBE_USAGE = Usage(requests=1, input_tokens=80, output_tokens=30)
 SOLVE_USD = inference_cost_usd(TEACHER, SOLVE_USAGE) or 0.0
 
 Fault = Callable[[str, int, int], Exception | None]
@@ -81,6 +82,7 @@ class ScriptedTeacher:
         self.paid: Counter[str] = Counter()
         self.judged: Counter[str] = Counter()
         self.samples_asked: list[int] = []
+        self.probed: Counter[str] = Counter()
         self.per_request = per_request
         self._given: Counter[str] = Counter()
         self._calls = 0
@@ -116,8 +118,34 @@ class ScriptedTeacher:
             usage=self.usage,
         )
 
-    def answer(self, model: str, question: str, *, max_tokens: int, endpoint: str | None = None) -> Reply:
+    def answer(
+        self,
+        model: str,
+        question: str,
+        *,
+        max_tokens: int,
+        endpoint: str | None = None,
+        system: str = SOLVER_SYSTEM_PROMPT,
+    ) -> Reply:
         raise AssertionError("Generate never asks for a free-text answer")
+
+    def replies(
+        self,
+        model: str,
+        question: str,
+        *,
+        system: str,
+        exemplars: Sequence[Exemplar] = (),
+        temperature: float,
+        max_tokens: int,
+        samples: int = 1,
+    ) -> Replies:
+        # The base student probed before Assemble: the table's first answer, counted on its own.
+        assert samples <= self.per_request, f"asked for {samples} probe answers in one request"
+        with self._lock:
+            self.probed[question] += 1
+        one = ReplyText(text=f"Answer: {self.answers[question][0]}", finish_reason="stop")
+        return Replies(model=model, replies=[one] * samples, usage=PROBE_USAGE)
 
     def judge(self, model: str, question: str, reference: str, candidate: str) -> tuple[Verdict, Usage]:
         with self._lock:
@@ -139,8 +167,12 @@ def right_answers(problems: list[Problem]) -> dict[str, list[str]]:
     return {p.question: [p.answer or ""] for p in problems}
 
 
+NO_PROBE = {"probe": {"enabled": False}, "knowledge_policy": "keep_all"}
+"""These tests count the teacher's requests: the student's probe is left out unless a test asks for it."""
+
+
 def run_ref(data: ArtifactStore, **config: object) -> RunRef:
-    settings: dict[str, object] = {"request_concurrency": 1, **OPENAI_MODELS, **config}
+    settings: dict[str, object] = {"request_concurrency": 1, **OPENAI_MODELS, "dataset": NO_PROBE, **config}
     return RunRef(
         run_id=RUN_ID,
         bucket=data.bucket,
@@ -484,3 +516,44 @@ def test_assemble_stops_when_failed_shards_are_not_tolerated(data: ArtifactStore
     message = str(stopped.value)
     assert "1 of 2 shards have no answers (shards 1)" in message
     assert "shard 1: RuntimeError: teacher crashed" in message
+
+
+class CrashingProbe(ScriptedTeacher):
+    """A student whose `crash_at`-th probe request is lost with the invocation (after it was paid for)."""
+
+    def __init__(self, answers: dict[str, list[str]], crash_at: int) -> None:
+        super().__init__(answers)
+        self.crash_at = crash_at
+        self.probe_requests = 0
+
+    def replies(self, model: str, question: str, **options: object) -> Replies:
+        result = super().replies(model, question, **options)  # type: ignore[arg-type]
+        with self._lock:
+            self.probe_requests += 1
+            crash = self.probe_requests == self.crash_at
+        if crash:
+            raise RuntimeError("the invocation died after this probe request was paid for")
+        return result
+
+
+def test_a_crash_mid_probe_resumes_without_paying_any_probe_request_twice(
+    data: ArtifactStore, runs: RunStore
+) -> None:
+    problems = arithmetic(4)
+    student = CrashingProbe(right_answers(problems), crash_at=5)
+    run = run_ref(data, dataset={"probe": {"greedy": 2, "samples": 4}})
+    shard = write_shard(data, 0, problems)
+
+    with pytest.raises(RuntimeError, match="invocation died"):
+        run_shard(run, shard, student, data=data, runs=runs)
+    run_shard(run, shard, student, data=data, runs=runs)
+
+    # Three probe requests a problem (2 greedy, then 4 samples in one request): the lost one was asked
+    # again (its reply never reached the checkpoint), no other.
+    assert student.probe_requests == 3 * len(problems) + 1
+    assert sum(student.paid.values()) == len(problems)  # the teacher, once a problem
+    answers = shard_answers(data, 0)
+    assert all(answer.knowledge is not None for answer in answers)
+    assert {answer.knowledge.category for answer in answers if answer.knowledge} == {"highly_known"}
+    probe_calls = [call for answer in answers for call in answer.calls if call.purpose == "probe"]
+    assert sum(call.usage.requests for call in probe_calls) == 3 * len(problems)

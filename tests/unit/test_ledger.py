@@ -1,5 +1,5 @@
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 
 import pytest
 
@@ -13,17 +13,19 @@ from synthtune.contracts.errors import (
 from synthtune.contracts.usage import Usage
 from synthtune.engine.budgeted import BudgetedChat
 from synthtune.money.estimate import (
+    priced_worst_case,
     worst_case_answer_usage,
     worst_case_answer_usd,
     worst_case_judge_usage,
     worst_case_judge_usd,
+    worst_case_probe_usage,
     worst_case_solve_usage,
     worst_case_solve_usd,
 )
 from synthtune.money.ledger import ChatPurpose, CostLedger, SpendRecord, spend_records
 from synthtune.money.usage import inference_cost_usd
-from synthtune.prompts import Solution, Verdict
-from synthtune.providers.ports import Reply, Sample, SolveResult
+from synthtune.prompts import SOLVER_SYSTEM_PROMPT, Exemplar, Solution, Verdict
+from synthtune.providers.ports import Replies, Reply, ReplyText, Sample, SolveResult
 from synthtune.records.items import RUN_SK, shard_sk
 from synthtune.records.runs import RunStore
 from synthtune_cli.offline import atomic_data_stores
@@ -32,6 +34,7 @@ RUN = "run-ledger"
 TEACHER = "gpt-4.1-2025-04-14"
 JUDGE = "gpt-4.1-mini-2025-04-14"
 QUESTION = "What is 6 times 7?"
+EXEMPLARS = (Exemplar(question="What is 2 times 3?", reply="Answer: 6"),)
 
 
 def money(runs: RunStore) -> tuple[float, float]:
@@ -163,9 +166,32 @@ class ScriptedChat:
         sample = Sample(solution=Solution(steps=["6 x 7 = 42"], final_answer="42"), finish_reason="stop")
         return SolveResult(model=model, samples=[sample] * samples, usage=self.usage)
 
-    def answer(self, model: str, question: str, *, max_tokens: int, endpoint: str | None = None) -> Reply:
+    def answer(
+        self,
+        model: str,
+        question: str,
+        *,
+        max_tokens: int,
+        endpoint: str | None = None,
+        system: str = SOLVER_SYSTEM_PROMPT,
+    ) -> Reply:
         self._call()
         return Reply(model=model, text="Answer: 42", finish_reason="stop", usage=self.usage)
+
+    def replies(
+        self,
+        model: str,
+        question: str,
+        *,
+        system: str,
+        exemplars: Sequence[Exemplar] = (),
+        temperature: float,
+        max_tokens: int,
+        samples: int = 1,
+    ) -> Replies:
+        self._call()
+        text = ReplyText(text="Answer: 42", finish_reason="stop")
+        return Replies(model=model, replies=[text] * samples, usage=self.usage)
 
     def judge(self, model: str, question: str, reference: str, candidate: str) -> tuple[Verdict, Usage]:
         self._call()
@@ -187,6 +213,20 @@ CALLS: dict[str, tuple[Callable[[BudgetedChat], object], Callable[[], float]]] =
     "judge": (
         lambda chat: chat.judge(JUDGE, QUESTION, "42", "forty-two"),
         lambda: worst_case_judge_usd(JUDGE, QUESTION, "42", "forty-two"),
+    ),
+    "probe": (
+        lambda chat: chat.replies(
+            TEACHER,
+            QUESTION,
+            system=SOLVER_SYSTEM_PROMPT,
+            exemplars=EXEMPLARS,
+            temperature=0.7,
+            max_tokens=500,
+            samples=4,
+        ),
+        lambda: priced_worst_case(
+            TEACHER, worst_case_probe_usage(TEACHER, QUESTION, SOLVER_SYSTEM_PROMPT, EXEMPLARS, 500, 4)
+        ),
     ),
 }
 
@@ -230,6 +270,7 @@ WORST_USAGE: dict[str, Callable[[], Usage]] = {
     "solve": lambda: worst_case_solve_usage(TEACHER, QUESTION, 500, 3),
     "answer": lambda: worst_case_answer_usage(TEACHER, QUESTION, 500),
     "judge": lambda: worst_case_judge_usage(JUDGE, QUESTION, "42", "forty-two"),
+    "probe": lambda: worst_case_probe_usage(TEACHER, QUESTION, SOLVER_SYSTEM_PROMPT, EXEMPLARS, 500, 4),
 }
 
 
@@ -334,3 +375,21 @@ def test_unpriced_models_need_no_price_without_a_budget_and_are_refused_with_one
             "house-model", QUESTION, temperature=0.0, max_tokens=100
         )
     assert len(chat.committed_during_call) == 1  # only the unbudgeted call was sent
+
+
+def test_a_probe_the_budget_cannot_cover_is_never_sent_and_says_what_it_was(runs: RunStore) -> None:
+    chat = ScriptedChat(runs)
+    worst = priced_worst_case(
+        TEACHER, worst_case_probe_usage(TEACHER, QUESTION, SOLVER_SYSTEM_PROMPT, EXEMPLARS, 500, 4)
+    )
+    with pytest.raises(BudgetExceeded, match=f"a {TEACHER} probe request could cost up to"):
+        BudgetedChat(chat, CostLedger(runs, RUN, budget_usd=worst * 0.99)).replies(
+            TEACHER,
+            QUESTION,
+            system=SOLVER_SYSTEM_PROMPT,
+            exemplars=EXEMPLARS,
+            temperature=0.7,
+            max_tokens=500,
+            samples=4,
+        )
+    assert chat.committed_during_call == []

@@ -1,5 +1,5 @@
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import pytest
 
@@ -12,9 +12,10 @@ from synthtune.contracts.errors import (
 from synthtune.contracts.usage import Usage
 from synthtune.engine.paced import PacedChat
 from synthtune.engine.pacing import OutOfTime, RateLimitGate, call_paced
-from synthtune.prompts import Solution, Verdict
+from synthtune.money.estimate import probe_prompt_tokens
+from synthtune.prompts import SOLVER_SYSTEM_PROMPT, Exemplar, Solution, Verdict
 from synthtune.providers.openai.headers import backpressure_from_headers, parse_duration
-from synthtune.providers.ports import Backpressure, Reply, Sample, SolveResult
+from synthtune.providers.ports import Backpressure, Replies, Reply, ReplyText, Sample, SolveResult
 from tests.support import FakeClock
 
 
@@ -389,6 +390,8 @@ class HeaderTeacher:
 
     def __init__(self, headers: Backpressure) -> None:
         self.headers = headers
+        self.probed: list[tuple[str, tuple[Exemplar, ...], float, int, int]] = []
+        self.answered_with: list[str] = []
 
     def solve(
         self, model: str, question: str, *, temperature: float, max_tokens: int, samples: int = 1
@@ -396,8 +399,40 @@ class HeaderTeacher:
         sample = Sample(solution=Solution(steps=["2 + 2 = 4"], final_answer="4"), finish_reason="stop")
         return SolveResult(model=model, samples=[sample], usage=Usage(requests=1), backpressure=self.headers)
 
-    def answer(self, model: str, question: str, *, max_tokens: int, endpoint: str | None = None) -> Reply:
-        raise NotImplementedError
+    def answer(
+        self,
+        model: str,
+        question: str,
+        *,
+        max_tokens: int,
+        endpoint: str | None = None,
+        system: str = SOLVER_SYSTEM_PROMPT,
+    ) -> Reply:
+        self.answered_with.append(system)
+        return Reply(
+            model=model,
+            text="Answer: 4",
+            finish_reason="stop",
+            usage=Usage(requests=1),
+            backpressure=self.headers,
+        )
+
+    def replies(
+        self,
+        model: str,
+        question: str,
+        *,
+        system: str,
+        exemplars: Sequence[Exemplar] = (),
+        temperature: float,
+        max_tokens: int,
+        samples: int = 1,
+    ) -> Replies:
+        self.probed.append((system, tuple(exemplars), temperature, max_tokens, samples))
+        text = ReplyText(text="Answer: 4", finish_reason="stop")
+        return Replies(
+            model=model, replies=[text] * samples, usage=Usage(requests=1), backpressure=self.headers
+        )
 
     def judge(self, model: str, question: str, reference: str, candidate: str) -> tuple[Verdict, Usage]:
         raise NotImplementedError
@@ -427,3 +462,42 @@ def solve_through_paced_chat(headers: Backpressure) -> RateLimitGate:
 )
 def test_the_paced_teacher_holds_when_a_window_is_used_up(headers: Backpressure, holds: int) -> None:
     assert solve_through_paced_chat(headers).holds == holds
+
+
+PROBED = "gpt-4.1-nano-2025-04-14"
+EXEMPLARS = (
+    Exemplar(question="What is 3 plus 5?", reply="Answer: 8"),
+    Exemplar(question="Name the capital of France.", reply="Answer: Paris"),
+)
+
+
+@pytest.mark.parametrize("margin", [-1, 0])
+def test_a_paced_probe_counts_its_prompt_and_every_samples_tokens_against_the_window(margin: int) -> None:
+    # A probe of 4 samples may use its prompt (with the exemplars) plus 4 x 64 tokens of the window.
+    needed = probe_prompt_tokens(PROBED, "What is 2 plus 2?", SOLVER_SYSTEM_PROMPT, EXEMPLARS) + 4 * 64
+    headers = Backpressure(remaining_tokens=needed + margin, reset_tokens_seconds=6.0)
+    clock = FakeClock()
+    gate = gate_on(clock)
+    teacher = HeaderTeacher(headers)
+    asked = PacedChat(teacher, gate, max_attempts=3, request_timeout=30).replies(
+        PROBED,
+        "What is 2 plus 2?",
+        system=SOLVER_SYSTEM_PROMPT,
+        exemplars=EXEMPLARS,
+        temperature=0.7,
+        max_tokens=64,
+        samples=4,
+    )
+    assert len(asked.replies) == 4
+    assert teacher.probed == [(SOLVER_SYSTEM_PROMPT, EXEMPLARS, 0.7, 64, 4)]  # passed through as given
+    assert gate.holds == (1 if margin < 0 else 0)
+
+
+def test_a_paced_answer_passes_its_system_prompt_and_reads_the_backpressure() -> None:
+    clock = FakeClock()
+    gate = gate_on(clock)
+    teacher = HeaderTeacher(Backpressure(remaining_requests=0, reset_requests_seconds=2.0))
+    chat = PacedChat(teacher, gate, max_attempts=3, request_timeout=30)
+    chat.answer(PROBED, "What is 2 plus 2?", max_tokens=64, system="Answer tersely.")
+    assert teacher.answered_with == ["Answer tersely."]
+    assert gate.holds == 1

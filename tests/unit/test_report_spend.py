@@ -3,6 +3,8 @@ benchmark contestant without a score yet keeps in its checkpoints."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pytest
 
 from synthtune.contracts.config import RunConfig
@@ -13,8 +15,8 @@ from synthtune.contracts.workflow import BenchmarkPlan, BenchmarkTask, FineTuneS
 from synthtune.engine.pacing import RateLimitGate
 from synthtune.money.ledger import CostLedger, SpendRecord, spend_records
 from synthtune.money.usage import inference_cost_usd
-from synthtune.prompts import Verdict
-from synthtune.providers.ports import Reply, SolveResult
+from synthtune.prompts import SOLVER_SYSTEM_PROMPT, Exemplar, Verdict
+from synthtune.providers.ports import Replies, Reply, ReplyText, SolveResult
 from synthtune.records.artifacts import ArtifactStore
 from synthtune.records.items import RUN_SK, ShardDone, score_sk, shard_sk
 from synthtune.records.layout import RunLayout
@@ -37,11 +39,34 @@ class FailingAfter:
         self.left = answers
         self.error = error
 
-    def answer(self, model: str, question: str, *, max_tokens: int, endpoint: str | None = None) -> Reply:
+    def answer(
+        self,
+        model: str,
+        question: str,
+        *,
+        max_tokens: int,
+        endpoint: str | None = None,
+        system: str = SOLVER_SYSTEM_PROMPT,
+    ) -> Reply:
         if self.left <= 0:
             raise self.error
         self.left -= 1
         return Reply(model=model, text="Answer: 4", finish_reason="stop", usage=USAGE)
+
+    def replies(
+        self,
+        model: str,
+        question: str,
+        *,
+        system: str,
+        exemplars: Sequence[Exemplar] = (),
+        temperature: float,
+        max_tokens: int,
+        samples: int = 1,
+    ) -> Replies:
+        reply = self.answer(model, question, max_tokens=max_tokens, system=system)
+        text = ReplyText(text=reply.text, finish_reason=reply.finish_reason, refusal=reply.refusal)
+        return Replies(model=model, replies=[text] * samples, usage=reply.usage)
 
     def solve(self, *args: object, **kwargs: object) -> SolveResult:
         raise AssertionError("the benchmark does not solve")

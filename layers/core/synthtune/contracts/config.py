@@ -111,7 +111,7 @@ whatever the student knows (an unknown math problem still shows how to reason; a
 teaches the student to state things it cannot know)."""
 
 
-_REASONING_KEEP_ALL: dict[str, KnowledgePolicy] = {category: "keep_all" for category in REASONING_CATEGORIES}
+_REASONING_KEEP_ALL: dict[str, KnowledgePolicy] = dict.fromkeys(REASONING_CATEGORIES, "keep_all")
 
 
 class ProbeConfig(BaseModel):
@@ -215,7 +215,10 @@ class DatasetConfig(BaseModel):
         default=True,
         description='Drop answers that hedge ("I\'m not sure", "probably", "I don\'t know").',
     )
-    probe: ProbeConfig = Field(default_factory=ProbeConfig)
+    probe: ProbeConfig = Field(
+        default_factory=ProbeConfig,
+        description="How the base student is probed for what it already knows (dataset.knowledge_policy).",
+    )
     knowledge_policy: KnowledgePolicyConfig = Field(
         default_factory=KnowledgePolicyConfig,
         description='keep_all, drop_unknown or abstain_unknown for every category, or {"default": ..., '

@@ -8,7 +8,7 @@ paid but lost, when the outcome is unknown.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TypeVar
 
 from synthtune.contracts.errors import ModelUnavailable, SynthtuneError
@@ -17,12 +17,13 @@ from synthtune.money.estimate import (
     priced_worst_case,
     worst_case_answer_usage,
     worst_case_judge_usage,
+    worst_case_probe_usage,
     worst_case_solve_usage,
 )
 from synthtune.money.ledger import CostLedger, SpendRecord
 from synthtune.money.usage import inference_cost_usd
-from synthtune.prompts import Verdict
-from synthtune.providers.ports import ChatPort, Reply, SolveResult
+from synthtune.prompts import SOLVER_SYSTEM_PROMPT, Exemplar, Verdict
+from synthtune.providers.ports import ChatPort, Replies, Reply, SolveResult
 
 ResultT = TypeVar("ResultT")
 
@@ -64,14 +65,52 @@ class BudgetedChat:
             lambda result: result.usage,
         )
 
-    def answer(self, model: str, question: str, *, max_tokens: int, endpoint: str | None = None) -> Reply:
+    def answer(
+        self,
+        model: str,
+        question: str,
+        *,
+        max_tokens: int,
+        endpoint: str | None = None,
+        system: str = SOLVER_SYSTEM_PROMPT,
+    ) -> Reply:
         return self._paid(
             "answer",
             model,
-            lambda: worst_case_answer_usage(model, question, max_tokens),
+            lambda: worst_case_answer_usage(model, question, max_tokens, system),
             f"a {model} benchmark request",
-            lambda: self._chat.answer(model, question, max_tokens=max_tokens, endpoint=endpoint),
+            lambda: self._chat.answer(
+                model, question, max_tokens=max_tokens, endpoint=endpoint, system=system
+            ),
             lambda reply: reply.usage,
+        )
+
+    def replies(
+        self,
+        model: str,
+        question: str,
+        *,
+        system: str,
+        exemplars: Sequence[Exemplar] = (),
+        temperature: float,
+        max_tokens: int,
+        samples: int = 1,
+    ) -> Replies:
+        return self._paid(
+            "probe",
+            model,
+            lambda: worst_case_probe_usage(model, question, system, exemplars, max_tokens, samples),
+            f"a {model} probe request",
+            lambda: self._chat.replies(
+                model,
+                question,
+                system=system,
+                exemplars=exemplars,
+                temperature=temperature,
+                max_tokens=max_tokens,
+                samples=samples,
+            ),
+            lambda replies: replies.usage,
         )
 
     def judge(self, model: str, question: str, reference: str, candidate: str) -> tuple[Verdict, Usage]:

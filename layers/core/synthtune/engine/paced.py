@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TypeVar
 
 from synthtune.contracts.usage import Usage
 from synthtune.engine.pacing import RateLimitGate, call_paced
-from synthtune.money.estimate import solver_prompt_tokens
-from synthtune.prompts import Verdict
-from synthtune.providers.ports import Backpressure, ChatPort, Reply, SolveResult
+from synthtune.money.estimate import probe_prompt_tokens, solver_prompt_tokens
+from synthtune.prompts import SOLVER_SYSTEM_PROMPT, Exemplar, Verdict
+from synthtune.providers.ports import Backpressure, ChatPort, Replies, Reply, SolveResult
 
 ResultT = TypeVar("ResultT")
 
@@ -52,11 +52,46 @@ class PacedChat:
             solver_prompt_tokens(model, question) + max_tokens * samples,
         )
 
-    def answer(self, model: str, question: str, *, max_tokens: int, endpoint: str | None = None) -> Reply:
+    def answer(
+        self,
+        model: str,
+        question: str,
+        *,
+        max_tokens: int,
+        endpoint: str | None = None,
+        system: str = SOLVER_SYSTEM_PROMPT,
+    ) -> Reply:
         return self._paced(
-            lambda: self._chat.answer(model, question, max_tokens=max_tokens, endpoint=endpoint),
+            lambda: self._chat.answer(
+                model, question, max_tokens=max_tokens, endpoint=endpoint, system=system
+            ),
             lambda reply: reply.backpressure,
-            solver_prompt_tokens(model, question) + max_tokens,
+            solver_prompt_tokens(model, question, system) + max_tokens,
+        )
+
+    def replies(
+        self,
+        model: str,
+        question: str,
+        *,
+        system: str,
+        exemplars: Sequence[Exemplar] = (),
+        temperature: float,
+        max_tokens: int,
+        samples: int = 1,
+    ) -> Replies:
+        return self._paced(
+            lambda: self._chat.replies(
+                model,
+                question,
+                system=system,
+                exemplars=exemplars,
+                temperature=temperature,
+                max_tokens=max_tokens,
+                samples=samples,
+            ),
+            lambda replies: replies.backpressure,
+            probe_prompt_tokens(model, question, system, exemplars) + max_tokens * samples,
         )
 
     def judge(self, model: str, question: str, reference: str, candidate: str) -> tuple[Verdict, Usage]:

@@ -9,17 +9,25 @@ answers of `EXPECTED_ANSWER_TOKENS` and every generated training problem kept.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from synthtune.contracts.config import FineTuneHyperparameters, RunConfig
 from synthtune.contracts.errors import InvalidConfig
+from synthtune.contracts.models import provider_of
 from synthtune.contracts.problems import Problem
 from synthtune.contracts.usage import Usage
 from synthtune.money.catalog import model_info
 from synthtune.money.usage import inference_cost_usd, training_cost_usd
-from synthtune.prompts import JUDGE_MAX_TOKENS, JUDGE_SYSTEM_PROMPT, SOLVER_SYSTEM_PROMPT, judge_request
+from synthtune.prompts import (
+    JUDGE_MAX_TOKENS,
+    JUDGE_SYSTEM_PROMPT,
+    SOLVER_SYSTEM_PROMPT,
+    Exemplar,
+    judge_request,
+    solver_system_prompt,
+)
 from synthtune.tokens import count_chat_tokens
 
 EXPECTED_ANSWER_TOKENS = 300
@@ -51,9 +59,28 @@ SCHEMA_OVERHEAD_TOKENS = 120
 """The structured-output schema the teacher request carries, as the provider bills it (measured: ~100)."""
 
 
-def solver_prompt_tokens(model: str, question: str) -> int:
-    messages = [{"role": "system", "content": SOLVER_SYSTEM_PROMPT}, {"role": "user", "content": question}]
+def solver_prompt_tokens(model: str, question: str, system: str = SOLVER_SYSTEM_PROMPT) -> int:
+    messages = [{"role": "system", "content": system}, {"role": "user", "content": question}]
     return count_chat_tokens(messages, model)
+
+
+def probe_prompt_tokens(model: str, question: str, system: str, exemplars: Sequence[Exemplar]) -> int:
+    """A probe request's prompt: the system prompt, each exemplar as a user and an assistant turn, the
+    question."""
+    messages = [{"role": "system", "content": system}]
+    for exemplar in exemplars:
+        messages.append({"role": "user", "content": exemplar.question})
+        messages.append({"role": "assistant", "content": exemplar.reply})
+    messages.append({"role": "user", "content": question})
+    return count_chat_tokens(messages, model)
+
+
+def probe_requests(model: str, samples: int) -> int:
+    """The requests `samples` probe answers take: one per sample on Bedrock (Converse has no `n`), one for
+    all of them elsewhere (OpenAI's `n` goes far beyond a probe's samples)."""
+    if samples <= 0:
+        return 0
+    return samples if provider_of(model) == "bedrock" else 1
 
 
 def _priced(model: str, usage: Usage, *, batch: bool = False) -> float:
@@ -77,12 +104,26 @@ def worst_case_solve_usd(
     return _priced(model, worst_case_solve_usage(model, question, max_tokens, samples), batch=batch)
 
 
-def worst_case_answer_usage(model: str, question: str, max_tokens: int) -> Usage:
-    return Usage(requests=1, input_tokens=solver_prompt_tokens(model, question), output_tokens=max_tokens)
+def worst_case_answer_usage(
+    model: str, question: str, max_tokens: int, system: str = SOLVER_SYSTEM_PROMPT
+) -> Usage:
+    return Usage(
+        requests=1, input_tokens=solver_prompt_tokens(model, question, system), output_tokens=max_tokens
+    )
 
 
 def worst_case_answer_usd(model: str, question: str, max_tokens: int) -> float:
     return _priced(model, worst_case_answer_usage(model, question, max_tokens))
+
+
+def worst_case_probe_usage(
+    model: str, question: str, system: str, exemplars: Sequence[Exemplar], max_tokens: int, samples: int
+) -> Usage:
+    """One `ChatPort.replies` call: its prompt billed once per request it takes, every token each sample
+    may write."""
+    requests = max(1, probe_requests(model, samples))
+    prompt = probe_prompt_tokens(model, question, system, exemplars)
+    return Usage(requests=requests, input_tokens=prompt * requests, output_tokens=max_tokens * samples)
 
 
 def worst_case_judge_usage(model: str, question: str, reference: str, candidate: str) -> Usage:
@@ -115,6 +156,11 @@ class CostEstimate(BaseModel):
     serving_usd: float = Field(
         default=0.0, description="Provisioned Throughput for the benchmark, when the student needs it."
     )
+    probe_usd: float = Field(
+        default=0.0,
+        description="Probing the base student: training problems before Assemble, held-out problems after "
+        "the benchmark.",
+    )
     assumptions: str
     unpriced: list[str] = Field(
         default_factory=list, description="What the catalog has no price for, and so is not in the total."
@@ -122,7 +168,36 @@ class CostEstimate(BaseModel):
 
     @property
     def total_usd(self) -> float:
-        return self.generation_usd + self.fine_tuning_usd + self.benchmark_usd + self.serving_usd
+        return (
+            self.generation_usd
+            + self.fine_tuning_usd
+            + self.benchmark_usd
+            + self.serving_usd
+            + self.probe_usd
+        )
+
+
+def expected_probe_usage(config: RunConfig, question: str, expected_answer: int) -> Usage:
+    """What probing the student on one problem is expected to take: `greedy` requests, the first without
+    exemplars and each further one with `exemplars` of them (each counted as large as this problem and its
+    answer), and `samples` sampled answers in as few requests as the provider allows."""
+    probe, student = config.dataset.probe, config.student_model
+    if not probe.enabled:
+        return Usage()
+    system = solver_system_prompt(config.dataset.abstains)
+    alone = solver_prompt_tokens(student, question, system)
+    shown = [Exemplar(question=question, reply="")] * probe.exemplars
+    with_exemplars = probe_prompt_tokens(student, question, system, shown) + probe.exemplars * expected_answer
+    usage = Usage(requests=1, input_tokens=alone, output_tokens=expected_answer)
+    usage += Usage(
+        requests=probe.greedy - 1,
+        input_tokens=with_exemplars * (probe.greedy - 1),
+        output_tokens=expected_answer * (probe.greedy - 1),
+    )
+    sampled = probe_requests(student, probe.samples)
+    return usage + Usage(
+        requests=sampled, input_tokens=alone * sampled, output_tokens=expected_answer * probe.samples
+    )
 
 
 def estimate_run_cost(
@@ -135,16 +210,22 @@ def estimate_run_cost(
     batch = config.generation.mode == "batch"
     samples = config.generation.samples
     expected_answer = min(EXPECTED_ANSWER_TOKENS, config.max_output_tokens)
+    # Every contestant is asked, and the student trained, with the run's solver prompt.
+    student_system = solver_system_prompt(config.dataset.abstains)
     generation = Usage()
     worst = Usage()
+    probing = Usage()
     training_tokens = 0
     train_count = 0
     for problem in generated:
         prompt = solver_prompt_tokens(teacher, problem.question) + SCHEMA_OVERHEAD_TOKENS
         generation += Usage(requests=1, input_tokens=prompt, output_tokens=expected_answer * samples)
         worst += Usage(requests=1, input_tokens=prompt, output_tokens=config.max_output_tokens * samples)
+        probing += expected_probe_usage(config, problem.question, expected_answer)
         if problem.split != "validation":
-            training_tokens += solver_prompt_tokens(student, problem.question) + expected_answer
+            training_tokens += (
+                solver_prompt_tokens(student, problem.question, student_system) + expected_answer
+            )
             train_count += 1
     epochs = epochs_for(config.fine_tune, train_count, student)
     unpriced: list[str] = []
@@ -154,28 +235,39 @@ def estimate_run_cost(
     benchmark = 0.0
     contestants = {"base": student, "teacher": teacher, "fine_tuned": student}
     for problem in holdout:
+        probing += expected_probe_usage(config, problem.question, expected_answer)
         for contestant in config.benchmark_contestants:
             model = contestants[contestant]
-            prompt = solver_prompt_tokens(model, problem.question)
+            prompt = solver_prompt_tokens(model, problem.question, student_system)
             usage = Usage(requests=1, input_tokens=prompt, output_tokens=expected_answer)
             cost = inference_cost_usd(model, usage, fine_tuned=contestant == "fine_tuned")
             if cost is None and f"answers of the {contestant} contestant" not in unpriced:
                 unpriced.append(f"answers of the {contestant} contestant")
             benchmark += cost or 0.0
+    probe_cost = inference_cost_usd(student, probing) if probing.requests else 0.0
+    if probe_cost is None:
+        unpriced.append(f"probing {student}")
     serving, serving_note = provisioned_throughput_usd(config)
     if serving_note.endswith("unpriced"):
         unpriced.append("Provisioned Throughput")
+    probe = config.dataset.probe
+    probe_note = (
+        f", the base student probed {probe.greedy + probe.samples} times on every problem"
+        if probe.enabled
+        else ""
+    )
     return CostEstimate(
         generation_usd=inference_cost_usd(teacher, generation, batch=batch) or 0.0,
         fine_tuning_usd=fine_tuning or 0.0,
         benchmark_usd=benchmark,
         generation_worst_case_usd=inference_cost_usd(teacher, worst, batch=batch) or 0.0,
         serving_usd=serving,
+        probe_usd=probe_cost or 0.0,
         unpriced=unpriced,
         assumptions=(
             f"answers of about {expected_answer} tokens, {epochs} epochs, every generated train problem "
-            f"kept{serving_note}; judge calls not included (made only where the normalised match cannot "
-            "decide)"
+            f"kept{probe_note}{serving_note}; judge calls not included (made only where the normalised "
+            "match cannot decide)"
         ),
     )
 
@@ -207,6 +299,7 @@ def describe_estimate(estimate: CostEstimate | None, budget_usd: float | None) -
         f"generation ${estimate.generation_usd:,.4f}",
         f"fine-tuning ${estimate.fine_tuning_usd:,.4f}",
         f"benchmark ${estimate.benchmark_usd:,.4f}",
+        *([f"probe ${estimate.probe_usd:,.4f}"] if estimate.probe_usd else []),
         *([f"serving ${estimate.serving_usd:,.2f}"] if estimate.serving_usd else []),
         f"at most ${estimate.generation_worst_case_usd:,.4f} for generation",
     )

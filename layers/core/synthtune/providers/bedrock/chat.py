@@ -10,6 +10,7 @@ requests, each checkpointed by the Generate stage as it arrives.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -20,12 +21,13 @@ from synthtune.prompts import (
     JUDGE_MAX_TOKENS,
     JUDGE_SYSTEM_PROMPT,
     SOLVER_SYSTEM_PROMPT,
+    Exemplar,
     Solution,
     Verdict,
     judge_request,
 )
 from synthtune.providers.bedrock.client import bedrock_errors
-from synthtune.providers.ports import Reply, Sample, SolveResult
+from synthtune.providers.ports import Replies, Reply, ReplyText, Sample, SolveResult
 
 ParsedT = TypeVar("ParsedT", bound=BaseModel)
 
@@ -60,6 +62,10 @@ def _tool(name: str, description: str, schema: type[BaseModel]) -> dict[str, Any
     }
 
 
+def _message(role: str, text: str) -> dict[str, Any]:
+    return {"role": role, "content": [{"text": text}]}
+
+
 def converse_request(
     model_id: str,
     system: str,
@@ -68,11 +74,19 @@ def converse_request(
     max_tokens: int,
     temperature: float,
     tool: dict[str, Any] | None = None,
+    earlier: Sequence[Exemplar] = (),
 ) -> dict[str, Any]:
+    """A Converse request for `user`, after the `earlier` turns (each a user question and the assistant's
+    reply, alternating as Converse requires)."""
+    turns = [
+        message
+        for exemplar in earlier
+        for message in (_message("user", exemplar.question), _message("assistant", exemplar.reply))
+    ]
     request: dict[str, Any] = {
         "modelId": model_id,
         "system": [{"text": system}],
-        "messages": [{"role": "user", "content": [{"text": user}]}],
+        "messages": [*turns, _message("user", user)],
         "inferenceConfig": {"maxTokens": max_tokens, "temperature": temperature},
     }
     if tool is not None:
@@ -160,10 +174,18 @@ class BedrockChat:
         assert result is not None
         return result
 
-    def answer(self, model: str, question: str, *, max_tokens: int, endpoint: str | None = None) -> Reply:
+    def answer(
+        self,
+        model: str,
+        question: str,
+        *,
+        max_tokens: int,
+        endpoint: str | None = None,
+        system: str = SOLVER_SYSTEM_PROMPT,
+    ) -> Reply:
         ref = parse_model(model)
         request = converse_request(
-            endpoint or ref.id, SOLVER_SYSTEM_PROMPT, question, max_tokens=max_tokens, temperature=0.0
+            endpoint or ref.id, system, question, max_tokens=max_tokens, temperature=0.0
         )
         response = self._converse(f"{ref.name} answering a problem", request)
         return Reply(
@@ -172,6 +194,29 @@ class BedrockChat:
             finish_reason=_finish_reason(response),
             usage=_usage(response),
         )
+
+    def replies(
+        self,
+        model: str,
+        question: str,
+        *,
+        system: str,
+        exemplars: Sequence[Exemplar] = (),
+        temperature: float,
+        max_tokens: int,
+        samples: int = 1,
+    ) -> Replies:
+        ref = parse_model(model)
+        request = converse_request(
+            ref.id, system, question, max_tokens=max_tokens, temperature=temperature, earlier=exemplars
+        )
+        texts: list[ReplyText] = []
+        usage = Usage()
+        for _ in range(samples):  # no `n` in Converse: one request per sample
+            response = self._converse(f"{ref.name} answering a probe", request)
+            texts.append(ReplyText(text=_text(response), finish_reason=_finish_reason(response)))
+            usage += _usage(response)
+        return Replies(model=ref.name, replies=texts, usage=usage)
 
     def judge(self, model: str, question: str, reference: str, candidate: str) -> tuple[Verdict, Usage]:
         ref = parse_model(model)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -13,13 +14,14 @@ from synthtune.prompts import (
     JUDGE_MAX_TOKENS,
     JUDGE_SYSTEM_PROMPT,
     SOLVER_SYSTEM_PROMPT,
+    Exemplar,
     Solution,
     Verdict,
     judge_request,
 )
 from synthtune.providers.openai.client import provider_errors
 from synthtune.providers.openai.headers import backpressure_from_headers
-from synthtune.providers.ports import Backpressure, Reply, Sample, SolveResult
+from synthtune.providers.ports import Backpressure, Replies, Reply, ReplyText, Sample, SolveResult
 
 if TYPE_CHECKING:
     from openai import OpenAI
@@ -110,8 +112,16 @@ def _sampling(model: str, temperature: float) -> dict[str, Any]:
     return {"temperature": temperature} if accepts_temperature(model) else {}
 
 
-def _solver_messages(question: str) -> list[dict[str, str]]:
-    return [{"role": "system", "content": SOLVER_SYSTEM_PROMPT}, {"role": "user", "content": question}]
+def _solver_messages(
+    question: str, system: str = SOLVER_SYSTEM_PROMPT, exemplars: Sequence[Exemplar] = ()
+) -> list[dict[str, str]]:
+    """The system prompt, each exemplar as a user turn and the assistant's reply, then the question."""
+    messages = [{"role": "system", "content": system}]
+    for exemplar in exemplars:
+        messages.append({"role": "user", "content": exemplar.question})
+        messages.append({"role": "assistant", "content": exemplar.reply})
+    messages.append({"role": "user", "content": question})
+    return messages
 
 
 class OpenAIChat:
@@ -146,9 +156,17 @@ class OpenAIChat:
             raw = self._client.chat.completions.with_raw_response.create(**body)
         return solve_result(raw.parse(), backpressure_from_headers(raw.headers))
 
-    def answer(self, model: str, question: str, *, max_tokens: int, endpoint: str | None = None) -> Reply:
+    def answer(
+        self,
+        model: str,
+        question: str,
+        *,
+        max_tokens: int,
+        endpoint: str | None = None,
+        system: str = SOLVER_SYSTEM_PROMPT,
+    ) -> Reply:
         # OpenAI serves a fine-tuned model under its own name: there is never another endpoint to name.
-        messages: Any = _solver_messages(question)
+        messages: Any = _solver_messages(question, system)
         with provider_errors(f"{model} answering a problem", self._secret_hint):
             raw = self._client.chat.completions.with_raw_response.create(
                 model=endpoint or parse_model(model).id,
@@ -157,6 +175,42 @@ class OpenAIChat:
                 **_sampling(model, 0.0),
             )
         return _reply(raw.parse(), backpressure_from_headers(raw.headers))
+
+    def replies(
+        self,
+        model: str,
+        question: str,
+        *,
+        system: str,
+        exemplars: Sequence[Exemplar] = (),
+        temperature: float,
+        max_tokens: int,
+        samples: int = 1,
+    ) -> Replies:
+        messages: Any = _solver_messages(question, system, exemplars)
+        options: dict[str, Any] = {"n": samples} if samples > 1 else {}
+        with provider_errors(f"{model} answering a probe", self._secret_hint):
+            raw = self._client.chat.completions.with_raw_response.create(
+                model=parse_model(model).id,
+                messages=messages,
+                max_completion_tokens=max_tokens,
+                **_sampling(model, temperature),
+                **options,
+            )
+        completion = raw.parse()
+        return Replies(
+            model=completion.model,
+            replies=[
+                ReplyText(
+                    text=choice.message.content,
+                    finish_reason=choice.finish_reason,
+                    refusal=getattr(choice.message, "refusal", None),
+                )
+                for choice in completion.choices
+            ],
+            usage=_usage(completion),
+            backpressure=backpressure_from_headers(raw.headers),
+        )
 
     def judge(self, model: str, question: str, reference: str, candidate: str) -> tuple[Verdict, Usage]:
         messages: Any = [
