@@ -289,7 +289,7 @@ def test_too_few_examples_fail_the_run_after_writing_the_card(
 def test_a_file_that_fails_the_format_checks_fails_the_run_before_upload(
     data: ArtifactStore, runs: RunStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def without_the_answer(answer: GeneratedAnswer) -> ChatExample:
+    def without_the_answer(answer: GeneratedAnswer, **_: object) -> ChatExample:
         return ChatExample(messages=[ChatMessage(role="user", content=answer.question)])
 
     monkeypatch.setattr(assemble_module, "training_example", without_the_answer)
@@ -307,7 +307,7 @@ def test_a_file_that_fails_the_format_checks_fails_the_run_before_upload(
 def test_a_bedrock_file_that_breaks_a_nova_rule_fails_the_run_naming_file_line_and_rule(
     data: ArtifactStore, runs: RunStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def without_the_answer(answer: GeneratedAnswer) -> ChatExample:
+    def without_the_answer(answer: GeneratedAnswer, **_: object) -> ChatExample:
         return ChatExample(messages=[ChatMessage(role="user", content=answer.question)])
 
     monkeypatch.setattr(assemble_module, "training_example", without_the_answer)

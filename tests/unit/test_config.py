@@ -4,6 +4,8 @@ from synthtune.contracts.config import (
     DatasetConfig,
     FineTuneHyperparameters,
     GenerationConfig,
+    KnowledgePolicyConfig,
+    ProbeConfig,
     RunConfig,
     load_run_config,
 )
@@ -16,7 +18,13 @@ def test_every_field_has_a_documented_default() -> None:
     for name, field in RunConfig.model_fields.items():
         if name not in {"fine_tune", "generation", "dataset"}:
             assert field.description, f"{name} has no description"
-    for section in (FineTuneHyperparameters, GenerationConfig, DatasetConfig):
+    for section in (
+        FineTuneHyperparameters,
+        GenerationConfig,
+        DatasetConfig,
+        ProbeConfig,
+        KnowledgePolicyConfig,
+    ):
         for name, field in section.model_fields.items():
             assert field.description, f"{section.__name__}.{name} has no description"
 

@@ -5,14 +5,8 @@ import re
 
 from pydantic import BaseModel
 
-from synthtune.contracts.config import DatasetConfig, FineTuneHyperparameters, GenerationConfig, RunConfig
+from synthtune.contracts.config import RunConfig
 from synthtune_cli.template import PROJECT_ROOT
-
-NESTED: dict[str, type[BaseModel]] = {
-    "fine_tune": FineTuneHyperparameters,
-    "generation": GenerationConfig,
-    "dataset": DatasetConfig,
-}
 
 README = (PROJECT_ROOT / "README.md").read_text(encoding="utf-8")
 
@@ -24,13 +18,16 @@ def documented_defaults() -> dict[str, object]:
 
 def test_every_config_field_is_documented_with_its_default() -> None:
     expected: dict[str, object] = {}
-    for name, field in RunConfig.model_fields.items():
-        section = NESTED.get(name)
-        if section is not None:
-            for sub_name, sub_field in section.model_fields.items():
-                expected[f"{name}.{sub_name}"] = sub_field.get_default(call_default_factory=True)
-        else:
-            expected[name] = field.default_factory() if field.default_factory else field.default  # type: ignore[call-arg]
+
+    def flatten(prefix: str, model: type[BaseModel]) -> None:
+        for name, field in model.model_fields.items():
+            annotation = field.annotation
+            if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+                flatten(f"{prefix}{name}.", annotation)
+            else:
+                expected[f"{prefix}{name}"] = field.get_default(call_default_factory=True)
+
+    flatten("", RunConfig)
     assert documented_defaults() == expected
 
 

@@ -103,7 +103,10 @@ def check_budget(config: RunConfig, estimate: CostEstimate | None, source: str) 
         raise BudgetExceeded(
             f"{source}: this run is expected to cost ${estimate.total_usd:.2f} (generation "
             f"${estimate.generation_usd:.2f}, fine-tuning ${estimate.fine_tuning_usd:.2f}, benchmark "
-            f"${estimate.benchmark_usd:.2f}; assuming {estimate.assumptions}), more than budget_usd "
+            f"${estimate.benchmark_usd:.2f}"
+            + (f", probing the student ${estimate.probe_usd:.2f}" if estimate.probe_usd else "")
+            + (f", serving ${estimate.serving_usd:.2f}" if estimate.serving_usd else "")
+            + f"; assuming {estimate.assumptions}), more than budget_usd "
             f"${config.budget_usd:.2f}. Raise the budget, or use fewer problems or samples, or "
             'generation.mode "batch" (half price). Nothing has been spent.'
         )
