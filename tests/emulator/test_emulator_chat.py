@@ -57,7 +57,8 @@ def test_skill_orders_models_and_wrong_answers_are_plausible(client: OpenAI) -> 
     assert 0.8 <= accuracy(final_answers(client, "gpt-4.1", items), items) <= 0.98
     assert 0.2 <= accuracy(nano_answers, items) <= 0.55
     for item, answer in zip(items, nano_answers, strict=True):
-        if answer is not None and answer != item.answer:
+        # A model that does not know sometimes says so (5% of its wrong answers, by its own draw).
+        if answer is not None and answer not in (item.answer, "I don't know"):
             assert re.fullmatch(r"-?\d+", answer), f"wrong answer {answer!r} is not a perturbed number"
 
 

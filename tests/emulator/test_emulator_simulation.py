@@ -106,7 +106,13 @@ def test_skills_and_format_rates_by_name() -> None:
 def test_generalisation_formula() -> None:
     base = base_model("gpt-4.1-nano")
     assessment = TrainingAssessment(
-        examples=30, with_answer_line=25, n_ok={"a": 16, "b": 4}, n_bad={"b": 5, None: 1}, memory={}
+        examples=30,
+        with_answer_line=25,
+        n_known_ok={"a": 16, "b": 4},
+        n_unknown_ok={},
+        n_bad={"b": 5, None: 1},
+        n_abstain={},
+        memory={},
     )
 
     model = fine_tuned(base, assessment)
@@ -117,8 +123,37 @@ def test_generalisation_formula() -> None:
     assert model.skill_for("never trained") == pytest.approx(0.38 + general)
     assert model.skill_for(None) == pytest.approx(0.38 - 0.6 * 1 / 2 + general)
     assert model.format_miss_rate == pytest.approx(0.15 * math.exp(-2.5))
-    floored = fine_tuned(base, TrainingAssessment(10, 10, {}, {"a": 10}, {}))
+    assert (model.learned_abstention, model.abstention_damping, model.over_abstention) == (0, 1, 0)
+    floored = fine_tuned(base, TrainingAssessment(10, 10, {}, {}, {"a": 10}, {}, {}))
     assert floored.skill_for("a") == 0.02
+
+
+def test_what_fine_tuning_teaches_about_knowledge_formula() -> None:
+    base = base_model("gpt-4.1-nano")
+    assessment = TrainingAssessment(
+        examples=40,
+        with_answer_line=40,
+        n_known_ok={"geography": 6, "Maths": 6},
+        n_unknown_ok={"geography": 10, "Maths": 10},
+        n_bad={"geography": 2},
+        n_abstain={"geography": 4, None: 2},
+        memory={},
+    )
+
+    model = fine_tuned(base, assessment)
+
+    general = 0.1 * (1 - math.exp(-32 / 40))
+    factual = 0.45 * (1 - math.exp(-6 / 8)) - 0.25 * 10 / 19 - 0.6 * 2 / 19
+    assert model.skill_for("geography") == pytest.approx(0.38 + factual + general)
+    # "Maths" is a reasoning category: the ten examples the base could not solve teach method too.
+    assert model.skill_for("Maths") == pytest.approx(0.38 + 0.45 * (1 - math.exp(-16 / 8)) + general)
+    learned = 1 - math.exp(-6 / 6)
+    assert model.learned_abstention == pytest.approx(learned)
+    assert model.abstention_damping == pytest.approx(math.exp(-20 / 10))
+    assert model.abstention_rate(False) == pytest.approx(learned + (1 - learned) * 0.05 * math.exp(-2))
+    assert model.abstention_rate(True) == pytest.approx(learned + (1 - learned) * 0.25 * math.exp(-2))
+    assert model.over_abstention == pytest.approx(0.5 * 6 / 40)
+    assert (base.abstention_rate(False), base.abstention_rate(True)) == (0.05, 0.25)
 
 
 def test_answer_line_is_read_like_the_prompts_contract() -> None:

@@ -202,7 +202,7 @@ def test_fine_tune_failure_keeps_partial_results(stack: OfflineStack, emulator: 
     )
     # What was already paid for is still there: the teacher's answers and the assembled dataset.
     assert stack.download(RunLayout("test-run").train) is not None
-    assert execution.records["DATASET"]["train_examples"] >= 10
+    assert execution.records["DATASET"]["train_examples"] > 0
     assert execution.entered("Benchmark") == 0
 
 

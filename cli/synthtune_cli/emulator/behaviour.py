@@ -1,10 +1,21 @@
 """What a simulated model answers. Everything here is a deterministic simulation, not a language model.
 
-A prompt is either a judge request (labelled `Reference answer:` and `Candidate answer:` lines, the format
-of `synthtune.prompts.judge_request`) or a question. A question is looked up in the knowledge; the model
-gets it right when its draw for (seed, family, question, sample) falls below its skill, else it gives a
-plausible wrong answer. The reply is reasoning lines and a final `Answer:` line, which a model sometimes
-forgets (its format-miss rate).
+A request is either a judge request (the last user message has labelled `Reference answer:` and
+`Candidate answer:` lines, the format of `synthtune.prompts.judge_request`) or a question, looked up in the
+knowledge. What the model knows is fixed per (seed, family, question) by its greedy draw
+`u0 = draw(seed, family, question, 0)`: it knows the question iff `u0 < skill`, and its confidence `c`
+(`confidence.confidence`) is above 0.5 exactly then. Whether an answer is right:
+
+- greedy (sample 0), plain prompt: `u0 < skill`, as it always was;
+- greedy with earlier user/assistant turns (few-shot exemplars): `c > 0.5 + 0.2·(draw(seed, family,
+  question, context_hash) − 0.5)`, so exemplars flip borderline questions and only those;
+- sample i ≥ 1 (temperature > 0): `draw(seed, family, question, i, "sampled") < c`, so a weakly known
+  question is sometimes right and a known one sometimes wrong, with mean accuracy the model's skill.
+
+A wrong answer becomes "I don't know" with the model's abstention rate (its own draw, "abstain"), else a
+plausible wrong answer (a hallucination); a right one becomes "I don't know" with its over-abstention rate
+(fine-tuning on abstentions teaches it, "over-abstain"). The reply is reasoning lines and a final `Answer:`
+line, which a model sometimes forgets (its format-miss rate).
 """
 
 from __future__ import annotations
@@ -13,12 +24,15 @@ import json
 import re
 from dataclasses import dataclass
 
+from synthtune_cli.emulator.abstention import ABSTENTION_ANSWER
 from synthtune_cli.emulator.answers import answers_match, wrong_answer
 from synthtune_cli.emulator.catalogue import SimulatedModel
+from synthtune_cli.emulator.confidence import confidence
+from synthtune_cli.emulator.conversation import Conversation
 from synthtune_cli.emulator.draws import draw, pick
-from synthtune_cli.emulator.knowledge import Knowledge
+from synthtune_cli.emulator.knowledge import Knowledge, KnownQuestion
 
-UNKNOWN_ANSWER = "I don't know"
+UNKNOWN_ANSWER = ABSTENTION_ANSWER
 ANSWER_PREFIX = "Answer:"
 
 _JUDGE_REQUEST = re.compile(
@@ -37,6 +51,8 @@ _WORKING_STEPS = (
     "Apply it step by step, keeping each intermediate result.",
     "Check the result against what the question asks.",
 )
+# How far few-shot exemplars move the confidence a greedy answer needs: the threshold is 0.5 ± this / 2.
+WORDING_SENSITIVITY = 0.2
 
 
 @dataclass(frozen=True)
@@ -70,8 +86,11 @@ class Reply:
         return json.dumps({"steps": list(self.steps), "final_answer": self.final_answer}, ensure_ascii=False)
 
 
-def reply_to(model: SimulatedModel, prompt: str, knowledge: Knowledge, seed: int, sample: int) -> Reply:
-    """The reply of `model` to `prompt` (the last user message), for one sample of one request."""
+def reply_to(
+    model: SimulatedModel, conversation: Conversation, knowledge: Knowledge, seed: int, sample: int
+) -> Reply:
+    """The reply of `model` to `conversation`, for one sample of one request."""
+    prompt = conversation.question
     judge = _JUDGE_REQUEST.search(prompt)
     if judge:
         return _judge(judge.group("reference").strip(), judge.group("candidate").strip())
@@ -91,13 +110,42 @@ def reply_to(model: SimulatedModel, prompt: str, knowledge: Knowledge, seed: int
         )
         final = UNKNOWN_ANSWER
     else:
-        if draw(*parts) < model.skill_for(known.category):
-            final = known.reference
+        right = answers_right(model, known, conversation, seed, sample)
+        if right:
+            abstains = draw(*parts, "over-abstain") < model.over_abstention
         else:
-            final = wrong_answer(known.reference, knowledge.answers_in(known.category), *parts)
-        steps = _reasoning(_mention(known.question), final, parts)
+            abstains = draw(*parts, "abstain") < model.abstention_rate(conversation.invites_abstention)
+        if abstains:
+            final = UNKNOWN_ANSWER
+            steps = (
+                f"The question asks: {_mention(known.question)}",
+                "I am not confident that I know the answer.",
+                "Rather than guess, I will say so.",
+            )
+        else:
+            if right:
+                final = known.reference
+            else:
+                final = wrong_answer(known.reference, knowledge.answers_in(known.category), *parts)
+            steps = _reasoning(_mention(known.question), final, parts)
     misses = draw(*parts, "format") < model.format_miss_rate
     return Reply(steps, final, omits_answer_line=misses)
+
+
+def answers_right(
+    model: SimulatedModel, known: KnownQuestion, conversation: Conversation, seed: int, sample: int
+) -> bool:
+    """Whether the model's answer draw for this sample of this conversation comes out right (before it
+    decides whether to abstain)."""
+    skill = model.skill_for(known.category)
+    u0 = draw(seed, model.family, known.key, 0)
+    if sample == 0:
+        context = conversation.context_hash
+        if context is None:
+            return u0 < skill
+        wording = draw(seed, model.family, known.key, context)
+        return confidence(u0, skill) > 0.5 + WORDING_SENSITIVITY * (wording - 0.5)
+    return draw(seed, model.family, known.key, sample, "sampled") < confidence(u0, skill)
 
 
 def _judge(reference: str, candidate: str) -> Reply:

@@ -6,6 +6,8 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from synthtune_cli.emulator.abstention import BASE_ABSTENTION_RATE, INVITED_ABSTENTION_RATE
+
 OWNER = "synthtune-emulator"
 
 # Model id -> creation time the /v1/models listing reports (roughly the real release dates).
@@ -85,6 +87,10 @@ class SimulatedModel:
 
     `family` keys its draws: an alias and its snapshot, and every model fine-tuned from them, share one
     family and so one draw per question; a better model only turns wrong answers right.
+
+    Abstaining (what fine-tuning teaches about knowledge, see `learning`): on a question it gets wrong the
+    model says "I don't know" with `abstention_rate`; on one it gets right, with `over_abstention`. A base
+    model has `learned_abstention` 0, `abstention_damping` 1 and `over_abstention` 0.
     """
 
     family: str
@@ -92,9 +98,21 @@ class SimulatedModel:
     format_miss_rate: float
     category_skill: Mapping[str | None, float] = field(default_factory=dict)
     memory: Mapping[str, MemorisedReply] = field(default_factory=dict)
+    learned_abstention: float = 0.0
+    """Abstention taught by training examples that answer "I don't know"."""
+    abstention_damping: float = 1.0
+    """What is left of the base model's own abstention after training on answers it did not know."""
+    over_abstention: float = 0.0
+    """How often it says "I don't know" to a question it would have answered right."""
 
     def skill_for(self, category: str | None) -> float:
         return self.category_skill.get(category, self.skill)
+
+    def abstention_rate(self, invited: bool) -> float:
+        """How often a wrong answer is replaced by "I don't know"; `invited` when the system prompt says
+        the model may answer so."""
+        prompted = INVITED_ABSTENTION_RATE if invited else BASE_ABSTENTION_RATE
+        return self.learned_abstention + (1 - self.learned_abstention) * prompted * self.abstention_damping
 
 
 def family_of(model: str) -> str:

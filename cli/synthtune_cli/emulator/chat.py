@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from synthtune_cli.emulator.behaviour import Reply, reply_to
+from synthtune_cli.emulator.conversation import Conversation
 from synthtune_cli.emulator.errors import bad_request
 from synthtune_cli.emulator.structured import SchemaError, fill_schema
 from synthtune_cli.emulator.tokens import count_message_tokens, count_tokens, truncate_to_tokens
@@ -46,9 +47,9 @@ class ChatRequest:
     response_format: ResponseFormat
 
     @property
-    def prompt(self) -> str:
-        """The last user message: what the simulated model answers."""
-        return next((text for role, text in reversed(self.messages) if role == "user"), "")
+    def conversation(self) -> Conversation:
+        """What the simulated model reads: the last user message, the system prompt, the turns before."""
+        return Conversation.from_messages(self.messages)
 
 
 def parse_chat_request(body: object) -> ChatRequest:
@@ -205,9 +206,10 @@ def _complete(
 ) -> dict[str, Any]:
     choices = []
     completion_tokens = 0
+    conversation = request.conversation
     for index in range(request.n):
         sample = index if request.temperature > 0 else 0
-        reply = reply_to(simulated, request.prompt, state.knowledge, state.seed, sample)
+        reply = reply_to(simulated, conversation, state.knowledge, state.seed, sample)
         content = request.response_format.render(reply)
         truncated = False
         if request.max_tokens is not None:

@@ -215,7 +215,7 @@ class FineTuning:
             raise bad_request("seed must be an integer between 0 and 2147483647.", param="seed")
 
         job_id = self._ids.new("ftjob-")
-        plan, problem = self._plan(job_id, training, validation, requested)
+        plan, problem = self._plan(job_id, snapshot, training, validation, requested)
         validated_at = now + knobs.validation_seconds
         started_at = validated_at + knobs.queue_seconds
         running = 0.0
@@ -272,7 +272,12 @@ class FineTuning:
         return stored
 
     def _plan(
-        self, job_id: str, training: StoredFile, validation: StoredFile | None, requested: dict[str, Any]
+        self,
+        job_id: str,
+        snapshot: str,
+        training: StoredFile,
+        validation: StoredFile | None,
+        requested: dict[str, Any],
     ) -> tuple[_Plan | None, dict[str, str | None] | None]:
         """The job's plan, or the data problem it will fail on once validation time is up."""
         try:
@@ -291,7 +296,7 @@ class FineTuning:
         learning_rate = _AUTO_LEARNING_RATE_MULTIPLIER if multiplier == "auto" else float(multiplier)
         steps_per_epoch = math.ceil(count / batch_size)
         tokens_per_epoch = sum(count_message_tokens(list(example.messages)) for example in examples)
-        assessment = assess(examples, self._knowledge)
+        assessment = assess(examples, self._knowledge, base_model(snapshot), self._seed)
         curve = LossCurve.for_data(assessment, n_epochs * steps_per_epoch, job_id, validation is not None)
         plan = _Plan(
             assessment,

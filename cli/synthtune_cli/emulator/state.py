@@ -30,7 +30,9 @@ from synthtune_cli.emulator.limits import FaultInjector, RateLimiter
 
 # Bedrock's region when none is given: moto's default, and where Nova fine-tuning runs.
 DEFAULT_REGION = "us-east-1"
-SNAPSHOT_FORMAT = 1
+# 2: fine-tuned models learn what their base knew (abstention, confidence); a format-1 snapshot's
+# assessments and models lack those fields.
+SNAPSHOT_FORMAT = 2
 INFERENCE_PATHS = ("/v1/chat/completions",)
 """Requests that answer a question and leave the emulator's world as it was (with Converse's)."""
 
@@ -80,7 +82,7 @@ class EmulatorState:
         self.files = FileStore()
         self.fine_tuning = FineTuning(self.files, self.knowledge, self.ids, seed)
         self.batches = self._new_batches()
-        self.bedrock = BedrockAccount(region, self.ids, self.knowledge, s3_client)
+        self.bedrock = BedrockAccount(region, self.ids, self.knowledge, seed, s3_client)
         self.limiter = RateLimiter()
         self.faults = FaultInjector()
         self.served: list[ServedRequest] = []

@@ -19,14 +19,19 @@ class BedrockAccount:
     sample counts. Not thread-safe: the emulator's state lock guards it."""
 
     def __init__(
-        self, region: str, ids: IdFactory, knowledge: Knowledge, s3_client: S3ClientFactory | None = None
+        self,
+        region: str,
+        ids: IdFactory,
+        knowledge: Knowledge,
+        seed: int,
+        s3_client: S3ClientFactory | None = None,
     ) -> None:
         self.region = region
         self.ids = ids
         self.arns = Arns(region)
         self.s3 = S3Objects(s3_client or default_factory(region))
         self.custom_models = CustomModels()
-        self.jobs = CustomizationJobs(self.arns, ids, knowledge, self.s3, self.custom_models)
+        self.jobs = CustomizationJobs(self.arns, ids, knowledge, seed, self.s3, self.custom_models)
         self.deployments = Deployments(self.arns, ids, self.custom_models)
         self.provisioned = ProvisionedThroughputs(self.arns, ids, self.custom_models)
         # Bedrock's quotas are its own: Converse is limited in a window apart from OpenAI's chat.

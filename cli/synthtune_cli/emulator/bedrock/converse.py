@@ -25,6 +25,7 @@ from synthtune_cli.emulator.bedrock.protocol import (
 )
 from synthtune_cli.emulator.behaviour import Reply, reply_to
 from synthtune_cli.emulator.catalogue import SimulatedModel
+from synthtune_cli.emulator.conversation import Conversation
 from synthtune_cli.emulator.errors import ApiError
 from synthtune_cli.emulator.knobs import EmulatorKnobs
 from synthtune_cli.emulator.knowledge import Knowledge
@@ -55,7 +56,7 @@ class _Tool:
 @dataclass(frozen=True)
 class ConverseRequest:
     messages: tuple[tuple[str, str], ...]
-    prompt: str
+    conversation: Conversation
     max_tokens: int | None
     temperature: float | None
     stop_sequences: tuple[str, ...]
@@ -131,8 +132,8 @@ def converse(
         raise BedrockError(429, "ThrottlingException", message) from error
     sample = 0
     if request.samples:
-        sample = account.next_sample(target.identity, knowledge.resolve(request.prompt))
-    reply = reply_to(target.simulated, request.prompt, knowledge, seed, sample)
+        sample = account.next_sample(target.identity, knowledge.resolve(request.conversation.question))
+    reply = reply_to(target.simulated, request.conversation, knowledge, seed, sample)
     tool_use_id = None if request.tool is None else "tooluse_" + account.ids.bare("tooluse", 22)
     content, stop_reason, output_tokens = _render(request, reply, tool_use_id)
     account.limiter.record_tokens(now, input_tokens + output_tokens)
@@ -192,7 +193,6 @@ def parse_converse(body: Mapping[str, Any]) -> ConverseRequest:
         if isinstance(block, dict) and isinstance(block.get("text"), str)
     )
     conversation = ((("system", system_text),) if system_text else ()) + tuple(messages)
-    prompt = next((text for role, text in reversed(messages) if role == "user"), "")
     config = body.get("inferenceConfig") or {}
     if not isinstance(config, dict):
         raise constraint_error("inferenceConfig", config, "Member must be an object")
@@ -212,7 +212,7 @@ def parse_converse(body: Mapping[str, Any]) -> ConverseRequest:
         )
     return ConverseRequest(
         messages=conversation,
-        prompt=prompt,
+        conversation=Conversation.from_messages(conversation),
         max_tokens=max_tokens,
         temperature=temperature,
         stop_sequences=tuple(stop_sequences),

@@ -125,11 +125,19 @@ class CustomizationJobs:
     """Jobs by ARN, in creation order. Not thread-safe: the emulator's state lock guards it."""
 
     def __init__(
-        self, arns: Arns, ids: IdFactory, knowledge: Knowledge, s3: S3Objects, models: CustomModels
+        self,
+        arns: Arns,
+        ids: IdFactory,
+        knowledge: Knowledge,
+        seed: int,
+        s3: S3Objects,
+        models: CustomModels,
     ) -> None:
         self._arns = arns
         self._ids = ids
         self._knowledge = knowledge
+        # The emulator's seed: which training questions the base model knew is its greedy draws under it.
+        self._seed = seed
         self._s3 = s3
         self._models = models
         self._jobs: dict[str, _Job] = {}
@@ -176,7 +184,7 @@ class CustomizationJobs:
 
         job_id = self._ids.bare("model-customization-job")
         epochs = int(hyperparameters["epochCount"])
-        plan, problem = self._plan(job_id, customization, training_uri, validation_uris, epochs)
+        plan, problem = self._plan(job_id, base, customization, training_uri, validation_uris, epochs)
         validated_at = now + knobs.validation_seconds
         processed_at = validated_at + knobs.queue_seconds
         training = 0.0
@@ -223,6 +231,7 @@ class CustomizationJobs:
     def _plan(
         self,
         job_id: str,
+        base: FoundationModel,
         customization: Customization,
         training_uri: str,
         validation_uris: list[str],
@@ -236,7 +245,7 @@ class CustomizationJobs:
         except _InvalidData as error:
             return None, str(error)
         tokens_per_epoch = sum(count_message_tokens(list(example.messages)) for example in examples)
-        assessment = assess(examples, self._knowledge)
+        assessment = assess(examples, self._knowledge, base.simulated, self._seed)
         validated = bool(validation_uris)
         curve = LossCurve.for_data(assessment, epochs * len(examples), job_id, validated)
         return _Plan(assessment, epochs, len(examples), tokens_per_epoch * epochs, curve, validated), None
