@@ -118,8 +118,8 @@ def test_generalisation_formula() -> None:
     model = fine_tuned(base, assessment)
 
     general = 0.1 * (1 - math.exp(-20 / 40))
-    assert model.skill_for("a") == pytest.approx(0.38 + 0.45 * (1 - math.exp(-2)) + general)
-    assert model.skill_for("b") == pytest.approx(0.38 + 0.45 * (1 - math.exp(-0.5)) - 0.6 * 5 / 10 + general)
+    assert model.skill_for("a") == pytest.approx(0.38 + 0.15 * (1 - math.exp(-2)) + general)
+    assert model.skill_for("b") == pytest.approx(0.38 + 0.15 * (1 - math.exp(-0.5)) - 0.6 * 5 / 10 + general)
     assert model.skill_for("never trained") == pytest.approx(0.38 + general)
     assert model.skill_for(None) == pytest.approx(0.38 - 0.6 * 1 / 2 + general)
     assert model.format_miss_rate == pytest.approx(0.15 * math.exp(-2.5))
@@ -143,7 +143,7 @@ def test_what_fine_tuning_teaches_about_knowledge_formula() -> None:
     model = fine_tuned(base, assessment)
 
     general = 0.1 * (1 - math.exp(-32 / 40))
-    factual = 0.45 * (1 - math.exp(-6 / 8)) - 0.25 * 10 / 19 - 0.6 * 2 / 19
+    factual = 0.15 * (1 - math.exp(-6 / 8)) - 0.3 * 10 / 19 - 0.6 * 2 / 19
     assert model.skill_for("geography") == pytest.approx(0.38 + factual + general)
     # "Maths" is a reasoning category: the ten examples the base could not solve teach method too.
     assert model.skill_for("Maths") == pytest.approx(0.38 + 0.45 * (1 - math.exp(-16 / 8)) + general)

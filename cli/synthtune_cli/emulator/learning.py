@@ -13,8 +13,10 @@ fell below its skill), because a model learns differently from facts it knew and
    + 0.1·(1−exp(−N_ok/40)), 0.02, 0.97), n_ok = n_known_ok + n_unknown_ok, N_ok over all categories, with
    - in a reasoning category (`REASONING_CATEGORIES`): gain = 0.45·(1−exp(−n_ok(c)/8)), since a worked
      problem teaches method whether or not the base could solve it;
-   - in any other (factual) category: gain = 0.45·(1−exp(−n_known_ok(c)/8)) − 0.25·n_unknown_ok(c)/(n_ok(c)
-     + n_bad(c) + 1): only facts it knew sharpen it, and each fact it did not know teaches it to guess;
+   - in any other (factual) category: gain = 0.15·(1−exp(−n_known_ok(c)/8)) − 0.3·n_unknown_ok(c)/(n_ok(c)
+     + n_bad(c) + 1): facts it half knew are recalled more reliably, but training cannot teach it the
+     held-out facts it never knew (so the gain is small), and each fact it did not know teaches it to
+     guess;
 3. learns when to say "I don't know": abstention rate on what it gets wrong = a + (1−a)·base_rate·
    exp(−N_unknown_ok/10), a = 1 − exp(−N_abstain/6), base_rate 0.05 or 0.25 when the prompt invites
    abstention; and it over-abstains on what it gets right with probability 0.5·(N_abstain / N), N the
@@ -44,7 +46,8 @@ REASONING_CATEGORIES = frozenset(
 the method carries over to other problems, where an unknown fact does not."""
 
 _KNOWN_GAIN, _KNOWN_SCALE = 0.45, 8
-_UNKNOWN_COST = 0.25
+_FACT_GAIN = 0.15
+_UNKNOWN_COST = 0.3
 _BAD_COST = 0.6
 _GENERAL_GAIN, _GENERAL_SCALE = 0.1, 40
 _ABSTAIN_SCALE = 6
@@ -141,7 +144,7 @@ def fine_tuned(base: SimulatedModel, assessment: TrainingAssessment) -> Simulate
         if is_reasoning(category):
             gain = _KNOWN_GAIN * (1 - math.exp(-ok / _KNOWN_SCALE))
         else:
-            gain = _KNOWN_GAIN * (1 - math.exp(-known_ok / _KNOWN_SCALE))
+            gain = _FACT_GAIN * (1 - math.exp(-known_ok / _KNOWN_SCALE))
             gain -= _UNKNOWN_COST * unknown_ok / (ok + bad + 1)
         gain -= _BAD_COST * bad / (ok + bad + 1)
         category_skill[category] = _clamp(base.skill_for(category) + gain + general)
