@@ -10,6 +10,7 @@ a run directory of `synthtune run`        a run copied from S3
   summary.json   (when records.json is not)
   run.json       how the run was started
   benchmark/<contestant>.jsonl              benchmark/<contestant>.jsonl
+  benchmark/holdout_knowledge.jsonl         benchmark/holdout_knowledge.jsonl
   training_metrics.csv                      finetune/training_metrics.csv
   dataset_card.json                         dataset/dataset_card.json
   → report.md, report.html                  → report/report.md, report/report.html
@@ -24,15 +25,15 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from synthtune.contracts.config import CONTESTANTS, load_run_config
 from synthtune.contracts.errors import InvalidConfig
 from synthtune.records.items import RUN_PK_PREFIX, RUN_SK
 from synthtune.records.layout import RunLayout
-from synthtune.stages.benchmark import BenchmarkAnswer
+from synthtune.stages.benchmark import BenchmarkAnswer, HoldoutKnowledge
 from synthtune.stages.prepare import simulated_models
 from synthtune.stages.report import (
     ReportContents,
@@ -51,6 +52,8 @@ class RunFilesError(Exception):
 
 
 _S3 = RunLayout("RUN_ID")
+HOLDOUT_KNOWLEDGE = _S3.holdout_knowledge.rsplit("/", 1)[-1]
+"""What the base student knew of each held-out problem, beside the contestants' answers."""
 
 
 def _relative(key: str) -> str:
@@ -143,7 +146,14 @@ def read_report_contents(files: RunFiles) -> ReportContents:
         else None
     )
     card = _json(files.dataset_card) if files.dataset_card.is_file() else None
-    return report_contents(summary, answers, curve, card if isinstance(card, dict) else None)
+    knowledge = files.answers / HOLDOUT_KNOWLEDGE
+    return report_contents(
+        summary,
+        answers,
+        curve,
+        card if isinstance(card, dict) else None,
+        _lines(knowledge, HoldoutKnowledge, "held-out knowledge line") if knowledge.is_file() else None,
+    )
 
 
 def _summary(files: RunFiles) -> RunSummary:
@@ -189,17 +199,22 @@ def _simulated_by_manifest(path: Path) -> list[str]:
 
 
 def _answers(path: Path) -> list[BenchmarkAnswer]:
-    answers = []
+    return _lines(path, BenchmarkAnswer, "benchmark answer")
+
+
+LineT = TypeVar("LineT", bound=BaseModel)
+
+
+def _lines(path: Path, model: type[LineT], what: str) -> list[LineT]:
+    lines = []
     for number, line in enumerate(path.read_bytes().splitlines(), 1):
         if not line.strip():
             continue
         try:
-            answers.append(BenchmarkAnswer.model_validate_json(line))
+            lines.append(model.model_validate_json(line))
         except ValidationError as error:
-            raise RunFilesError(
-                f"{path}, line {number}: not a benchmark answer ({error.errors()[0]['msg']})"
-            ) from None
-    return answers
+            raise RunFilesError(f"{path}, line {number}: not a {what} ({error.errors()[0]['msg']})") from None
+    return lines
 
 
 def _json(path: Path) -> Any:

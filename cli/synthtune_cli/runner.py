@@ -49,7 +49,7 @@ from synthtune_cli.run_directory import (
     now_iso,
     resumed_config,
 )
-from synthtune_cli.run_reports import RunFiles, render_run_reports
+from synthtune_cli.run_reports import HOLDOUT_KNOWLEDGE, RunFiles, render_run_reports
 
 if TYPE_CHECKING:
     from synthtune_cli.emulator import OpenAIEmulator
@@ -239,6 +239,10 @@ def _export(stack: OfflineStack, run_id: str, description: dict[str, Any], run_d
         if body is not None:
             files.answers.mkdir(exist_ok=True)
             (files.answers / f"{contestant}.jsonl").write_bytes(body)
+    knowledge = stack.download(layout.holdout_knowledge)
+    if knowledge is not None:
+        files.answers.mkdir(exist_ok=True)
+        (files.answers / HOLDOUT_KNOWLEDGE).write_bytes(knowledge)
 
     stored = stack.download(layout.summary)
     if stored is not None:

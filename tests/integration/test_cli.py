@@ -72,7 +72,12 @@ def test_run_writes_every_artifact(tmp_path: Path, capsys: pytest.CaptureFixture
     # The emulator answered: both reports say so at the top; report.html has its charts and fetches nothing.
     assert "**Simulated models.**" in report.split("\n## ", 1)[0]
     page = Page.parse((run_dir / "report.html").read_text())
-    assert page.charts == {"chart-accuracy": 1, "chart-categories": 1, "chart-loss": 1}
+    assert page.charts == {
+        "chart-accuracy": 1,
+        "chart-categories": 1,
+        "chart-trade-off": 1,
+        "chart-loss": 1,
+    }
     assert page.external_references() == []
     assert "simulated" in page.ids()
     benchmark = json.loads((run_dir / "benchmark.json").read_text())
@@ -81,6 +86,9 @@ def test_run_writes_every_artifact(tmp_path: Path, capsys: pytest.CaptureFixture
         ("fine_tuned", "teacher"),
     ]
     assert all(len(score["ci95"]) == 2 for score in benchmark["scores"])
+    # What the base student knew of each held-out problem, beside the answers; the outcomes by it.
+    assert (run_dir / "benchmark" / "holdout_knowledge.jsonl").is_file()
+    assert set(benchmark["knowledge"]) == {"base", "fine_tuned", "teacher"}
     assert '"correlation_id":"demo"' in (run_dir / "lambda.log").read_text()
     # Every answer the teacher was paid for, readable; and how the run went, for --resume.
     answers = [json.loads(line) for line in (run_dir / "answers.jsonl").read_text().splitlines()]

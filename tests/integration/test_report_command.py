@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from synthtune.stages.report import KNOWLEDGE_TITLE
 from synthtune_cli.main import main
 from tests.support import OPENAI_MODELS, SAMPLE_PROBLEM_SET, jsonl, sample_rows
 from tests.support_report import Page
@@ -51,7 +52,12 @@ def test_a_run_directory_renders_its_reports_again(
     assert (run_dir / "report.md").read_text() == (finished_run / "report.md").read_text()
     assert (run_dir / "report.html").read_text() == (finished_run / "report.html").read_text()
     page = Page.parse((run_dir / "report.html").read_text())
-    assert page.charts == {"chart-accuracy": 1, "chart-categories": 1, "chart-loss": 1}
+    assert page.charts == {
+        "chart-accuracy": 1,
+        "chart-categories": 1,
+        "chart-trade-off": 1,
+        "chart-loss": 1,
+    }
     assert page.external_references() == []
     assert "simulated" in page.ids()
     verdicts = [
@@ -88,8 +94,9 @@ def test_an_old_run_renders_with_outcomes_and_the_simulated_flag_filled_in(
     finished_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     run_dir = copy_of(finished_run, tmp_path)
-    # As an older version wrote it: no outcome on the answers, no simulated models on the run, no
-    # report.html, and a report.md without intervals.
+    # As an older version wrote it: no outcome on the answers, no probe of the held-out problems, no
+    # simulated models on the run, no report.html, and a report.md without intervals.
+    (run_dir / "benchmark" / "holdout_knowledge.jsonl").unlink()
     for path in (run_dir / "benchmark").glob("*.jsonl"):
         lines = [json.loads(line) for line in path.read_text().splitlines()]
         path.write_text(
@@ -106,9 +113,21 @@ def test_an_old_run_renders_with_outcomes_and_the_simulated_flag_filled_in(
 
     assert code == 0, err
     report = (run_dir / "report.md").read_text()
-    assert report == (finished_run / "report.md").read_text()  # run.json says the emulator answered
+    # What the run's report says, but for what the held-out probe adds (run.json says the emulator
+    # answered).
+    assert f"## {KNOWLEDGE_TITLE}" in (finished_run / "report.md").read_text()
+    assert report == without_section((finished_run / "report.md").read_text(), KNOWLEDGE_TITLE)
     assert "**Simulated models.**" in report
-    assert "simulated" in Page.parse((run_dir / "report.html").read_text()).ids()
+    page = Page.parse((run_dir / "report.html").read_text())
+    assert "simulated" in page.ids()
+    assert "The held-out problems were not probed" in " ".join(page.text)
+
+
+def without_section(markdown: str, title: str) -> str:
+    """report.md without its `## title` section."""
+    before, after = markdown.split(f"## {title}\n", 1)
+    rest = after.split("\n## ", 1)
+    return before + (f"## {rest[1]}" if len(rest) == 2 else "")
 
 
 def test_a_failed_run_renders_too(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -3,12 +3,15 @@ halfway, and the budget running out — each counted where it is billed, at the 
 
 The faults start when the Benchmark Map first invokes its function (`when_the_benchmark_starts`), so
 generation and fine-tuning run as usual and everything the emulator bills from then on is a contestant's
-answer or a judge's verdict. The invariant: each contestant's model is billed exactly once per held-out
-problem — a retried contestant resumes from its checkpoints and pays for no answer twice.
+answer, the base student's probe of the held-out problems (after its answers) or a judge's verdict. The
+invariant: each contestant's model is billed exactly once per held-out problem, and the base student once
+more per probe request its checkpoints hold — a retried contestant resumes from its checkpoints and pays
+for no answer, and no probe request, twice.
 """
 
 from __future__ import annotations
 
+import json
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -22,9 +25,10 @@ from synthtune.contracts.usage import Usage
 from synthtune.engine.checkpoints import CheckpointStore
 from synthtune.money.estimate import estimate_run_cost, worst_case_answer_usd
 from synthtune.money.usage import inference_cost_usd
+from synthtune.quality.knowledge import Probe
 from synthtune.records.layout import RunLayout
 from synthtune.split import HoldoutSplit, split_problems
-from synthtune.stages.benchmark import BenchmarkAnswer
+from synthtune.stages.benchmark import BenchmarkAnswer, HoldoutKnowledge
 from synthtune.stages.report import summarise_run
 from synthtune_cli.emulator import OpenAIEmulator
 from synthtune_cli.emulator.state import BilledRequest
@@ -37,6 +41,9 @@ RUN = {**FAST_CONFIG, **OPENAI_MODELS}
 """OpenAI models, every one priced and billed under its own name: the teacher, the student (nano), its
 fine-tune and the judge (mini) are four models, so the emulator's bill says who answered."""
 BENCHMARK_FUNCTION = "BenchmarkFunction"
+NO_HOLDOUT_PROBE = {"dataset": {"probe": {"enabled": False}, "knowledge_policy": "keep_all"}}
+SMALL_PROBE = {"dataset": {"probe": {"greedy": 1, "samples": 0}}}
+"""One greedy probe answer per problem: a probe that fits the retries of a slow benchmark."""
 
 
 @contextmanager
@@ -92,21 +99,44 @@ def held_out(stack: OfflineStack, execution: Execution) -> int:
     return sum(1 for line in body.splitlines() if line.strip())
 
 
+def holdout_probes(stack: OfflineStack, execution: Execution) -> list[Probe]:
+    """The base student's probe of each held-out problem, as its checkpoints hold it."""
+    prefix = RunLayout(execution.run_id).holdout_probe_checkpoints_prefix
+    return [Probe.model_validate_json(stack.download(key) or b"") for key in sorted(stack.keys(prefix))]
+
+
+def holdout_knowledge(stack: OfflineStack, execution: Execution) -> list[HoldoutKnowledge]:
+    body = stack.download(RunLayout(execution.run_id).holdout_knowledge) or b""
+    return [HoldoutKnowledge.model_validate_json(line) for line in body.splitlines() if line.strip()]
+
+
 def assert_each_answer_billed_once(
     stack: OfflineStack, emulator: OpenAIEmulator, execution: Execution, since: int
 ) -> None:
-    """Each contestant's model billed exactly once per held-out problem, each judge verdict once per
-    answer the judge graded; every answer in its contestant's file once."""
+    """Each contestant's model billed exactly once per held-out problem (the base student once more per
+    probe request: a greedy answer each, and the sampled ones in one request with `n`), each judge verdict
+    once per answer (or probe answer) the judge graded; every answer in its contestant's file once."""
     models = contestant_models(execution)
     assert sorted(models) == sorted(CONTESTANTS)
     billed = Counter(request.model for request in billed_since(emulator, since))
     judge = str(OPENAI_MODELS["judge_model"])
     problems = held_out(stack, execution)
-    judged = 0
+    probe = RunConfig.model_validate(execution.records["RUN"]["config"]).dataset.probe
+    probes = holdout_probes(stack, execution)
+    assert len(probes) == len(holdout_knowledge(stack, execution)) == (problems if probe.enabled else 0)
+    for probed in probes:
+        asked = (len(probed.of_mode("greedy")), len(probed.of_mode("sampled")))
+        assert asked == (probe.greedy, probe.samples)
+        # What was asked for, and no more: each greedy answer, and the samples in one request.
+        assert probed.usage.requests == probe.greedy + (1 if probe.samples else 0)
+    judged = sum(probed.judge_usage[judge].requests for probed in probes if judge in probed.judge_usage)
     for contestant, model in models.items():
         answers = benchmark_answers(stack, execution, contestant)
         assert len({answer.problem_id for answer in answers}) == len(answers) == problems
-        assert billed[model] == problems, f"{contestant} ({model}) billed {billed[model]} times"
+        probe_requests = sum(probed.usage.requests for probed in probes) if contestant == "base" else 0
+        assert billed[model] == problems + probe_requests, (
+            f"{contestant} ({model}) billed {billed[model]} times"
+        )
         judged += sum(judge in answer.usage for answer in answers)  # the answers a judge was asked about
     assert billed[judge] == judged
     assert set(billed) <= {*models.values(), judge}  # nothing else was billed during the benchmark
@@ -126,7 +156,9 @@ def test_a_429_storm_with_5xx_during_the_benchmark_succeeds_and_pays_each_answer
     # fit in an invocation's fifteen minutes at one a minute. The contestants answer one at a time: on the
     # virtual clock every sleeper advances time by its own wait, so three contestants held at once would
     # each see their invocation's time run out three times as fast, and run out of Step Functions' retries.
-    config = {**RUN, "holdout_fraction": 0.34, "max_concurrency": 1}
+    # The base student's probe of the held-out problems is off: at one request a minute its own requests
+    # would take the base iteration past its retries (its resumption is tested below).
+    config = {**RUN, "holdout_fraction": 0.34, "max_concurrency": 1, **NO_HOLDOUT_PROBE}
     with when_the_benchmark_starts(storm) as started:
         execution = execute(stack, sample_rows(), config=config)
 
@@ -179,12 +211,59 @@ def test_a_contestant_killed_halfway_resumes_from_its_checkpoints(
     assert_each_answer_billed_once(stack, emulator, execution, marks["billed"])
 
 
+def test_the_base_student_killed_mid_probe_resumes_and_pays_no_probe_request_twice(
+    stack: OfflineStack, emulator: OpenAIEmulator
+) -> None:
+    # The base student's invocation is stopped (as at its Lambda timeout) after its answers are written
+    # and five of its probe requests are checkpointed (the second problem's second greedy answer); Step
+    # Functions retries it.
+    save = CheckpointStore.save
+    saved: Counter[str] = Counter()
+    killed = threading.Event()
+
+    def save_then_die(store: CheckpointStore[Any], position: int, checkpoint: Any) -> None:
+        save(store, position, checkpoint)
+        if store.prefix.endswith("/benchmark/checkpoints/probe/"):
+            saved[store.prefix] += 1
+            if saved[store.prefix] == 5 and not killed.is_set():
+                killed.set()
+                raise SandboxTimedOut("Task timed out after 900.00 seconds")
+
+    marks: dict[str, int] = {}
+    with (
+        when_the_benchmark_starts(lambda: marks.setdefault("billed", len(emulator.billed))),
+        mock.patch.object(CheckpointStore, "save", save_then_die),
+    ):
+        execution = execute(stack, SMALL_SET, config={**RUN, "request_concurrency": 1})
+
+    assert execution.status == "SUCCEEDED", execution.description.get("cause")
+    assert killed.is_set()
+    assert execution.lambda_failures() == ["Sandbox.Timedout"]
+    assert_each_answer_billed_once(stack, emulator, execution, marks["billed"])
+    # The probe is on the base student's score and in the report, nowhere else.
+    scores = {item["contestant"]: item for sk, item in execution.records.items() if sk.startswith("SCORE#")}
+    probes = holdout_probes(stack, execution)
+    student = str(OPENAI_MODELS["student_model"])
+    assert scores["base"]["probe_usage"][student]["requests"] == sum(p.usage.requests for p in probes)
+    assert not scores["fine_tuned"].get("probe_usage") and not scores["teacher"].get("probe_usage")
+    assert not [sk for sk in execution.records if sk.startswith("SPEND#unfinished#")]
+    document = json.loads(stack.download(RunLayout(execution.run_id).benchmark) or b"{}")
+    assert set(document["knowledge"]) == set(CONTESTANTS)
+    for cells in document["knowledge"].values():
+        assert sum(cell["n"] for cell in cells.values()) == held_out(stack, execution)
+    report = (stack.download(RunLayout(execution.run_id).report) or b"").decode()
+    assert "## Where fine-tuning helped, and where it taught guessing" in report
+    assert "| benchmark: base, held-out probe |" in report
+
+
 def test_a_contestant_out_of_time_stops_and_its_retries_resume(
     stack: OfflineStack, emulator: OpenAIEmulator
 ) -> None:
     # Five minutes a reply, one at a time: an invocation's fifteen minutes (less what it keeps to write its
     # answers) take three of a contestant's five answers (and the judge's verdicts, as long again); the
-    # rest are left to its retries.
+    # rest are left to its retries. The base student probes the held-out problems after its answers, with
+    # one greedy answer each (the default probe, three requests a problem and their verdicts, would outlast
+    # its retries).
     marks: dict[str, int] = {}
 
     def slow_replies() -> None:
@@ -192,7 +271,7 @@ def test_a_contestant_out_of_time_stops_and_its_retries_resume(
         emulator.configure(latency_seconds=300)
 
     with when_the_benchmark_starts(slow_replies):
-        execution = execute(stack, SMALL_SET, config={**RUN, "request_concurrency": 1})
+        execution = execute(stack, SMALL_SET, config={**RUN, "request_concurrency": 1, **SMALL_PROBE})
 
     assert execution.status == "SUCCEEDED", execution.description.get("cause")
     failures = execution.lambda_failures()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import pytest
 
@@ -25,8 +25,8 @@ from synthtune.engine.pacing import RateLimitGate
 from synthtune.money.estimate import worst_case_answer_usd
 from synthtune.money.ledger import spend_records
 from synthtune.money.usage import inference_cost_usd
-from synthtune.prompts import Verdict
-from synthtune.providers.ports import Reply, SolveResult
+from synthtune.prompts import SOLVER_SYSTEM_PROMPT, Exemplar, Verdict
+from synthtune.providers.ports import Replies, Reply, ReplyText, SolveResult
 from synthtune.records.artifacts import ArtifactStore
 from synthtune.records.items import score_sk
 from synthtune.records.layout import RunLayout
@@ -61,7 +61,7 @@ class ScriptedContestant:
         latency: float = 0.0,
         verdict: bool = False,
     ) -> None:
-        self.replies = replies
+        self.scripted = replies
         self.fault = fault
         self.clock = clock
         self.latency = latency
@@ -69,10 +69,19 @@ class ScriptedContestant:
         self.asked: Counter[str] = Counter()
         self.paid: Counter[str] = Counter()
         self.judged: Counter[str] = Counter()
+        self.probed: Counter[str] = Counter()
         self.models: list[str] = []
         self._lock = threading.Lock()
 
-    def answer(self, model: str, question: str, *, max_tokens: int, endpoint: str | None = None) -> Reply:
+    def answer(
+        self,
+        model: str,
+        question: str,
+        *,
+        max_tokens: int,
+        endpoint: str | None = None,
+        system: str = SOLVER_SYSTEM_PROMPT,
+    ) -> Reply:
         with self._lock:
             self.asked[question] += 1
             error = self.fault(question, self.asked[question])
@@ -80,7 +89,7 @@ class ScriptedContestant:
             self.clock.sleep(self.latency)
         if error is not None:
             raise error
-        scripted = self.replies[question]
+        scripted = self.scripted[question]
         text, finish_reason = scripted if isinstance(scripted, tuple) else (scripted, "stop")
         with self._lock:
             self.paid[question] += 1
@@ -92,6 +101,25 @@ class ScriptedContestant:
         with self._lock:
             self.judged[question] += 1
         return Verdict(correct=self.verdict, explanation="the judge's view"), JUDGE_USAGE
+
+    def replies(
+        self,
+        model: str,
+        question: str,
+        *,
+        system: str,
+        exemplars: Sequence[Exemplar] = (),
+        temperature: float,
+        max_tokens: int,
+        samples: int = 1,
+    ) -> Replies:
+        # A probe of the base student (after its benchmark): the scripted reply, counted on its own.
+        scripted = self.scripted[question]
+        text, finish_reason = scripted if isinstance(scripted, tuple) else (scripted, "stop")
+        with self._lock:
+            self.probed[question] += 1
+        one = ReplyText(text=text, finish_reason=finish_reason)
+        return Replies(model=model, replies=[one] * samples, usage=ANSWER_USAGE)
 
     def solve(self, *args: object, **kwargs: object) -> SolveResult:
         raise AssertionError("the benchmark does not solve")

@@ -53,7 +53,12 @@ def test_every_chart_is_inline_svg_and_nothing_is_fetched() -> None:
     html = render_report_html(contents())
     page = Page.parse(html)
 
-    assert page.charts == {"chart-accuracy": 1, "chart-categories": 1, "chart-loss": 1}
+    assert page.charts == {
+        "chart-accuracy": 1,
+        "chart-categories": 1,
+        "chart-trade-off": 1,
+        "chart-loss": 1,
+    }
     assert page.external_references() == []
     assert not {tag for tag, _ in page.tags} & FORBIDDEN_ELEMENTS
     assert "@import" not in "".join(page.styles)
@@ -62,7 +67,16 @@ def test_every_chart_is_inline_svg_and_nothing_is_fetched() -> None:
     assert len(ids) == len(set(ids))
     # The verdict comes first, the sections in the order a reader needs them.
     sections = [str(attributes["id"]) for tag, attributes in page.tags if tag == "section"]
-    assert sections == ["verdict", "accuracy", "categories", "training", "cost", "changes", "dataset"]
+    assert sections == [
+        "verdict",
+        "accuracy",
+        "categories",
+        "knowledge",
+        "training",
+        "cost",
+        "changes",
+        "dataset",
+    ]
 
 
 def test_model_written_text_is_escaped() -> None:

@@ -300,6 +300,11 @@ class ContestantScore(_Contract):
         default_factory=dict,
         description="The judge's part of `usage`, by model (empty in runs from before it was kept apart).",
     )
+    probe_usage: dict[str, Usage] = Field(
+        default_factory=dict,
+        description="The base contestant's probe of the held-out problems after its benchmark (for analysis "
+        "only), by model: the student's requests and the judge's verdicts; not part of `usage`.",
+    )
 
 
 class ReportInput(_Contract):

@@ -111,6 +111,20 @@ class RunLayout:
         return f"{self.benchmark_checkpoints_prefix(contestant)}{position:05d}.json"
 
     @property
+    def holdout_probe_checkpoints_prefix(self) -> str:
+        """The base student's probe of the held-out problems (after its benchmark, for analysis only)."""
+        return f"{self.prefix}benchmark/checkpoints/probe/"
+
+    def holdout_probe_checkpoint(self, position: int) -> str:
+        """One held-out problem's probe answers and verdicts, by its position in holdout.jsonl."""
+        return f"{self.holdout_probe_checkpoints_prefix}{position:05d}.json"
+
+    @property
+    def holdout_knowledge(self) -> str:
+        """One line per held-out problem: what the base student knew of it (its SliCK category)."""
+        return f"{self.prefix}benchmark/holdout_knowledge.jsonl"
+
+    @property
     def benchmark(self) -> str:
         return f"{self.prefix}report/benchmark.json"
 

@@ -17,16 +17,28 @@ still counts every answer it paid for.
 Each answer's outcome: `correct` (grading alone decides), `abstained` (the model said it does not know:
 `quality.abstention`), `no_answer` (an empty reply, a refusal, a reply cut off or without a final answer),
 or `wrong`.
+
+Every contestant is asked with the system prompt the student was trained with
+(`prompts.solver_system_prompt`: asking for "I don't know" when unsure, in a run that teaches abstention).
+
+What the base student knew of each held-out problem is probed after its own answers are written, in the
+same iteration, when `dataset.probe.enabled` — for analysis only: the report shows, per SliCK category
+(`quality.knowledge`), where fine-tuning helped and where it taught guessing. The probe asks as Generate's
+does (`engine.probing.probe_problem`, other held-out problems as the exemplars), through the same engine
+and budget, paid by `benchmark: base`, each problem checkpointed under
+`runs/<id>/benchmark/checkpoints/probe/`, so a retried iteration pays for no probe request twice; its
+verdict per problem is `benchmark/holdout_knowledge.jsonl`. Its spending is on the score (`probe_usage`),
+and on the ledger as `unfinished` (purpose `probe`, its verdicts `judge`) while the iteration has none.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any
+from typing import Any, NoReturn
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from synthtune.contracts.config import Contestant
+from synthtune.contracts.config import Contestant, RunConfig
 from synthtune.contracts.errors import BenchmarkIncomplete, FineTuneFailed, RateLimited, ServingFailed
 from synthtune.contracts.problems import Problem
 from synthtune.contracts.usage import ChatPurpose, Usage, UsageByModel, merge_usage
@@ -35,12 +47,14 @@ from synthtune.engine.asking import Progress, RequestPolicy, Unfinished, ask_man
 from synthtune.engine.chat import grade_with_run_judge
 from synthtune.engine.checkpoints import CheckpointStore
 from synthtune.engine.pacing import RateLimitGate
+from synthtune.engine.probing import ExemplarSource, exemplar_sets, probe_problem
 from synthtune.money.ledger import CostLedger, SpendRecord
 from synthtune.money.usage import inference_cost_usd
-from synthtune.prompts import parse_final_answer
+from synthtune.prompts import parse_final_answer, solver_system_prompt
 from synthtune.providers.ports import ChatPort, Reply
 from synthtune.quality.abstention import reply_abstains
 from synthtune.quality.grading import Grade, GradeMethod
+from synthtune.quality.knowledge import KnowledgeCategory, Probe, evidence
 from synthtune.records.artifacts import ArtifactStore
 from synthtune.records.items import score_sk
 from synthtune.records.layout import RunLayout
@@ -165,7 +179,13 @@ def answer_holdout_problem(
     config = run.config
     checkpoint = progress.saved
     if checkpoint is None or (checkpoint.problem_id, checkpoint.model) != (problem.id, model):
-        reply = chat.answer(model, problem.question, max_tokens=config.max_output_tokens, endpoint=endpoint)
+        reply = chat.answer(
+            model,
+            problem.question,
+            max_tokens=config.max_output_tokens,
+            endpoint=endpoint,
+            system=solver_system_prompt(config.dataset.abstains),
+        )
         checkpoint = progress.save(
             BenchmarkCheckpoint(
                 problem_id=problem.id, model=model, reply=reply.model_copy(update={"backpressure": None})
@@ -185,6 +205,78 @@ def answer_holdout_problem(
         if judge_usage:  # the verdict was paid for: keep it with the reply
             progress.save(checkpoint)
     return benchmark_answer(problem, checkpoint)
+
+
+class HoldoutKnowledge(BaseModel):
+    """One line of benchmark/holdout_knowledge.jsonl: what the base student knew of a held-out problem
+    (`quality.knowledge.KnowledgeEvidence`, its category as `knowledge`), probed after its benchmark."""
+
+    model_config = ConfigDict(frozen=True)
+
+    problem_id: str
+    category: str = Field(description="The problem's own category in the problem set.")
+    knowledge: KnowledgeCategory
+    greedy_correct: int
+    greedy: int
+    sampled_correct: int
+    sampled: int
+    agreement: float | None
+    answers: list[str | None] = Field(default_factory=list)
+
+    @classmethod
+    def of(cls, problem: Problem, probe: Probe) -> HoldoutKnowledge:
+        found = evidence(probe)
+        return cls(
+            problem_id=problem.id,
+            category=problem.category,
+            knowledge=found.category,
+            **found.model_dump(exclude={"category"}),
+        )
+
+
+def probe_checkpoints(data: ArtifactStore, layout: RunLayout) -> CheckpointStore[Probe]:
+    """The base student's probe of each held-out problem, by position in holdout.jsonl."""
+    return CheckpointStore(
+        data, layout.holdout_probe_checkpoints_prefix, layout.holdout_probe_checkpoint, Probe
+    )
+
+
+def probes_held_out(task: BenchmarkTask) -> bool:
+    """Whether this Benchmark iteration probes the held-out problems: the base contestant's, with
+    `dataset.probe.enabled`."""
+    return task.contestant == "base" and task.run.config.dataset.probe.enabled
+
+
+def probe_holdout_problem(
+    problem: Problem,
+    config: RunConfig,
+    exemplars: list[ExemplarSource],
+    chat: ChatPort,
+    progress: Progress[Probe],
+) -> Probe:
+    """The base student's graded probe of one held-out problem (its reference the target), asking only
+    for what its checkpoint does not hold yet."""
+    if problem.answer is None:  # Prepare holds out only problems with a reference
+        raise ValueError(f"held-out problem {problem.id} has no reference answer")
+    probe = config.dataset.probe
+    saved = progress.saved
+
+    def save(checkpoint: Probe) -> None:
+        progress.save(checkpoint)
+
+    return probe_problem(
+        problem.question,
+        problem.answer,
+        model=config.student_model,
+        probe=probe,
+        system=solver_system_prompt(config.dataset.abstains),
+        exemplars=exemplar_sets(problem.id, exemplars, probe.greedy, probe.exemplars),
+        max_tokens=config.max_output_tokens,
+        judge_model=config.judge_model,
+        chat=chat,
+        saved=saved if saved is not None and saved.target == problem.answer else None,
+        save=save,
+    )
 
 
 def contestant_score(
@@ -220,8 +312,11 @@ def contestant_checkpoints(
     )
 
 
-def checkpointed_spending(checkpoints: list[BenchmarkCheckpoint]) -> dict[tuple[ChatPurpose, str], Usage]:
-    """What the checkpoints were paid: the contestant's answers and the judge's verdicts, by model."""
+def checkpointed_spending(
+    checkpoints: list[BenchmarkCheckpoint], probes: list[Probe] | None = None
+) -> dict[tuple[ChatPurpose, str], Usage]:
+    """What the checkpoints were paid: the contestant's answers, the held-out probe's requests and the
+    judge's verdicts (of both), by model."""
     spending: dict[tuple[ChatPurpose, str], Usage] = {}
 
     def add(purpose: ChatPurpose, model: str, usage: Usage) -> None:
@@ -231,7 +326,16 @@ def checkpointed_spending(checkpoints: list[BenchmarkCheckpoint]) -> dict[tuple[
         add("answer", checkpoint.model, checkpoint.reply.usage)
         for model, usage in checkpoint.judge_usage.items():
             add("judge", model, usage)
+    for probe in probes or []:
+        add("probe", probe.model, probe.usage)
+        for model, usage in probe.judge_usage.items():
+            add("judge", model, usage)
     return spending
+
+
+def probe_usage(probes: list[Probe]) -> UsageByModel:
+    """What the held-out probe was paid, by model: the student's requests and the judge's verdicts."""
+    return merge_usage([{probe.model: probe.usage} for probe in probes] + [p.judge_usage for p in probes])
 
 
 def run_benchmark(
@@ -250,13 +354,17 @@ def run_benchmark(
     """
     run_id, spender = task.run.run_id, f"benchmark: {task.contestant}"
     ledger = CostLedger(runs, run_id, task.run.config.budget_usd)
-    checkpoints = contestant_checkpoints(data, RunLayout(run_id), task.contestant)
+    layout = RunLayout(run_id)
+    checkpoints = contestant_checkpoints(data, layout, task.contestant)
+    probes = probe_checkpoints(data, layout) if probes_held_out(task) else None
     try:
-        answers, model = _run_benchmark(
-            task, data=data, chat=chat, ledger=ledger, checkpoints=checkpoints, gate=gate
+        answers, model, probed = _run_benchmark(
+            task, data=data, chat=chat, ledger=ledger, checkpoints=checkpoints, probes=probes, gate=gate
         )
     except Exception:
-        spending = checkpointed_spending(list(checkpoints.load().values()))
+        spending = checkpointed_spending(
+            list(checkpoints.load().values()), list(probes.load().values()) if probes is not None else None
+        )
         for (purpose, paid_model), usage in sorted(spending.items()):
             usd = inference_cost_usd(paid_model, usage)
             ledger.replace(
@@ -271,9 +379,14 @@ def run_benchmark(
             )
         raise
     score = contestant_score(task.contestant, model, answers, merge_usage(a.usage for a in answers))
+    if probed:
+        score = score.model_copy(update={"probe_usage": probe_usage(probed)})
     runs.put(run_id, score_sk(task.contestant), score.model_dump())
-    # The score counts every answer now, those of the attempts that failed before it included.
+    # The score counts every answer now (and every probe request), those of the attempts that failed before
+    # it included.
     ledger.remove("unfinished", spender, "answer", model)
+    if probes is not None:
+        ledger.remove("unfinished", spender, "probe", task.run.config.student_model)
     if task.run.config.judge_model:
         ledger.remove("unfinished", spender, "judge", task.run.config.judge_model)
     return score
@@ -286,11 +399,13 @@ def _run_benchmark(
     chat: ChatPort,
     ledger: CostLedger,
     checkpoints: CheckpointStore[BenchmarkCheckpoint],
+    probes: CheckpointStore[Probe] | None,
     gate: RateLimitGate | None,
-) -> tuple[list[BenchmarkAnswer], str]:
+) -> tuple[list[BenchmarkAnswer], str, list[Probe]]:
     layout = RunLayout(task.run.run_id)
     model, endpoint = contestant_model(task)
     problems = list(data.read_jsonl(layout.holdout, Problem))
+    gate = gate or RateLimitGate()
     try:
         asked = ask_many(
             problems,
@@ -301,17 +416,61 @@ def _run_benchmark(
             chat=chat,
             ledger=ledger,
             spender=f"benchmark: {task.contestant}",
-            gate=gate or RateLimitGate(),
+            gate=gate,
             policy=RequestPolicy.of(task.run.config),
             name=task.contestant,
         )
     except Unfinished as stopped:
-        progress = (
+        _stop(
+            stopped,
             f"benchmark of the {task.contestant} contestant: {stopped.checkpointed} of {stopped.total} "
-            "held-out problems answered and checkpointed"
+            "held-out problems answered and checkpointed",
         )
-        if stopped.rate_limited:
-            raise RateLimited(f"{progress}; still rate limited when the invocation's time ran out") from None
-        raise BenchmarkIncomplete(f"{progress}; the invocation's time ran out (a retry resumes)") from None
     data.write_jsonl(layout.benchmark_answers(task.contestant), asked.results)
-    return asked.results, model
+    if probes is None:
+        return asked.results, model, []
+    return asked.results, model, _probe_holdout(task, problems, data, chat, ledger, probes, gate)
+
+
+def _probe_holdout(
+    task: BenchmarkTask,
+    problems: list[Problem],
+    data: ArtifactStore,
+    chat: ChatPort,
+    ledger: CostLedger,
+    probes: CheckpointStore[Probe],
+    gate: RateLimitGate,
+) -> list[Probe]:
+    """The base student's probe of every held-out problem, and holdout_knowledge.jsonl from it."""
+    config = task.run.config
+    exemplars = [(p.id, p.question, p.answer) for p in problems if p.answer is not None]
+    try:
+        probed = ask_many(
+            problems,
+            lambda problem, progress, paid: probe_holdout_problem(problem, config, exemplars, paid, progress),
+            checkpoints=probes,
+            chat=chat,
+            ledger=ledger,
+            spender=f"benchmark: {task.contestant}",
+            gate=gate,
+            policy=RequestPolicy.of(config),
+            name=f"{task.contestant}-probe",
+        )
+    except Unfinished as stopped:
+        _stop(
+            stopped,
+            f"benchmark of the {task.contestant} contestant: its answers are written; the held-out probe has "
+            f"{stopped.checkpointed} of {stopped.total} problems probed and checkpointed",
+        )
+    knowledge = [
+        HoldoutKnowledge.of(problem, probe) for problem, probe in zip(problems, probed.results, strict=True)
+    ]
+    data.write_jsonl(RunLayout(task.run.run_id).holdout_knowledge, knowledge)
+    return probed.results
+
+
+def _stop(stopped: Unfinished, progress: str) -> NoReturn:
+    """The error Step Functions retries, for an invocation whose time ran out."""
+    if stopped.rate_limited:
+        raise RateLimited(f"{progress}; still rate limited when the invocation's time ran out") from None
+    raise BenchmarkIncomplete(f"{progress}; the invocation's time ran out (a retry resumes)") from None

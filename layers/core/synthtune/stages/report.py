@@ -13,7 +13,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
@@ -42,6 +42,7 @@ from synthtune.money.usage import (
     inference_cost_usd,
     training_cost_usd,
 )
+from synthtune.quality.knowledge import KNOWLEDGE_CATEGORIES, KNOWLEDGE_MEANINGS, KnowledgeCategory
 from synthtune.records.artifacts import ArtifactNotFound, ArtifactStore
 from synthtune.records.items import (
     DATASET_SK,
@@ -59,7 +60,7 @@ from synthtune.records.items import (
 from synthtune.records.layout import RunLayout
 from synthtune.records.runs import RunStore
 from synthtune.stages.assemble.card import DropCount, drop_counts
-from synthtune.stages.benchmark import BenchmarkAnswer
+from synthtune.stages.benchmark import BenchmarkAnswer, HoldoutKnowledge
 from synthtune.stages.generate import summarise_calls
 from synthtune.verdict.comparison import COMPARED, PairedComparison, compare, points
 from synthtune.verdict.statistics import wilson_interval
@@ -160,14 +161,26 @@ _GENERATION_ITEMS = {
     ("solve", True): "generation: teacher (Batch API)",
     ("judge", False): "generation: judge",
     ("judge", True): "generation: judge (Batch API)",
+    ("probe", False): "generation: student probe",
+    ("probe", True): "generation: student probe (Batch API)",
 }
+HOLDOUT_PROBE = "held-out probe"
+"""The cost item of the base student's probe of the held-out problems: `benchmark: base, held-out probe`."""
+
+
+def _generation_item(purpose: str, batch: bool) -> str:
+    """Generate's cost item for calls of `purpose` (a purpose this version does not know: by its name)."""
+    known = _GENERATION_ITEMS.get((purpose, batch))
+    return known or f"generation: {purpose}{' (Batch API)' if batch else ''}"
 
 
 def _spend_item(spend: SpendRecord) -> str:
     """The cost table's item for requests no stage's results count: lost replies, answers a contestant
     paid for and has no score for yet (unfinished; discarded in older runs)."""
     if spend.spender == "generation":
-        item = _GENERATION_ITEMS["solve" if spend.purpose == "solve" else "judge", False]
+        item = _generation_item(spend.purpose, False)
+    elif spend.purpose == "probe":
+        item = f"{spend.spender}, {HOLDOUT_PROBE}"
     else:
         item = spend.spender
     if spend.kind == "paid_but_lost":
@@ -204,7 +217,7 @@ def _cost_report(
     so)."""
     lines = [
         CostLine(
-            item=_GENERATION_ITEMS[call.purpose, call.batch], model=call.model, usage=call.usage, usd=call.usd
+            item=_generation_item(call.purpose, call.batch), model=call.model, usage=call.usage, usd=call.usd
         )
         for call in generation_calls
     ]
@@ -236,6 +249,16 @@ def _cost_report(
             elif model == judge_model == score.model and not score.judge_usage:
                 item += " (and the judge's calls: the same model)"
             lines.append(CostLine(item=item, model=model, usage=usage, usd=inference_cost_usd(model, usage)))
+    for score in scores:  # the held-out probe, the student's requests and the judge's verdicts
+        for model, usage in sorted(score.probe_usage.items()):
+            lines.append(
+                CostLine(
+                    item=f"benchmark: {score.contestant}, {HOLDOUT_PROBE}",
+                    model=model,
+                    usage=usage,
+                    usd=inference_cost_usd(model, usage),
+                )
+            )
     for model, usage in sorted(merge_usage(judging).items()):
         lines.append(
             CostLine(item="benchmark: judge", model=model, usage=usage, usd=inference_cost_usd(model, usage))
@@ -366,6 +389,71 @@ class ContestantResult(BaseModel):
         return CONTESTANT_LABELS[self.score.contestant]
 
 
+class KnowledgeScore(BaseModel):
+    """A contestant's outcomes on the held-out problems of one knowledge category (what the base student
+    knew of them, probed after the benchmark)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    n: int = 0
+    correct: int = 0
+    wrong: int = 0
+    abstained: int = 0
+    no_answer: int = 0
+
+    @property
+    def accuracy(self) -> float | None:
+        return self.correct / self.n if self.n else None
+
+    @property
+    def hallucination_rate(self) -> float | None:
+        """Wrong among attempted (None when nothing was attempted)."""
+        attempted = self.correct + self.wrong
+        return self.wrong / attempted if attempted else None
+
+    @property
+    def abstention_rate(self) -> float | None:
+        return self.abstained / self.n if self.n else None
+
+    def document(self) -> dict[str, Any]:
+        """benchmark.json's cell: the counts and the three rates."""
+        return {
+            **self.model_dump(),
+            "accuracy": self.accuracy,
+            "hallucination_rate": self.hallucination_rate,
+            "abstention_rate": self.abstention_rate,
+        }
+
+
+def knowledge_scores(
+    answers: Mapping[Contestant, Sequence[BenchmarkAnswer]], knowledge: Sequence[HoldoutKnowledge]
+) -> dict[Contestant, dict[KnowledgeCategory, KnowledgeScore]]:
+    """Each contestant's outcomes by the held-out problems' knowledge category, every category listed
+    (n 0 where the probe found none); answers to a problem the probe has no line for are left out."""
+    category_of = {line.problem_id: line.knowledge for line in knowledge}
+    scores: dict[Contestant, dict[KnowledgeCategory, KnowledgeScore]] = {}
+    for contestant, given in answers.items():
+        counts: dict[KnowledgeCategory, Counter[str]] = {
+            category: Counter() for category in KNOWLEDGE_CATEGORIES
+        }
+        for answer in given:
+            category = category_of.get(answer.problem_id)
+            if category is not None:
+                counts[category]["n"] += 1
+                counts[category][answer.outcome] += 1
+        scores[contestant] = {
+            category: KnowledgeScore(
+                n=count["n"],
+                correct=count["correct"],
+                wrong=count["wrong"],
+                abstained=count["abstained"],
+                no_answer=count["no_answer"],
+            )
+            for category, count in counts.items()
+        }
+    return scores
+
+
 class AnswerChange(BaseModel):
     """A held-out problem fine-tuning fixed (the base model's answer wrong, the fine-tuned one's right) or
     broke (the other way round): the two answers side by side."""
@@ -443,6 +531,13 @@ class ReportContents(BaseModel):
     )
     curve: list[dict[str, str]] = Field(default_factory=list, description="training_metrics.csv's rows.")
     drops: DatasetDrops | None = None
+    held_out_knowledge: dict[KnowledgeCategory, int] = Field(
+        default_factory=dict,
+        description="The held-out problems by what the base student knew of them (empty: not probed).",
+    )
+    knowledge: dict[Contestant, dict[KnowledgeCategory, KnowledgeScore]] = Field(
+        default_factory=dict, description="Each contestant's outcomes by the held-out knowledge category."
+    )
 
 
 def report_contents(
@@ -450,10 +545,13 @@ def report_contents(
     answers: Mapping[Contestant, Sequence[BenchmarkAnswer]] | None = None,
     curve: list[dict[str, str]] | None = None,
     card: Mapping[str, Any] | None = None,
+    knowledge: Sequence[HoldoutKnowledge] | None = None,
 ) -> ReportContents:
     """`answers`: each contestant's benchmark answers (benchmark/<contestant>.jsonl); `curve`: the rows of
-    training_metrics.csv; `card`: dataset_card.json. Any may be missing (a failed run, an old run)."""
+    training_metrics.csv; `card`: dataset_card.json; `knowledge`: benchmark/holdout_knowledge.jsonl. Any
+    may be missing (a failed run, an old run, a run that did not probe)."""
     answers = answers or {}
+    knowledge = knowledge or []
     results = [
         ContestantResult(
             score=score,
@@ -481,6 +579,12 @@ def report_contents(
         broke=len(broke),
         curve=curve or [],
         drops=drops,
+        held_out_knowledge={
+            category: count
+            for category in KNOWLEDGE_CATEGORIES
+            if (count := sum(line.knowledge == category for line in knowledge))
+        },
+        knowledge=knowledge_scores({c: a for c, a in answers.items() if a}, knowledge) if knowledge else {},
     )
 
 
@@ -506,7 +610,9 @@ def benchmark_document(
     contents: ReportContents, *, held_out: int, base_model: str, answers_keys: Mapping[Contestant, str]
 ) -> dict[str, Any]:
     """benchmark.json: each contestant's score with its Wilson interval (and per category), and the
-    comparisons that matter (fine-tuned against base, fine-tuned against teacher) with their tests."""
+    comparisons that matter (fine-tuned against base, fine-tuned against teacher) with their tests; and,
+    where the held-out problems were probed, `knowledge`: each contestant's n, accuracy, hallucination rate
+    (wrong among attempted) and abstention rate by what the base student knew of the problems."""
     return {
         "run_id": contents.summary.run_id,
         "held_out_problems": held_out,
@@ -524,6 +630,16 @@ def benchmark_document(
             for result in contents.results
         ],
         "comparisons": [comparison.model_dump(mode="json") for comparison in contents.comparisons],
+        **(
+            {
+                "knowledge": {
+                    contestant: {category: cell.document() for category, cell in cells.items()}
+                    for contestant, cells in contents.knowledge.items()
+                }
+            }
+            if contents.knowledge
+            else {}
+        ),
     }
 
 
@@ -646,6 +762,61 @@ def _benchmark_section(contents: ReportContents) -> list[str]:
             lines.append(f"| {category} | " + " | ".join(cells) + " |")
         lines.append("")
     return lines
+
+
+KNOWLEDGE_TITLE = "Where fine-tuning helped, and where it taught guessing"
+KNOWLEDGE_INTRO = (
+    "Each held-out problem is classified by what the base student knew of it, probed after the benchmark "
+    "for this analysis only (Gekhman et al.'s SliCK categories). A student that learned from examples it "
+    "could not know answers more of the problems it does not know, and more of them wrongly: a rising "
+    "hallucination rate (wrong among attempted) on weakly_known and unknown problems is guessing it was "
+    "taught; an abstention there is the honest answer."
+)
+"""What both reports say above the table of outcomes by knowledge category."""
+
+
+def _rate(value: float | None) -> str:
+    return "–" if value is None else _percent(value)
+
+
+def knowledge_rows(
+    contents: ReportContents,
+) -> list[tuple[KnowledgeCategory, ContestantResult, KnowledgeScore]]:
+    """The table's rows, by knowledge category then contestant (report.md's and report.html's)."""
+    return [
+        (category, result, cells[category])
+        for category in KNOWLEDGE_CATEGORIES
+        if contents.held_out_knowledge.get(category)
+        for result in contents.results
+        if (cells := contents.knowledge.get(result.score.contestant)) is not None and cells[category].n
+    ]
+
+
+def _knowledge_section(contents: ReportContents) -> list[str]:
+    rows = knowledge_rows(contents)
+    if not rows:
+        return []
+    counts = ", ".join(
+        f"{category} {count}" for category, count in contents.held_out_knowledge.items() if count
+    )
+    lines = [
+        f"## {KNOWLEDGE_TITLE}",
+        "",
+        KNOWLEDGE_INTRO,
+        "",
+        f"Held-out problems by what the base student knew: {counts}.",
+        "",
+        "| knowledge (base student) | contestant | problems | accuracy | wrong among attempted | abstained |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
+    for category, result, cell in rows:
+        lines.append(
+            f"| {category} | {result.label} | {cell.n} | {_rate(cell.accuracy)} "
+            f"| {_rate(cell.hallucination_rate)} | {_rate(cell.abstention_rate)} |"
+        )
+    lines.append("")
+    lines += [f"- {category}: {KNOWLEDGE_MEANINGS[category]}" for category in contents.held_out_knowledge]
+    return [*lines, ""]
 
 
 def _changes_section(contents: ReportContents) -> list[str]:
@@ -798,7 +969,8 @@ def _cost_section(summary: RunSummary) -> list[str]:
         lines.append(
             f"Estimated before the run: {_usd(estimate.total_usd)} "
             f"(generation {_usd(estimate.generation_usd)}, "
-            f"fine-tuning {_usd(estimate.fine_tuning_usd)}, benchmark {_usd(estimate.benchmark_usd)}; "
+            f"fine-tuning {_usd(estimate.fine_tuning_usd)}, benchmark {_usd(estimate.benchmark_usd)}"
+            f"{f', probing the student {_usd(estimate.probe_usd)}' if estimate.probe_usd else ''}; "
             f"assuming {estimate.assumptions})."
         )
     if summary.budget_usd is not None:
@@ -844,6 +1016,7 @@ def render_report(contents: ReportContents) -> str:
         _failure_section(summary),
         _verdict_section(contents),
         _benchmark_section(contents),
+        _knowledge_section(contents),
         _changes_section(contents),
         _training_data_section(summary),
         _fine_tune_section(summary, contents.curve),
@@ -865,7 +1038,11 @@ def write_report(task: ReportInput, *, data: ArtifactStore, runs: RunStore) -> R
         for score in task.scores
     }
     contents = report_contents(
-        summary, answers, _training_curve(data, task.finetune), _dataset_card(data, task.dataset)
+        summary,
+        answers,
+        _training_curve(data, task.finetune),
+        _dataset_card(data, task.dataset),
+        _holdout_knowledge(data, layout),
     )
     benchmark = benchmark_document(
         contents,
@@ -911,6 +1088,13 @@ def _training_curve(data: ArtifactStore, job: FineTuneState) -> list[dict[str, s
 def read_training_curve(text: str) -> list[dict[str, str]]:
     """training_metrics.csv's rows: step, epoch, training_loss, validation_loss (empty where none)."""
     return list(csv.DictReader(io.StringIO(text)))
+
+
+def _holdout_knowledge(data: ArtifactStore, layout: RunLayout) -> list[HoldoutKnowledge]:
+    """holdout_knowledge.jsonl, if the base contestant probed the held-out problems."""
+    if not data.exists(layout.holdout_knowledge):
+        return []
+    return list(data.read_jsonl(layout.holdout_knowledge, HoldoutKnowledge))
 
 
 def _dataset_card(data: ArtifactStore, dataset: DatasetSummary) -> dict[str, Any] | None:

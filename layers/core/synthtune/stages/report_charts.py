@@ -125,6 +125,62 @@ def category_chart(categories: Sequence[str], series: Sequence[CategorySeries]) 
         return _svg(figure, "categories")
 
 
+@dataclass(frozen=True)
+class TradeOffPoint:
+    """One contestant's accuracy (with its 95 % interval) and hallucination rate, as fractions."""
+
+    label: str
+    accuracy: float
+    ci95: tuple[float, float]
+    hallucination_rate: float
+    colour: str
+
+
+def trade_off_chart(points: Sequence[TradeOffPoint]) -> str:
+    """Accuracy against hallucination rate (wrong among attempted): a labelled point per contestant, its
+    accuracy's interval as a vertical error bar. Up is better, and so is left."""
+    with _drawing, _style():
+        figure = _figure(height=3.4)
+        axes = figure.subplots()
+        for point in points:
+            x, y = point.hallucination_rate * 100, point.accuracy * 100
+            axes.errorbar(
+                [x],
+                [y],
+                yerr=_errors([(point.accuracy, point.ci95)]),
+                fmt="o",
+                color=point.colour,
+                ecolor=point.colour,
+                elinewidth=1,
+                capsize=3,
+                markersize=6,
+            )
+            right = x > 75  # a label near the right edge is written to the point's left
+            axes.annotate(
+                point.label,
+                (x, y),
+                xytext=(-6 if right else 6, 4),
+                textcoords="offset points",
+                ha="right" if right else "left",
+                fontsize=8,
+                color="#1b1b1b",
+            )
+        from matplotlib.ticker import PercentFormatter
+
+        for axis in (axes.xaxis, axes.yaxis):
+            axis.set_major_formatter(PercentFormatter())
+        axes.set_xlim(-4, 104)  # a point at 0 % or 100 % is drawn whole
+        axes.set_ylim(-4, 108)
+        axes.set_xticks([0, 20, 40, 60, 80, 100])
+        axes.set_yticks([0, 20, 40, 60, 80, 100])
+        axes.set_xlabel("hallucination rate (wrong among attempted)")
+        axes.set_ylabel("accuracy")
+        axes.grid(color="#dddddd", linewidth=0.6)
+        axes.set_axisbelow(True)
+        axes.set_title("Accuracy against hallucination, with 95 % intervals (Wilson)", loc="left")
+        return _svg(figure, "trade-off")
+
+
 def loss_chart(
     steps: Sequence[float],
     training: Sequence[float | None],

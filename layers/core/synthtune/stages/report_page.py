@@ -2,7 +2,8 @@
 
 Self-contained: the style is inline, the charts are inline SVG (`synthtune.stages.report_charts`), and
 nothing is fetched — no script, no external style sheet, font or image. The verdict comes first, then the
-accuracies with their intervals, by category, the loss curve, the cost, the problems fine-tuning fixed and
+accuracies with their intervals, by category, the accuracy/hallucination trade-off and the outcomes by what
+the base student knew of the held-out problems, the loss curve, the cost, the problems fine-tuning fixed and
 broke with both answers side by side, and what the dataset left out. Every text a model wrote (and every
 text from the problem set) is HTML-escaped. The numbers are report.md's: both are drawn from one
 `ReportContents`.
@@ -14,22 +15,28 @@ from html import escape
 
 from synthtune.contracts.models import PROVIDER_TITLES
 from synthtune.contracts.usage import Usage
+from synthtune.quality.knowledge import KNOWLEDGE_MEANINGS
 from synthtune.stages.benchmark import BenchmarkAnswer
 from synthtune.stages.report import (
     CONTESTANT_LABELS,
     HOW_TO_READ,
+    KNOWLEDGE_INTRO,
+    KNOWLEDGE_TITLE,
     SIMULATED_HEADLINE,
     SIMULATED_TEXT,
     AnswerChange,
     ReportContents,
     interval_text,
+    knowledge_rows,
 )
 from synthtune.stages.report_charts import (
     AccuracyBar,
     CategorySeries,
+    TradeOffPoint,
     accuracy_chart,
     category_chart,
     loss_chart,
+    trade_off_chart,
 )
 from synthtune.verdict.comparison import p_text, points
 
@@ -80,6 +87,7 @@ def render_report_html(contents: ReportContents) -> str:
         _verdict(contents),
         _accuracy(contents),
         _categories(contents),
+        _knowledge(contents),
         _training(contents),
         _cost(contents),
         _changes(contents),
@@ -267,6 +275,63 @@ def _categories(contents: ReportContents) -> str:
             "</section>",
         ]
     )
+
+
+def _knowledge(contents: ReportContents) -> str:
+    """The accuracy/hallucination trade-off, and each contestant's outcomes by what the base student knew
+    of the held-out problems (where they were probed)."""
+    trade_offs = [
+        TradeOffPoint(
+            label=result.label,
+            accuracy=result.score.accuracy,
+            ci95=result.ci95,
+            hallucination_rate=result.score.hallucination_rate,
+            colour=CONTESTANT_COLOURS[result.score.contestant],
+        )
+        for result in contents.results
+        if result.score.hallucination_rate is not None
+    ]
+    rows = knowledge_rows(contents)
+    if not trade_offs and not rows:
+        return ""
+    lines = ['<section id="knowledge">', f"<h2>{escape(KNOWLEDGE_TITLE)}</h2>"]
+    if trade_offs:
+        lines.append(f'<figure class="chart" id="chart-trade-off">{trade_off_chart(trade_offs)}</figure>')
+    if not rows:
+        lines.append(
+            '<p class="note">The held-out problems were not probed (dataset.probe is off, or the run is '
+            "from before probing): no breakdown by what the base student knew.</p>"
+        )
+        return "\n".join([*lines, "</section>"])
+    counts = ", ".join(
+        f"{escape(category)} {count}" for category, count in contents.held_out_knowledge.items() if count
+    )
+    lines += [
+        f"<p>{escape(KNOWLEDGE_INTRO)}</p>",
+        f"<p>Held-out problems by what the base student knew: {counts}.</p>",
+        "<table><thead><tr><th>knowledge (base student)</th><th>contestant</th><th class=n>problems</th>"
+        "<th class=n>accuracy</th><th class=n>wrong among attempted</th><th class=n>abstained</th></tr>"
+        "</thead><tbody>",
+    ]
+    for category, result, cell in rows:
+        lines.append(
+            f'<tr><td><code title="{escape(KNOWLEDGE_MEANINGS[category])}">{escape(category)}</code></td>'
+            f"<td>{escape(result.label)}</td>"
+            + _numbers(
+                cell.n, _rate(cell.accuracy), _rate(cell.hallucination_rate), _rate(cell.abstention_rate)
+            )
+            + "</tr>"
+        )
+    lines.append("</tbody></table>")
+    meanings = "; ".join(
+        f"{category}: {KNOWLEDGE_MEANINGS[category]}" for category in contents.held_out_knowledge
+    )
+    lines += [f'<p class="note">{escape(meanings)}.</p>', "</section>"]
+    return "\n".join(lines)
+
+
+def _rate(value: float | None) -> str:
+    return "–" if value is None else f"{value * 100:.1f}%"
 
 
 def _numbers(*values: object) -> str:
