@@ -1,6 +1,7 @@
 # synthtune: `make demo` runs the sample problem set offline; `make test` runs the test suite;
 # `make bench` measures the Generate stage against the emulator, the Assemble step's memory and
-# throughput on synthetic runs, and whole `synthtune run`s (minutes; not part of `make test`).
+# throughput on synthetic runs, and whole `synthtune run`s (minutes; not part of `make test`);
+# `make bench-knowledge` runs the three knowledge policies side by side.
 #
 # Everything installs from lock files with hashes, so the demo, the tests and the Lambda layer run the same
 # versions: requirements.lock (what the demo and the synthtune command need), requirements-dev.lock (that and
@@ -15,7 +16,7 @@ DEV_STAMP := $(VENV)/.installed-dev
 # --no-deps: a lock lists every package, so pip resolves nothing and installs exactly what it pins.
 PIP_LOCKED := $(BIN)/python -m pip install --quiet --require-hashes --no-deps
 
-.PHONY: install install-dev demo test bench lint check lock layer build clean
+.PHONY: install install-dev demo test bench bench-knowledge lint check lock layer build clean
 
 $(STAMP): requirements.lock pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "synthtune needs Python 3.11 or newer; set PYTHON=python3.11")'
@@ -44,6 +45,10 @@ bench: install-dev
 	$(BIN)/python benchmarks/generation.py $(BENCH_ARGS)
 	$(BIN)/python benchmarks/assembly.py $(ASSEMBLY_BENCH_ARGS)
 	$(BIN)/python benchmarks/local_run.py $(LOCAL_RUN_BENCH_ARGS)
+
+# keep_all vs drop_unknown vs abstain_unknown on one problem set, offline (about two minutes).
+bench-knowledge: install-dev
+	$(BIN)/python benchmarks/knowledge_policies.py $(KNOWLEDGE_BENCH_ARGS)
 
 # checkov pins boto3==1.35.49 and packaging<24, which the dev tools (boto3>=1.40) and pytest 9 cannot share with
 # it, so it gets a virtualenv of its own. Pinned: a new release brings new checks, added here on purpose.

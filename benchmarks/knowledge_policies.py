@@ -1,5 +1,6 @@
 """What each `dataset.knowledge_policy` does to the student: keep_all vs drop_unknown vs abstain_unknown,
-side by side, offline — a measurement run on demand (`make bench-knowledge`), never a timed test.
+side by side, offline — a measurement run on demand (`make bench-knowledge`, about two minutes), never a
+timed test.
 
 Each policy runs the whole pipeline once — the real state machine on moto's interpreter, the handlers in
 this process, the project's emulator as the models (gpt-4.1 teaching gpt-4.1-mini, no judge) — on the
@@ -185,7 +186,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
-        "--problems", type=int, default=400, help="problems in the set (half facts, half math)"
+        "--problems", type=int, default=1000, help="problems in the set (half facts, half math)"
     )
     parser.add_argument(
         "--seed", type=int, default=0, help="the problem set's, the split's and the emulator's"

@@ -40,7 +40,14 @@ if TYPE_CHECKING:
 
 SMALL_SET = sample_rows(per_category=8)  # 24 problems: 19 generated (3 shards of 8), 5 held out
 GENERATED, HELD_OUT = 19, 5
-COUNTED = {"shard_size": 8, "judge_model": None, "benchmark_contestants": ["base"]}
+COUNTED = {
+    "shard_size": 8,
+    "judge_model": None,
+    "benchmark_contestants": ["base"],
+    "dataset": {"probe": {"enabled": False}, "knowledge_policy": "keep_all"},
+}
+"""Runs whose model requests are counted one per problem: the student's probe (whose own resume is
+tested in tests/unit/test_generation_resume.py and test_benchmark_faults.py) is off."""
 LIVE_OPENAI = {**COUNTED, **OPENAI_MODELS, "judge_model": None, "poll_interval_seconds": 1}
 """A run on OpenAI models served by the emulator in this process, which the run reaches as `--openai
 live` (Wait states then sleep for real: the emulator's clock runs 600 times faster)."""

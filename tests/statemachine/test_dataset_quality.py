@@ -61,7 +61,10 @@ def jsonl_rows(stack: OfflineStack, key: str) -> list[dict[str, Any]]:
 
 def test_a_seeded_problem_set_yields_a_clean_dataset(stack: OfflineStack) -> None:
     rows, seeded = seeded_problem_set()
-    execution = execute(stack, rows, run_id="quality-run", config={**FAST_CONFIG, "judge_model": None})
+    # Every policy keeps what the student knows: keep_all, so that each seeded row meets the gate it is for
+    # (an unknown original dropped before the duplicate gate would leave its copy nothing to duplicate).
+    config = {**FAST_CONFIG, "judge_model": None, "dataset": {"knowledge_policy": "keep_all"}}
+    execution = execute(stack, rows, run_id="quality-run", config=config)
     assert execution.status == "SUCCEEDED", execution.description.get("cause")
 
     card = DatasetCard.model_validate(json.loads(stack.download(LAYOUT.dataset_card) or b"{}"))

@@ -26,7 +26,14 @@ from tests.support import FAST_CONFIG, OPENAI_MODELS, Execution, execute, jsonl,
 
 SMALL_SET = sample_rows(per_category=8)  # 24 problems: 19 generated (3 shards of 8), 5 held out
 GENERATED, HELD_OUT = 19, 5
-COUNTED = {**FAST_CONFIG, "judge_model": None, "benchmark_contestants": ["base"]}
+COUNTED = {
+    **FAST_CONFIG,
+    "judge_model": None,
+    "benchmark_contestants": ["base"],
+    "dataset": {"probe": {"enabled": False}, "knowledge_policy": "keep_all"},
+}
+"""Runs whose model requests are counted one per problem: the student's probe (whose own resume is
+tested in tests/unit/test_generation_resume.py and test_benchmark_faults.py) is off."""
 PROVIDERS = {"openai": {**OPENAI_MODELS, "judge_model": None}, "bedrock": {}}
 """Each provider's models for the runs that compare them (the defaults are Bedrock's)."""
 
