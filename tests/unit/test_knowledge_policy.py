@@ -104,7 +104,9 @@ def test_abstentions_stay_within_their_share(
 
 
 def test_a_policy_that_needs_a_probe_refuses_a_run_without_one() -> None:
-    with pytest.raises(InvalidConfig, match=r"dataset\.probe\.enabled is false"):
+    with pytest.raises(
+        InvalidConfig, match=r"dataset: knowledge_policy drop_unknown needs .* probe\.enabled is false"
+    ):
         load_run_config({"dataset": {"probe": {"enabled": False}}})  # the default policy drops unknowns
     config = load_run_config({"dataset": {"probe": {"enabled": False}, "knowledge_policy": "keep_all"}})
     assert not config.dataset.abstains

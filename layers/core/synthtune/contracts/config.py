@@ -249,9 +249,10 @@ class DatasetConfig(BaseModel):
     @model_validator(mode="after")
     def _policy_needs_probe(self) -> DatasetConfig:
         if not self.probe.enabled and self.knowledge_policy.policies != {"keep_all"}:
+            needing = " and ".join(sorted(self.knowledge_policy.policies - {"keep_all"}))
             raise ValueError(
-                "dataset.knowledge_policy needs to know what the student knows, and dataset.probe.enabled is "
-                'false; probe the student, or set dataset.knowledge_policy to "keep_all"'
+                f"knowledge_policy {needing} needs to know what the student knows, but probe.enabled is "
+                'false; probe the student, or set knowledge_policy to "keep_all"'
             )
         return self
 
