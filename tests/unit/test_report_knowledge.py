@@ -231,7 +231,7 @@ def test_the_probes_are_cost_lines_of_their_own() -> None:
     lines = cost_lines(items)
 
     assert lines["benchmark: base, held-out probe", STUDENT] == probe
-    assert lines["benchmark: base, held-out probe", JUDGE] == verdicts
+    assert lines["benchmark: base, held-out probe (judge)", JUDGE] == verdicts
     assert lines["generation: student probe", STUDENT] == Usage(requests=9, input_tokens=900)
     assert lines["generation: student probe (Batch API)", STUDENT] == Usage(requests=2)
     assert lines["benchmark: base, held-out probe, answers of an attempt that failed", STUDENT] == Usage(

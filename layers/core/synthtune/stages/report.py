@@ -251,9 +251,10 @@ def _cost_report(
             lines.append(CostLine(item=item, model=model, usage=usage, usd=inference_cost_usd(model, usage)))
     for score in scores:  # the held-out probe, the student's requests and the judge's verdicts
         for model, usage in sorted(score.probe_usage.items()):
+            verdicts = " (judge)" if model != score.model else ""  # the student is the contestant
             lines.append(
                 CostLine(
-                    item=f"benchmark: {score.contestant}, {HOLDOUT_PROBE}",
+                    item=f"benchmark: {score.contestant}, {HOLDOUT_PROBE}{verdicts}",
                     model=model,
                     usage=usage,
                     usd=inference_cost_usd(model, usage),
