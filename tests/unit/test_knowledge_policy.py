@@ -10,7 +10,8 @@ import pytest
 
 from synthtune.contracts.config import RunConfig, load_run_config
 from synthtune.contracts.errors import InvalidConfig
-from synthtune.prompts import ABSTAINING_SYSTEM_PROMPT, ABSTENTION_ANSWER, SOLVER_SYSTEM_PROMPT
+from synthtune.engine.probing import exemplar_sets
+from synthtune.prompts import ABSTAINING_SYSTEM_PROMPT, ABSTENTION_ANSWER, SOLVER_SYSTEM_PROMPT, Exemplar
 from synthtune.providers.registry import dataset_format
 from synthtune.quality.abstention import is_abstention
 from synthtune.quality.grading import Grade
@@ -278,3 +279,16 @@ def test_an_answer_without_a_probe_is_taught_and_counted_as_not_probed(
     card = DatasetCard.model_validate(data.read_json(LAYOUT.dataset_card))
     assert summary.train_examples == 12
     assert card.knowledge is not None and (card.knowledge.probed, card.knowledge.not_probed) == (0, 12)
+
+
+def test_each_greedy_answer_after_the_first_shows_other_problems_the_same_way_on_every_retry() -> None:
+    candidates = [(f"p{n}", f"Question {n}?", str(n)) for n in range(20)]
+    sets = exemplar_sets("p3", candidates, greedy=3, per_set=3)
+    assert sets[0] == () and [len(shown) for shown in sets] == [0, 3, 3]
+    assert all(exemplar.question != "Question 3?" for shown in sets for exemplar in shown)
+    assert sets[1] != sets[2]  # worded apart
+    assert sets == exemplar_sets("p3", candidates, greedy=3, per_set=3)  # a retry asks the same
+    assert sets[1][0].reply.startswith("Answer: ")
+    assert exemplar_sets("p0", candidates[:2], greedy=2, per_set=3)[1] == (
+        Exemplar(question="Question 1?", reply="Answer: 1"),
+    )

@@ -15,22 +15,18 @@ student's benchmark, for analysis only.
 
 from __future__ import annotations
 
-import hashlib
+import random
 from collections.abc import Callable, Sequence
 
-from synthtune.contracts.config import ProbeConfig
+from synthtune.contracts.config import RunConfig
 from synthtune.contracts.usage import UsageByModel, add_usage
 from synthtune.engine.chat import grade_with_run_judge
-from synthtune.prompts import ANSWER_PREFIX, Exemplar, parse_final_answer
+from synthtune.prompts import ANSWER_PREFIX, Exemplar, parse_final_answer, solver_system_prompt
 from synthtune.providers.ports import ChatPort, Replies
 from synthtune.quality.knowledge import Probe, ProbeAnswer, ProbeMode
 
 ExemplarSource = tuple[str, str, str]
 """(problem id, question, reference answer): a problem that may be shown as a worked example."""
-
-
-def _rank(*parts: object) -> bytes:
-    return hashlib.blake2b("\x1f".join(map(str, parts)).encode(), digest_size=8).digest()
 
 
 def exemplar_sets(
@@ -41,7 +37,8 @@ def exemplar_sets(
     others = [candidate for candidate in candidates if candidate[0] != problem_id]
     sets: list[tuple[Exemplar, ...]] = [()]
     for variant in range(1, greedy):
-        chosen = sorted(others, key=lambda candidate: _rank(problem_id, variant, candidate[0]))[:per_set]
+        # A string seeds `random` the same way in every process (Python hashes it with SHA-512).
+        chosen = random.Random(f"{problem_id}\x1f{variant}").sample(others, min(per_set, len(others)))
         sets.append(
             tuple(
                 Exemplar(question=question, reply=f"{ANSWER_PREFIX} {answer}")
@@ -52,21 +49,26 @@ def exemplar_sets(
 
 
 def probe_problem(
+    problem_id: str,
     question: str,
     target: str,
     *,
-    model: str,
-    probe: ProbeConfig,
-    system: str,
-    exemplars: Sequence[tuple[Exemplar, ...]],
-    max_tokens: int,
-    judge_model: str | None,
+    config: RunConfig,
+    candidates: Sequence[ExemplarSource],
     chat: ChatPort,
     saved: Probe | None,
-    save: Callable[[Probe], None],
+    save: Callable[[Probe], object],
 ) -> Probe:
-    """The problem's graded probe, asking only for the answers `saved` does not hold yet."""
-    current = saved if saved is not None and saved.model == model else Probe(model=model, target=target)
+    """The problem's graded probe by the run's student, asking only for the answers `saved` does not hold
+    yet (a probe of another model or target is started again): asked with the run's system prompt and
+    `max_output_tokens`, the exemplars drawn from `candidates`, graded with the run's judge."""
+    probe = config.dataset.probe
+    model = config.student_model
+    system = solver_system_prompt(config.dataset.abstains)
+    exemplars = exemplar_sets(problem_id, candidates, probe.greedy, probe.exemplars)
+    max_tokens = config.max_output_tokens
+    reusable = saved is not None and (saved.model, saved.target) == (model, target)
+    current = saved if saved is not None and reusable else Probe(model=model, target=target)
 
     def record(mode: ProbeMode, asked: Replies) -> None:
         nonlocal current
@@ -114,7 +116,7 @@ def probe_problem(
         else answer.model_copy(
             update={
                 "grade": grade_with_run_judge(
-                    chat, judge_model, question, current.target, answer.final_answer, judge_usage
+                    chat, config.judge_model, question, current.target, answer.final_answer, judge_usage
                 )
             }
         )

@@ -47,7 +47,7 @@ from synthtune.engine.asking import Progress, RequestPolicy, Unfinished, ask_man
 from synthtune.engine.chat import grade_with_run_judge
 from synthtune.engine.checkpoints import CheckpointStore
 from synthtune.engine.pacing import RateLimitGate
-from synthtune.engine.probing import ExemplarSource, exemplar_sets, probe_problem
+from synthtune.engine.probing import ExemplarSource, probe_problem
 from synthtune.money.ledger import CostLedger, SpendRecord
 from synthtune.money.usage import inference_cost_usd
 from synthtune.prompts import parse_final_answer, solver_system_prompt
@@ -258,24 +258,15 @@ def probe_holdout_problem(
     for what its checkpoint does not hold yet."""
     if problem.answer is None:  # Prepare holds out only problems with a reference
         raise ValueError(f"held-out problem {problem.id} has no reference answer")
-    probe = config.dataset.probe
-    saved = progress.saved
-
-    def save(checkpoint: Probe) -> None:
-        progress.save(checkpoint)
-
     return probe_problem(
+        problem.id,
         problem.question,
         problem.answer,
-        model=config.student_model,
-        probe=probe,
-        system=solver_system_prompt(config.dataset.abstains),
-        exemplars=exemplar_sets(problem.id, exemplars, probe.greedy, probe.exemplars),
-        max_tokens=config.max_output_tokens,
-        judge_model=config.judge_model,
+        config=config,
+        candidates=exemplars,
         chat=chat,
-        saved=saved if saved is not None and saved.target == problem.answer else None,
-        save=save,
+        saved=progress.saved,
+        save=progress.save,
     )
 
 

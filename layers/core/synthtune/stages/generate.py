@@ -39,10 +39,9 @@ from synthtune.engine.asking import Progress, RequestPolicy, Unfinished, ask_man
 from synthtune.engine.chat import grade_with_run_judge
 from synthtune.engine.checkpoints import CheckpointStore
 from synthtune.engine.pacing import RateLimitGate, invocation_deadline
-from synthtune.engine.probing import ExemplarSource, exemplar_sets, probe_problem
+from synthtune.engine.probing import ExemplarSource, probe_problem
 from synthtune.money.ledger import CostLedger
 from synthtune.money.usage import inference_cost_usd
-from synthtune.prompts import solver_system_prompt
 from synthtune.providers.ports import ChatPort, Sample, SolveResult
 from synthtune.quality.grading import Grade, GradeMethod, answers_match
 from synthtune.quality.knowledge import KnowledgeEvidence, Probe, evidence
@@ -360,8 +359,6 @@ def _probe_student(
     exemplars: list[ExemplarSource],
 ) -> Checkpoint:
     """The checkpoint with the base student's graded probe, each request saved as it is paid for."""
-    config = run.config
-    probe_config = config.dataset.probe
     target = problem.answer if problem.answer is not None else answer.final_answer
     assert target is not None  # worth_probing: an unverified answer has a final answer
 
@@ -370,14 +367,11 @@ def _probe_student(
         checkpoint = progress.save(checkpoint.model_copy(update={"probe": probe}))
 
     probe = probe_problem(
+        problem.id,
         problem.question,
         target,
-        model=config.student_model,
-        probe=probe_config,
-        system=solver_system_prompt(config.dataset.abstains),
-        exemplars=exemplar_sets(problem.id, exemplars, probe_config.greedy, probe_config.exemplars),
-        max_tokens=config.max_output_tokens,
-        judge_model=config.judge_model,
+        config=run.config,
+        candidates=exemplars,
         chat=chat,
         saved=checkpoint.probe,
         save=save,
