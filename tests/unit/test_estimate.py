@@ -302,3 +302,14 @@ def test_check_budget_refuses_an_unpriced_judge() -> None:
         check_budget(unpriced_judge, estimate_run_cost(unpriced_judge, TRAIN, HOLDOUT), "src")
     no_judge = config(judge_model=None, budget_usd=100.0)
     check_budget(no_judge, estimate_run_cost(no_judge, TRAIN, HOLDOUT), "src")
+
+
+def test_the_held_out_problems_are_probed_only_when_the_base_student_is_benchmarked() -> None:
+    with_base = estimate_run_cost(config(), [*TRAIN, *VALIDATION], HOLDOUT)
+    without_base = estimate_run_cost(
+        config(benchmark_contestants=["fine_tuned"]), [*TRAIN, *VALIDATION], HOLDOUT
+    )
+    generated_only = estimate_run_cost(config(), [*TRAIN, *VALIDATION], [])
+    assert with_base is not None and without_base is not None and generated_only is not None
+    assert without_base.probe_usd == pytest.approx(generated_only.probe_usd)
+    assert without_base.probe_usd < with_base.probe_usd

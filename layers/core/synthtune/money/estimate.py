@@ -235,7 +235,8 @@ def estimate_run_cost(
     benchmark = 0.0
     contestants = {"base": student, "teacher": teacher, "fine_tuned": student}
     for problem in holdout:
-        probing += expected_probe_usage(config, problem.question, expected_answer)
+        if "base" in config.benchmark_contestants:  # the base contestant's iteration probes the holdout
+            probing += expected_probe_usage(config, problem.question, expected_answer)
         for contestant in config.benchmark_contestants:
             model = contestants[contestant]
             prompt = solver_prompt_tokens(model, problem.question, student_system)
