@@ -181,27 +181,35 @@ class SandboxTimedOut(Exception):
 SandboxTimedOut.__name__ = SandboxTimedOut.__qualname__ = "Sandbox.Timedout"
 
 
-def test_a_contestant_killed_halfway_resumes_from_its_checkpoints(
-    stack: OfflineStack, emulator: OpenAIEmulator
-) -> None:
-    # The fine-tuned student's invocation is stopped (as at its Lambda timeout) right after its second
-    # answer is checkpointed; Step Functions retries it.
+@contextmanager
+def killed_after_saving(count: int, under: Callable[[str], bool]) -> Iterator[threading.Event]:
+    """The invocation saving the `count`-th checkpoint under a prefix `under` accepts is stopped right after
+    it (as at its Lambda timeout), once; the event says it happened."""
     save = CheckpointStore.save
     saved: Counter[str] = Counter()
     killed = threading.Event()
 
     def save_then_die(store: CheckpointStore[Any], position: int, checkpoint: Any) -> None:
         save(store, position, checkpoint)
-        if "/benchmark/checkpoints/fine_tuned/" in store.prefix:
+        if under(store.prefix):
             saved[store.prefix] += 1
-            if saved[store.prefix] == 2 and not killed.is_set():
+            if saved[store.prefix] == count and not killed.is_set():
                 killed.set()
                 raise SandboxTimedOut("Task timed out after 900.00 seconds")
 
+    with mock.patch.object(CheckpointStore, "save", save_then_die):
+        yield killed
+
+
+def test_a_contestant_killed_halfway_resumes_from_its_checkpoints(
+    stack: OfflineStack, emulator: OpenAIEmulator
+) -> None:
+    # The fine-tuned student's invocation is stopped (as at its Lambda timeout) right after its second
+    # answer is checkpointed; Step Functions retries it.
     marks: dict[str, int] = {}
     with (
         when_the_benchmark_starts(lambda: marks.setdefault("billed", len(emulator.billed))),
-        mock.patch.object(CheckpointStore, "save", save_then_die),
+        killed_after_saving(2, lambda prefix: "/benchmark/checkpoints/fine_tuned/" in prefix) as killed,
     ):
         execution = execute(stack, SMALL_SET, config={**RUN, "request_concurrency": 1})
 
@@ -217,22 +225,10 @@ def test_the_base_student_killed_mid_probe_resumes_and_pays_no_probe_request_twi
     # The base student's invocation is stopped (as at its Lambda timeout) after its answers are written
     # and five of its probe requests are checkpointed (the second problem's second greedy answer); Step
     # Functions retries it.
-    save = CheckpointStore.save
-    saved: Counter[str] = Counter()
-    killed = threading.Event()
-
-    def save_then_die(store: CheckpointStore[Any], position: int, checkpoint: Any) -> None:
-        save(store, position, checkpoint)
-        if store.prefix.endswith("/benchmark/checkpoints/probe/"):
-            saved[store.prefix] += 1
-            if saved[store.prefix] == 5 and not killed.is_set():
-                killed.set()
-                raise SandboxTimedOut("Task timed out after 900.00 seconds")
-
     marks: dict[str, int] = {}
     with (
         when_the_benchmark_starts(lambda: marks.setdefault("billed", len(emulator.billed))),
-        mock.patch.object(CheckpointStore, "save", save_then_die),
+        killed_after_saving(5, lambda prefix: prefix.endswith("/benchmark/checkpoints/probe/")) as killed,
     ):
         execution = execute(stack, SMALL_SET, config={**RUN, "request_concurrency": 1})
 
